@@ -1,0 +1,86 @@
+// The backend interface: the kernel as the userspace half and the scenario runner see it, one
+// method per syscall or ioctl with the kernel's arguments (fds and user addresses are plain
+// numbers, u64 fields bigint or number). The model (model-backend.ts) and real Linux
+// (src/linux/) implement it; code above this layer must not know which one it has.
+import type { Errno } from '../model/abi.js';
+import type {
+  MemoryAttributes2Args, MemoryAttributesArgs, MemoryRegion2, MmapArgs, U64,
+} from '../model/kernel.js';
+import type { ErrnoFailure, ExitFailure, Ok, SignalFailure } from '../model/result.js';
+
+/** The backend cannot perform this step (no such ioctl, VM type, flag or facility). */
+export interface Unsupported { readonly ok: false; readonly unsupported: string }
+
+export type BResult<T = void> = Ok<T> | ErrnoFailure | SignalFailure | ExitFailure | Unsupported;
+
+export function unsupported(why: string): Unsupported {
+  return { ok: false, unsupported: why };
+}
+
+/** Identity printed with every result: which kernel (or model profile) produced it. */
+export interface BackendIdentity {
+  readonly backend: 'model' | 'linux';
+  /** Model: profile name. Linux: `uname -r`. */
+  readonly kernel: string;
+  /** Model: profile status (mainline / posted-series / variant). Linux: KVM flavour (kvm_pvm, kvm_intel…). */
+  readonly flavour: string;
+}
+
+/** An invariant broken by the last step (model backend only). */
+export interface Violation {
+  readonly invariant: string;
+  readonly title: string;
+  readonly detail: string;
+  /** Offending guest_memfd byte offsets (or addresses), when the invariant is about pages. */
+  readonly offsets?: readonly bigint[];
+}
+
+export interface Backend {
+  identity(): BackendIdentity;
+
+  createVm(type: U64): BResult<number>;
+  checkExtension(cap: U64, vmFd?: number): BResult<bigint>;
+  createGuestMemfd(vmFd: number, size: U64, flags: U64): BResult<number>;
+  close(fd: number): BResult;
+
+  mmap(args: MmapArgs): BResult<number>;
+  munmap(addr: number, length: U64): BResult;
+  /** Host load through a mapping; SIGBUS/SIGSEGV come back as a SignalFailure. */
+  hostRead(addr: number, length: number): BResult<Uint8Array>;
+  hostWrite(addr: number, data: Uint8Array): BResult;
+  madvise(addr: number, length: U64, advice: number): BResult;
+
+  fallocate(fd: number, mode: U64, offset: U64, len: U64): BResult;
+  ftruncate(fd: number, length: U64): BResult;
+  fdRead(fd: number, length?: U64): BResult<Uint8Array>;
+  fdWrite(fd: number, data: Uint8Array): BResult<number>;
+  pread(fd: number, length: U64, offset: U64): BResult<Uint8Array>;
+  pwrite(fd: number, data: Uint8Array, offset: U64): BResult<number>;
+  lseek(fd: number, offset: U64, whence: number): BResult<bigint>;
+
+  setUserMemoryRegion2(vmFd: number, region: MemoryRegion2): BResult;
+  setMemoryAttributes(vmFd: number, args: MemoryAttributesArgs): BResult;
+  setMemoryAttributes2(gmemFd: number, args: MemoryAttributes2Args): BResult;
+
+  guestRead(vmFd: number, gpa: U64, length: number, isPrivate?: boolean): BResult<Uint8Array>;
+  guestWrite(vmFd: number, gpa: U64, data: Uint8Array, isPrivate?: boolean): BResult;
+
+  /** GUP pin of user memory; returns a pin id (Linux: an io_uring buffer or O_DIRECT I/O). */
+  pinUserPages(addr: number, length: number, longterm: boolean, write?: boolean): BResult<number>;
+  unpinUserPages(pin: number): BResult;
+  /** Device access through a pin: what DMA to the pinned pages reads or writes. */
+  pinAccess(pin: number, offset: number, length: number, store?: Uint8Array): BResult<Uint8Array>;
+  /** pipe2() + vmsplice(); returns the pipe's read fd. Read it with fdRead. */
+  vmsplice(addr: number, length: number): BResult<number>;
+
+  /** Invariants broken by the last call (empty for backends that cannot see kernel state). */
+  takeViolations(): Violation[];
+  /** Close every fd, mapping, pin and pipe this backend opened. */
+  dispose(): void;
+}
+
+export function isUnsupported(r: BResult<unknown>): r is Unsupported {
+  return !r.ok && 'unsupported' in r;
+}
+
+export type { Errno };

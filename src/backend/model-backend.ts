@@ -1,0 +1,99 @@
+// The model as a backend: forwards each call to the Kernel model and, unless switched off,
+// checks the invariants I1–I11 around it. Violations are collected per call, never thrown.
+import { PAGE_SIZE } from '../model/abi.js';
+import { beginStep, checkState, endStep, type ConversionIntent } from '../model/invariants.js';
+import { Kernel, type KernelOptions, type MemoryAttributes2Args, type MemoryAttributesArgs, type MemoryRegion2, type MmapArgs, type U64 } from '../model/kernel.js';
+import { kvmGmemRanges } from '../model/kvm.js';
+import type { KResult } from '../model/result.js';
+import type { Backend, BackendIdentity, BResult, Violation } from './backend.js';
+
+export interface ModelBackendOptions extends KernelOptions {
+  /** Check I1–I11 after every call (default true). */
+  checkInvariants?: boolean;
+}
+
+const PAGE = BigInt(PAGE_SIZE);
+
+export class ModelBackend implements Backend {
+  readonly kernel: Kernel;
+  private readonly checking: boolean;
+  private violations: Violation[] = [];
+
+  constructor(opts: ModelBackendOptions = {}) {
+    this.kernel = new Kernel(opts);
+    this.checking = opts.checkInvariants ?? true;
+  }
+
+  identity(): BackendIdentity {
+    return { backend: 'model', kernel: this.kernel.profile.name, flavour: this.kernel.profile.status };
+  }
+
+  takeViolations(): Violation[] {
+    const v = this.violations;
+    this.violations = [];
+    return v;
+  }
+
+  dispose(): void {
+    for (const pin of [...this.kernel.state.pins.keys()]) this.kernel.unpinUserPages(pin);
+    for (const [, vma] of [...this.kernel.state.vmas.entries()]) this.kernel.munmap(vma.start, vma.end - vma.start);
+    for (const fd of [...this.kernel.state.fds.keys()]) this.kernel.close(fd);
+  }
+
+  /** Run one kernel call between the step invariants and the state invariants. */
+  private step<T>(call: () => KResult<T>, conversions: () => ConversionIntent[] = () => []): KResult<T> {
+    if (!this.checking) return call();
+    const ctx = beginStep(this.kernel, conversions());
+    const r = call();
+    this.violations.push(...endStep(ctx, r.ok, !r.ok && 'errno' in r ? r.errno : undefined));
+    this.violations.push(...checkState(this.kernel));
+    return r;
+  }
+
+  createVm(type: U64) { return this.step(() => this.kernel.createVm(type)); }
+  checkExtension(cap: U64, vmFd?: number) { return this.step(() => this.kernel.checkExtension(cap, vmFd)); }
+  createGuestMemfd(vmFd: number, size: U64, flags: U64) { return this.step(() => this.kernel.createGuestMemfd(vmFd, size, flags)); }
+  close(fd: number) { return this.step(() => this.kernel.close(fd)); }
+  mmap(args: MmapArgs) { return this.step(() => this.kernel.mmap(args)); }
+  munmap(addr: number, length: U64) { return this.step(() => this.kernel.munmap(addr, length)); }
+  hostRead(addr: number, length: number) { return this.step(() => this.kernel.hostRead(addr, length)); }
+  hostWrite(addr: number, data: Uint8Array) { return this.step(() => this.kernel.hostWrite(addr, data)); }
+  madvise(addr: number, length: U64, advice: number) { return this.step(() => this.kernel.madvise(addr, length, advice)); }
+  fallocate(fd: number, mode: U64, offset: U64, len: U64) { return this.step(() => this.kernel.fallocate(fd, mode, offset, len)); }
+  ftruncate(fd: number, length: U64) { return this.step(() => this.kernel.ftruncate(fd, length)); }
+  fdRead(fd: number, length?: U64) { return this.step(() => this.kernel.fdRead(fd, length)); }
+  fdWrite(fd: number, data: Uint8Array) { return this.step(() => this.kernel.fdWrite(fd, data)); }
+  pread(fd: number, length: U64, offset: U64) { return this.step(() => this.kernel.pread(fd, length, offset)); }
+  pwrite(fd: number, data: Uint8Array, offset: U64) { return this.step(() => this.kernel.pwrite(fd, data, offset)); }
+  lseek(fd: number, offset: U64, whence: number) { return this.step(() => this.kernel.lseek(fd, offset, whence)); }
+  setUserMemoryRegion2(vmFd: number, region: MemoryRegion2) { return this.step(() => this.kernel.setUserMemoryRegion2(vmFd, region)); }
+
+  setMemoryAttributes(vmFd: number, args: MemoryAttributesArgs): BResult {
+    return this.step(() => this.kernel.setMemoryAttributes(vmFd, args), () => {
+      const vm = this.kernel.vmOfFd(vmFd);
+      if (!vm || this.kernel.profile.conversion !== 'vm-ioctl') return [];
+      const lo = BigInt(args.address) / PAGE;
+      const hi = (BigInt(args.address) + BigInt(args.size)) / PAGE;
+      const target = BigInt(args.attributes) ? 'private' as const : 'shared' as const;
+      return kvmGmemRanges(vm, Number(lo), Number(hi)).map((r) => ({ ...r, vmType: vm.type, target }));
+    });
+  }
+
+  setMemoryAttributes2(gmemFd: number, args: MemoryAttributes2Args): BResult {
+    return this.step(() => this.kernel.setMemoryAttributes2(gmemFd, args), () => {
+      const file = this.kernel.gmemFile(gmemFd);
+      const o = BigInt(args.offset);
+      const n = BigInt(args.size);
+      if (!file || o % PAGE || n % PAGE || o + n > BigInt(file.inode.size)) return [];
+      const target = BigInt(args.attributes) ? 'private' as const : 'shared' as const;
+      return [{ inode: file.inode, vmType: file.vm.type, lo: Number(o / PAGE), hi: Number((o + n) / PAGE), target }];
+    });
+  }
+
+  guestRead(vmFd: number, gpa: U64, length: number, isPrivate?: boolean) { return this.step(() => this.kernel.guestRead(vmFd, gpa, length, isPrivate)); }
+  guestWrite(vmFd: number, gpa: U64, data: Uint8Array, isPrivate?: boolean) { return this.step(() => this.kernel.guestWrite(vmFd, gpa, data, isPrivate)); }
+  pinUserPages(addr: number, length: number, longterm: boolean, write?: boolean) { return this.step(() => this.kernel.pinUserPages(addr, length, longterm, write)); }
+  unpinUserPages(pin: number) { return this.step(() => this.kernel.unpinUserPages(pin)); }
+  pinAccess(pin: number, offset: number, length: number, store?: Uint8Array) { return this.step(() => this.kernel.pinAccess(pin, offset, length, store)); }
+  vmsplice(addr: number, length: number) { return this.step(() => this.kernel.vmsplice(addr, length)); }
+}

@@ -1,0 +1,194 @@
+// guest_memfd work functions: folio lookup and allocation, fallocate, hole punching, release and
+// eviction, and the attribute update at the heart of a conversion. Callers (kernel.ts) have
+// validated every argument; these functions assume valid input and never return an errno
+// except where the kernel's work itself can fail (a blocked conversion).
+//
+// Locking as in the kernel: faults and allocation run under the inode's invalidate lock held
+// shared; punch, conversion, bind/unbind and release hold it exclusive. The model is
+// sequential, so every function here runs as one atomic step under that lock.
+import { PAGE_SIZE, type VmType } from './abi.js';
+import { IntervalMap } from './interval-map.js';
+import { unmapMappingRange } from './mm.js';
+import { VM_TYPE_FACTS } from './platform.js';
+import type { ToPrivatePolicy } from './profile.js';
+import { fail, type ErrnoFailure } from './result.js';
+import {
+  extraRefs, newFolio, newTree, type Attr, type Folio, type GmemFile, type GmemInode,
+  type KernelState, type Memslot, type Vm,
+} from './state.js';
+
+export function gmemCreateInode(s: KernelState, ino: number, size: number, flags: bigint, initShared: boolean): GmemInode {
+  const inode: GmemInode = {
+    ino, size, flags, attributes: new IntervalMap<Attr>(), pages: newTree(), files: new Set(),
+    vmas: new Set(), evicted: false,
+  };
+  inode.attributes.set(0, size / PAGE_SIZE, initShared ? 'shared' : 'private');
+  s.inodes.add(inode);
+  return inode;
+}
+
+export function gmemCreateFile(s: KernelState, inode: GmemInode, vm: Vm): GmemFile {
+  const file: GmemFile = {
+    id: s.nextId++, inode, vm, bindings: new IntervalMap<Memslot>(), fdRefs: 1, vmaRefs: 0, released: false,
+  };
+  inode.files.add(file);
+  vm.files.add(file);
+  return file;
+}
+
+export function gmemNrPages(inode: GmemInode): number {
+  return inode.size / PAGE_SIZE;
+}
+
+export function gmemAttr(inode: GmemInode, index: number): Attr {
+  // Every index always has an entry (kernel-semantics §2.1); a hole would be a model bug.
+  const a = inode.attributes.get(index);
+  if (a === undefined) throw new Error(`gmem inode ${inode.ino}: no attribute at page ${index}`);
+  return a;
+}
+
+/** kvm_gmem_get_folio(): the folio at `index`, allocated if absent (not zeroed). */
+export function gmemGetFolio(s: KernelState, inode: GmemInode, index: number): Folio {
+  let folio = inode.pages.get(index);
+  if (!folio) {
+    folio = newFolio(s, inode.ino, index);
+    inode.pages.set(index, folio);
+  }
+  return folio;
+}
+
+/** Zero a folio before its first exposure to the host or the guest (I6). */
+export function gmemPrepareFolio(folio: Folio): void {
+  if (!folio.uptodate) {
+    folio.data = null;
+    folio.uptodate = true;
+  }
+}
+
+/** fallocate(KEEP_SIZE): allocate every missing folio in [lo, hi); does not zero them. */
+export function gmemAllocate(s: KernelState, inode: GmemInode, lo: number, hi: number): void {
+  let at = lo;
+  for (const [index] of inode.pages.entries(lo)) {
+    if (index >= hi) break;
+    for (; at < index; at++) gmemGetFolio(s, inode, at);
+    at = index + 1;
+  }
+  for (; at < hi; at++) gmemGetFolio(s, inode, at);
+}
+
+/** KVM invalidate: zap guest mappings of [lo, hi) in every VM bound through any file. */
+export function gmemInvalidateGuest(inode: GmemInode, lo: number, hi: number): void {
+  for (const file of inode.files) {
+    for (const seg of file.bindings.segments(lo, hi)) {
+      const slot = seg.value;
+      const pgoff = slot.gmem!.pgoff;
+      const gfnLo = slot.baseGfn + (seg.lo - pgoff);
+      const gfnHi = slot.baseGfn + (seg.hi - pgoff);
+      slot.vm.sptes.deleteRange(gfnLo, gfnHi, false);
+    }
+  }
+}
+
+/** Take the folios of [lo, hi) out of the page cache. Referenced ones live on, detached. */
+function removeFolios(inode: GmemInode, lo: number, hi: number): void {
+  inode.pages.forRange(lo, hi, false, (_index, folio) => { folio.inCache = false; });
+  inode.pages.deleteRange(lo, hi, false);
+}
+
+/**
+ * fallocate(PUNCH_HOLE|KEEP_SIZE): zap guest and host mappings, then remove the folios.
+ * Pins do not block it; attributes are unchanged (kernel-semantics §1.7, kernel-probe §6).
+ */
+export function gmemPunchHole(inode: GmemInode, lo: number, hi: number): void {
+  const end = Math.min(hi, gmemNrPages(inode));
+  if (end <= lo) return;
+  gmemInvalidateGuest(inode, lo, end);
+  unmapMappingRange(inode, lo, end);
+  removeFolios(inode, lo, end);
+}
+
+/** What a to-private conversion finds in its way: the first blocking folio, if any. */
+export function gmemFirstBlocker(inode: GmemInode, lo: number, hi: number, policy: ToPrivatePolicy): Folio | undefined {
+  const blocks = policy.blockers === 'extra-refs'
+    ? (f: Folio) => extraRefs(f) > 0
+    : (f: Folio) => f.mapCount > 0 || f.pinsShort + f.pinsLong > 0;
+  for (const [index, folio] of inode.pages.entries(lo)) {
+    if (index >= hi) break;
+    if (blocks(folio)) return folio;
+  }
+  return undefined;
+}
+
+/**
+ * The conversion of [lo, hi) to `target` on one inode, as in KVM_SET_MEMORY_ATTRIBUTES2 (v8,
+ * kernel-semantics §1.10(b)): no-op if nothing changes; to private, zap host mappings (even
+ * if the call then fails) and fail with the profile's errno at the first folio holding extra
+ * references; past the point of no return, zap guest mappings, apply the platform's content
+ * rule and store the attribute.
+ */
+export function gmemSetAttributes(
+  inode: GmemInode, vmType: VmType, lo: number, hi: number, target: Attr, policy: ToPrivatePolicy,
+): ErrnoFailure | undefined {
+  if (inode.attributes.every(lo, hi, (a) => a === target)) return undefined;
+  if (target === 'private') {
+    const blocked = gmemCheckToPrivate(inode, lo, hi, policy);
+    if (blocked) return blocked;
+  }
+  gmemCommitAttributes(inode, vmType, lo, hi, target);
+  return undefined;
+}
+
+/** The checking half of a to-private conversion: zaps per the policy, returns the failure. */
+export function gmemCheckToPrivate(inode: GmemInode, lo: number, hi: number, policy: ToPrivatePolicy): ErrnoFailure | undefined {
+  if (policy.zapGuestBeforeCheck) gmemInvalidateGuest(inode, lo, hi);
+  if (policy.zapHostMappings) unmapMappingRange(inode, lo, hi);
+  const blocker = gmemFirstBlocker(inode, lo, hi, policy);
+  if (!blocker) return undefined;
+  const at = BigInt(Math.max(lo, blocker.index) * PAGE_SIZE);
+  const why = `page at offset ${at} has ${describeRefs(blocker)}`;
+  return policy.reportsErrorOffset
+    ? fail(policy.blockedErrno, why, { error_offset: at })
+    : fail(policy.blockedErrno, why);
+}
+
+/** The committing half: point of no return. */
+export function gmemCommitAttributes(inode: GmemInode, vmType: VmType, lo: number, hi: number, target: Attr): void {
+  gmemInvalidateGuest(inode, lo, hi);
+  if (VM_TYPE_FACTS[vmType].conversionContent === 'zero') {
+    inode.pages.forRange(lo, hi, false, (_i, folio) => {
+      if (inode.attributes.get(folio.index) !== target) folio.data = null;
+    });
+  }
+  inode.attributes.set(lo, hi, target);
+}
+
+export function describeRefs(f: Folio): string {
+  const parts: string[] = [];
+  if (f.mapCount) parts.push(`${f.mapCount} host mapping(s)`);
+  if (f.pinsLong) parts.push(`${f.pinsLong} long-term pin(s)`);
+  if (f.pinsShort) parts.push(`${f.pinsShort} short-term pin(s)`);
+  if (f.gets) parts.push(`${f.gets} page reference(s)`);
+  return parts.length ? parts.join(', ') : 'no extra references';
+}
+
+/** The file's last reference (fd or VMA) is gone: unbind, zap guest mappings, drop the VM. */
+export function gmemRelease(s: KernelState, file: GmemFile, vmPut: (vm: Vm) => void): void {
+  if (file.released || file.fdRefs > 0 || file.vmaRefs > 0) return;
+  file.released = true;
+  for (const seg of file.bindings.segments()) {
+    if (seg.value.gmem) seg.value.gmem.file = null;
+  }
+  gmemInvalidateGuest(file.inode, 0, gmemNrPages(file.inode));
+  file.bindings.delete(0, Number.MAX_SAFE_INTEGER);
+  file.inode.files.delete(file);
+  file.vm.files.delete(file);
+  if (file.inode.files.size === 0) gmemEvict(s, file.inode);
+  vmPut(file.vm);
+}
+
+/** The inode's last file is gone: its memory and attributes are freed (pinned folios live on). */
+function gmemEvict(s: KernelState, inode: GmemInode): void {
+  removeFolios(inode, 0, Number.MAX_SAFE_INTEGER);
+  inode.evicted = true;
+  s.inodes.delete(inode);
+}

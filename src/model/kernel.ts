@@ -1,0 +1,494 @@
+// The kernel model's system-call surface: one method per syscall or ioctl, named after it and
+// taking its arguments. Every entry point validates first and returns the errno at once, in
+// the kernel's order; the work functions below (gmem.ts, mm.ts, kvm.ts, pipe.ts) assume valid
+// input. Synchronous and deterministic: no I/O, no clock, no randomness.
+import {
+  CAPS, FALLOC_FLAGS, GMEM_FLAGS, LIMITS, MADV, MAP_FLAGS, MEMORY_ATTRIBUTES, MEMSLOT_FLAGS,
+  PAGE_SIZE, PROT, VM_TYPES, type VmType,
+} from './abi.js';
+import { gmemAllocate, gmemCreateFile, gmemCreateInode, gmemNrPages, gmemPunchHole, gmemRelease, gmemSetAttributes } from './gmem.js';
+import {
+  kvmConvertVmRange, kvmCreateMemslot, kvmCreateVm, kvmDeleteMemslot, kvmGuestAccess, kvmSetVmAttributes,
+  kvmVmPut, slotKey, vmHasPrivateMem,
+} from './kvm.js';
+import { findVma, gupPages, hex, hostAccess, insertVma, madviseRange, newVma, placeMapping, readFolio, unmapRange, vmasIn, writeFolio } from './mm.js';
+import { pipeCreate, pipeRead, pipeRelease, pipeSplicePages } from './pipe.js';
+import { FULL_MACHINE, hasMemoryAttributes, VM_TYPE_FACTS, type MachineConfig } from './platform.js';
+import { DEFAULT_PROFILE, type Profile } from './profile.js';
+import { fail, ok, OK, type AccessResult, type GuestResult, type KResult } from './result.js';
+import { newState, type FdEntry, type GmemFile, type KernelState, type Memslot, type Pin, type Vm } from './state.js';
+
+export type U64 = bigint | number;
+
+export interface MemoryRegion2 {
+  slot: U64; flags: U64; guest_phys_addr: U64; memory_size: U64; userspace_addr: U64;
+  guest_memfd: number; guest_memfd_offset: U64;
+}
+export interface MemoryAttributesArgs { address: U64; size: U64; attributes: U64; flags: U64 }
+export interface MemoryAttributes2Args { offset: U64; size: U64; attributes: U64; flags: U64; reserved?: U64[] }
+export interface MmapArgs { fd: number | null; offset: U64; length: U64; prot: U64; flags: U64 }
+
+export interface KernelOptions {
+  profile?: Profile;
+  machine?: MachineConfig;
+}
+
+const big = (v: U64): bigint => BigInt(v);
+const s64 = (v: U64): bigint => BigInt.asIntN(64, big(v));
+const u64 = (v: U64): bigint => BigInt.asUintN(64, big(v));
+const aligned = (v: bigint): boolean => (v & BigInt(PAGE_SIZE - 1)) === 0n;
+const PAGE = BigInt(PAGE_SIZE);
+
+export class Kernel {
+  readonly profile: Profile;
+  readonly machine: MachineConfig;
+  readonly state: KernelState = newState();
+
+  constructor(opts: KernelOptions = {}) {
+    this.profile = opts.profile ?? DEFAULT_PROFILE;
+    this.machine = opts.machine ?? FULL_MACHINE;
+  }
+
+  // ---------------------------------------------------------------- fd table
+
+  private installFd(entry: FdEntry): number {
+    let fd = LIMITS.firstFd;
+    while (this.state.fds.has(fd)) fd++;
+    this.state.fds.set(fd, entry);
+    return fd;
+  }
+
+  private vmOf(fd: number): Vm | ReturnType<typeof fail> {
+    const e = this.state.fds.get(fd);
+    if (!e) return fail('EBADF', `fd ${fd} is not open`);
+    if (e.kind !== 'vm') return fail('ENOTTY', `fd ${fd} is a ${e.kind} fd, not a VM fd`);
+    return e.vm;
+  }
+
+  private gmemOf(fd: number): GmemFile | ReturnType<typeof fail> {
+    const e = this.state.fds.get(fd);
+    if (!e) return fail('EBADF', `fd ${fd} is not open`);
+    if (e.kind !== 'gmem') return fail('ENOTTY', `fd ${fd} is a ${e.kind} fd, not a guest_memfd`);
+    return e.file;
+  }
+
+  /** close(2). */
+  close(fd: number): KResult {
+    const e = this.state.fds.get(fd);
+    if (!e) return fail('EBADF', `fd ${fd} is not open`);
+    this.state.fds.delete(fd);
+    if (e.kind === 'vm') {
+      e.vm.fdOpen = false;
+      kvmVmPut(this.state, e.vm);
+    } else if (e.kind === 'gmem') {
+      e.file.fdRefs--;
+      this.releaseFile(e.file);
+    } else {
+      pipeRelease(e.pipe);
+    }
+    return OK;
+  }
+
+  private releaseFile(file: GmemFile): void {
+    gmemRelease(this.state, file, (vm) => kvmVmPut(this.state, vm));
+  }
+
+  // ---------------------------------------------------------------- /dev/kvm and VMs
+
+  /** KVM_CREATE_VM. */
+  createVm(type: U64): KResult<number> {
+    const t = big(type);
+    const name = (Object.keys(VM_TYPES) as (keyof typeof VM_TYPES)[]).find((k) => BigInt(VM_TYPES[k]) === t);
+    if (!name || !(this.machine.vmTypes as readonly string[]).includes(name)) {
+      return fail('EINVAL', `VM type ${t} is not supported here (supported: ${this.machine.vmTypes.join(', ')})`);
+    }
+    const vm = kvmCreateVm(this.state, name as VmType);
+    return ok(this.installFd({ kind: 'vm', vm }));
+  }
+
+  /** KVM_CHECK_EXTENSION on /dev/kvm (vmFd undefined) or on a VM. */
+  checkExtension(cap: U64, vmFd?: number): KResult<bigint> {
+    let vm: Vm | undefined;
+    if (vmFd !== undefined) {
+      const r = this.vmOf(vmFd);
+      if ('ok' in r) return r;
+      vm = r;
+    }
+    return ok(this.capabilityValue(Number(big(cap)), vm));
+  }
+
+  private capabilityValue(cap: number, vm: Vm | undefined): bigint {
+    const privateMem = vm ? vmHasPrivateMem(vm.type) : true; // kvm == NULL answers for the device
+    const attrs = hasMemoryAttributes(this.machine);
+    switch (cap) {
+      case CAPS.USER_MEMORY2: case CAPS.MEMORY_FAULT_INFO: case CAPS.GUEST_MEMFD: return 1n;
+      case CAPS.PRE_FAULT_MEMORY: return this.machine.preFaultMemory ? 1n : 0n;
+      case CAPS.VM_TYPES:
+        return this.machine.vmTypes.reduce((m, t) => m | (1n << BigInt(VM_TYPES[t])), 0n);
+      case CAPS.MEMORY_ATTRIBUTES:
+        // v8: with per-gmem tracking the VM ioctl no longer advertises PRIVATE (§1.10(a)).
+        return attrs && privateMem && this.profile.privateTracking === 'vm' ? MEMORY_ATTRIBUTES.PRIVATE : 0n;
+      case CAPS.GUEST_MEMFD_FLAGS: return this.supportedGmemFlags(vm);
+      default:
+        if (cap === this.profile.gmemAttributesCap) return attrs && privateMem ? MEMORY_ATTRIBUTES.PRIVATE : 0n;
+        return 0n;
+    }
+  }
+
+  private supportedGmemFlags(vm: Vm | undefined): bigint {
+    const initShared = !vm || !vmHasPrivateMem(vm.type) || this.profile.initSharedForPrivateVms;
+    return GMEM_FLAGS.MMAP | (initShared ? GMEM_FLAGS.INIT_SHARED : 0n);
+  }
+
+  // ---------------------------------------------------------------- guest_memfd
+
+  /** KVM_CREATE_GUEST_MEMFD (kernel-semantics §1.1, kernel-probe §2). reserved[] is not checked. */
+  createGuestMemfd(vmFd: number, size: U64, flags: U64): KResult<number> {
+    const vm = this.vmOf(vmFd);
+    if ('ok' in vm) return vm;
+    const f = u64(flags);
+    const supported = this.supportedGmemFlags(vm);
+    if (f & ~supported) return fail('EINVAL', `flags ${hex(f)} outside the supported ${hex(supported)}`);
+    const sz = s64(size);
+    if (sz <= 0n || !aligned(sz)) return fail('EINVAL', `size ${sz} is not a positive multiple of ${PAGE_SIZE}`);
+    const inode = gmemCreateInode(this.state, this.state.nextId++, Number(sz), f, (f & GMEM_FLAGS.INIT_SHARED) !== 0n);
+    const file = gmemCreateFile(this.state, inode, vm);
+    return ok(this.installFd({ kind: 'gmem', file }));
+  }
+
+  /** fallocate(2) on a guest_memfd: vfs_fallocate's checks, then kvm_gmem_fallocate's. */
+  fallocate(fd: number, mode: U64, offset: U64, len: U64): KResult {
+    const e = this.state.fds.get(fd);
+    if (!e) return fail('EBADF', `fd ${fd} is not open`);
+    const m = u64(mode);
+    const off = s64(offset);
+    const n = s64(len);
+    if (off < 0n || n <= 0n) return fail('EINVAL', 'offset < 0 or len <= 0');
+    const known = Object.values(FALLOC_FLAGS).reduce((a, b) => a | b, 0n);
+    if (m & ~known) return fail('EOPNOTSUPP', `unknown mode bits ${hex(m & ~known)}`);
+    if ((m & FALLOC_FLAGS.PUNCH_HOLE) && !(m & FALLOC_FLAGS.KEEP_SIZE)) return fail('EOPNOTSUPP', 'PUNCH_HOLE without KEEP_SIZE');
+    if (e.kind === 'pipe') return fail('ESPIPE', 'fallocate on a pipe');
+    if (e.kind === 'vm') return fail('ENODEV', 'a VM fd is not a regular file');
+    if (off + n > LIMITS.loffMax) return fail('EFBIG', 'offset + len exceeds the maximum file size');
+    if (!(m & FALLOC_FLAGS.KEEP_SIZE)) return fail('EOPNOTSUPP', 'guest_memfd requires KEEP_SIZE');
+    if (m & ~(FALLOC_FLAGS.KEEP_SIZE | FALLOC_FLAGS.PUNCH_HOLE)) return fail('EOPNOTSUPP', 'guest_memfd supports only allocate and PUNCH_HOLE');
+    if (!aligned(off) || !aligned(n)) return fail('EINVAL', 'offset and len must be page-aligned');
+    const inode = e.file.inode;
+    const lo = Number(off / PAGE);
+    if (m & FALLOC_FLAGS.PUNCH_HOLE) {
+      const hi = Number((off + n) / PAGE);
+      gmemPunchHole(inode, lo, Math.min(hi, gmemNrPages(inode)));
+      return OK;
+    }
+    if (off + n > BigInt(inode.size)) return fail('EINVAL', `range [${off}, ${off + n}) extends past i_size ${inode.size}`);
+    gmemAllocate(this.state, inode, lo, Number((off + n) / PAGE));
+    return OK;
+  }
+
+  /** ftruncate(2): guest_memfd's setattr always fails (kernel-probe §4). */
+  ftruncate(fd: number, length: U64): KResult {
+    const e = this.state.fds.get(fd);
+    if (!e) return fail('EBADF', `fd ${fd} is not open`);
+    if (s64(length) < 0n) return fail('EINVAL', 'negative length');
+    return fail('EINVAL', e.kind === 'gmem' ? 'guest_memfd size is immutable (setattr)' : `a ${e.kind} fd is not a regular file`);
+  }
+
+  /** read(2) on an fd: a pipe is read; a guest_memfd or VM fd has no read (EINVAL). */
+  fdRead(fd: number, length?: U64): KResult<Uint8Array> {
+    const e = this.state.fds.get(fd);
+    if (!e) return fail('EBADF', `fd ${fd} is not open`);
+    if (e.kind === 'pipe') return ok(pipeRead(e.pipe, length === undefined ? undefined : Number(big(length))));
+    return fail('EINVAL', `a ${e.kind} fd has no read (no FMODE_CAN_READ)`);
+  }
+
+  /** write(2): a guest_memfd or VM fd has no write (EINVAL). */
+  fdWrite(fd: number, _data: Uint8Array): KResult<number> {
+    const e = this.state.fds.get(fd);
+    if (!e) return fail('EBADF', `fd ${fd} is not open`);
+    return fail('EINVAL', `a ${e.kind} fd has no write (no FMODE_CAN_WRITE)`);
+  }
+
+  /** pread(2)/pwrite(2): the file is not seekable (no FMODE_PREAD). */
+  pread(fd: number, _length: U64, _offset: U64): KResult<Uint8Array> {
+    if (!this.state.fds.has(fd)) return fail('EBADF', `fd ${fd} is not open`);
+    return fail('ESPIPE', 'not seekable (no FMODE_PREAD)');
+  }
+
+  pwrite(fd: number, _data: Uint8Array, _offset: U64): KResult<number> {
+    if (!this.state.fds.has(fd)) return fail('EBADF', `fd ${fd} is not open`);
+    return fail('ESPIPE', 'not seekable (no FMODE_PWRITE)');
+  }
+
+  /** lseek(2): no_llseek. */
+  lseek(fd: number, _offset: U64, whence: number): KResult<bigint> {
+    if (!this.state.fds.has(fd)) return fail('EBADF', `fd ${fd} is not open`);
+    if (whence < 0 || whence > 4) return fail('EINVAL', `whence ${whence}`);
+    return fail('ESPIPE', 'not seekable');
+  }
+
+  // ---------------------------------------------------------------- host mm
+
+  /** mmap(2) of a guest_memfd, or anonymous memory with MAP_ANONYMOUS (kernel-probe §3). */
+  mmap(args: MmapArgs): KResult<number> {
+    const len = u64(args.length);
+    const off = u64(args.offset);
+    const flags = u64(args.flags);
+    const prot = u64(args.prot);
+    if (len === 0n) return fail('EINVAL', 'length 0');
+    if (!aligned(off)) return fail('EINVAL', 'offset not page-aligned');
+    const type = flags & (MAP_FLAGS.SHARED | MAP_FLAGS.PRIVATE);
+    if (type !== MAP_FLAGS.SHARED && type !== MAP_FLAGS.PRIVATE) return fail('EINVAL', 'exactly one of SHARED and PRIVATE');
+    if (prot & ~(PROT.READ | PROT.WRITE | PROT.EXEC)) return fail('EINVAL', `unknown prot bits ${hex(prot)}`);
+    const pages = (len + PAGE - 1n) / PAGE;
+    const length = Number(pages * PAGE);
+    const shared = type === MAP_FLAGS.SHARED;
+    if (flags & MAP_FLAGS.ANONYMOUS) {
+      const start = placeMapping(this.state, length);
+      insertVma(this.state, newVma(start, length, prot, shared, null, 0));
+      return ok(start);
+    }
+    if (args.fd === null) return fail('EBADF', 'no fd and no MAP_ANONYMOUS');
+    const e = this.state.fds.get(args.fd);
+    if (!e) return fail('EBADF', `fd ${args.fd} is not open`);
+    if (prot & PROT.EXEC) return fail('EPERM', 'PROT_EXEC on a noexec mount (anon_inode)');
+    if (e.kind !== 'gmem') return fail('ENODEV', `a ${e.kind} fd has no mmap`);
+    if (!(e.file.inode.flags & GMEM_FLAGS.MMAP)) return fail('ENODEV', 'guest_memfd created without MMAP');
+    if (!shared) return fail('EINVAL', 'guest_memfd needs MAP_SHARED (no CoW)');
+    const start = placeMapping(this.state, length);
+    insertVma(this.state, newVma(start, length, prot, true, e.file, Number(off / PAGE)));
+    return ok(start);
+  }
+
+  /** munmap(2). */
+  munmap(addr: number, length: U64): KResult {
+    const len = u64(length);
+    if (addr % PAGE_SIZE !== 0) return fail('EINVAL', 'address not page-aligned');
+    if (len === 0n) return fail('EINVAL', 'length 0');
+    const end = addr + Number((len + PAGE - 1n) / PAGE * PAGE);
+    for (const file of unmapRange(this.state, addr, end)) this.releaseFile(file);
+    return OK;
+  }
+
+  /** A host load through a mapping (the process touching memory). */
+  hostRead(addr: number, length: number): AccessResult<Uint8Array> {
+    const r = hostAccess(this.state, addr, length);
+    return r instanceof Uint8Array ? ok(r) : r;
+  }
+
+  /** A host store through a mapping. */
+  hostWrite(addr: number, data: Uint8Array): AccessResult<void> {
+    const r = hostAccess(this.state, addr, data.length, data);
+    return r instanceof Uint8Array ? OK : r;
+  }
+
+  /** madvise(2) (kernel-probe §3). */
+  madvise(addr: number, length: U64, advice: number): KResult {
+    if (addr % PAGE_SIZE !== 0) return fail('EINVAL', 'address not page-aligned');
+    if (!(Object.values(MADV) as number[]).includes(advice)) return fail('EINVAL', `unknown advice ${advice}`);
+    const len = u64(length);
+    if (len === 0n) return OK;
+    const end = addr + Number((len + PAGE - 1n) / PAGE * PAGE);
+    let at = addr;
+    for (const vma of vmasIn(this.state, addr, end)) {
+      if (vma.start > at) break;
+      at = vma.end;
+    }
+    if (at < end) return fail('ENOMEM', `[${hex(addr)}, ${hex(end)}) is not fully mapped`);
+    const r = madviseRange(this.state, addr, end, advice);
+    return r ?? OK;
+  }
+
+  /** pin_user_pages(FOLL_WRITE [| FOLL_LONGTERM]) over [addr, addr+length); returns a pin id. */
+  pinUserPages(addr: number, length: number, longterm: boolean, write = true): KResult<number> {
+    if (length <= 0) return fail('EINVAL', 'length must be positive');
+    const first = addr - (addr % PAGE_SIZE);
+    const folios = gupPages(this.state, first, addr + length - first, write);
+    if (!Array.isArray(folios)) return folios;
+    for (const f of folios) {
+      if (longterm) f.pinsLong++;
+      else f.pinsShort++;
+    }
+    const pin: Pin = { id: this.state.nextId++, address: addr, length, longterm, write, folios, released: false };
+    this.state.pins.set(pin.id, pin);
+    return ok(pin.id);
+  }
+
+  /** unpin_user_pages(). */
+  unpinUserPages(pinId: number): KResult {
+    const pin = this.state.pins.get(pinId);
+    if (!pin) return fail('EINVAL', `pin ${pinId} is not held`);
+    for (const f of pin.folios) {
+      if (pin.longterm) f.pinsLong--;
+      else f.pinsShort--;
+    }
+    pin.released = true;
+    this.state.pins.delete(pinId);
+    return OK;
+  }
+
+  /** Device access through a pin (DMA / READ_FIXED / WRITE_FIXED): the pinned folios, even detached ones. */
+  pinAccess(pinId: number, offset: number, length: number, store?: Uint8Array): KResult<Uint8Array> {
+    const pin = this.state.pins.get(pinId);
+    if (!pin) return fail('EINVAL', `pin ${pinId} is not held`);
+    if (offset < 0 || offset + length > pin.length) return fail('EINVAL', `[${offset}, ${offset + length}) outside the ${pin.length}-byte pin`);
+    const base = pin.address % PAGE_SIZE;
+    const out = store ?? new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const at = base + offset + done;
+      const folio = pin.folios[Math.floor(at / PAGE_SIZE)]!;
+      const inPage = at % PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - inPage, length - done);
+      if (store) writeFolio(folio, inPage, store.subarray(done, done + n));
+      else readFolio(folio, inPage, out.subarray(done, done + n));
+      done += n;
+    }
+    return ok(out);
+  }
+
+  /** pipe2() + vmsplice(): a new pipe holding page references on [addr, addr+length). */
+  vmsplice(addr: number, length: number): KResult<number> {
+    if (length <= 0) return fail('EINVAL', 'length must be positive');
+    const first = addr - (addr % PAGE_SIZE);
+    const folios = gupPages(this.state, first, addr + length - first, false);
+    if (!Array.isArray(folios)) return folios;
+    const pipe = pipeCreate(this.state);
+    pipeSplicePages(pipe, folios, addr, length);
+    return ok(this.installFd({ kind: 'pipe', pipe }));
+  }
+
+  // ---------------------------------------------------------------- memslots
+
+  /** KVM_SET_USER_MEMORY_REGION2 (kvm_set_memory_region + kvm_gmem_bind; kernel-probe §7). */
+  setUserMemoryRegion2(vmFd: number, r: MemoryRegion2): KResult {
+    const vm = this.vmOf(vmFd);
+    if ('ok' in vm) return vm;
+    const flags = u64(r.flags);
+    const isGmem = (flags & MEMSLOT_FLAGS.GUEST_MEMFD) !== 0n;
+    const valid = isGmem ? MEMSLOT_FLAGS.GUEST_MEMFD : MEMSLOT_FLAGS.LOG_DIRTY_PAGES | MEMSLOT_FLAGS.READONLY;
+    if (flags & ~valid) return fail('EINVAL', `flags ${hex(flags)} invalid${isGmem ? ' with GUEST_MEMFD (no dirty logging, no READONLY)' : ''}`);
+    const slotArg = u64(r.slot);
+    const asId = Number(slotArg >> 16n);
+    const id = Number(slotArg & 0xffffn);
+    const size = u64(r.memory_size);
+    const gpa = u64(r.guest_phys_addr);
+    const uaddr = u64(r.userspace_addr);
+    const goff = u64(r.guest_memfd_offset);
+    if (!aligned(size)) return fail('EINVAL', 'memory_size not page-aligned');
+    if (!aligned(gpa)) return fail('EINVAL', 'guest_phys_addr not page-aligned');
+    if (!aligned(uaddr) || uaddr + size > LIMITS.taskSizeMax) return fail('EINVAL', 'userspace_addr unaligned or not a user address');
+    if (isGmem && (!aligned(goff) || u64(goff + size) < goff)) return fail('EINVAL', 'guest_memfd_offset unaligned or overflowing');
+    const asIds = vmHasPrivateMem(vm.type) ? 1 : 2;
+    if (asId >= asIds || id >= LIMITS.memSlotsNum) return fail('EINVAL', `slot ${id} / address space ${asId} out of range`);
+    if (u64(gpa + size) < gpa) return fail('EINVAL', 'guest_phys_addr + memory_size overflows');
+    const old = vm.memslots.get(slotKey(asId, id));
+    if (size === 0n) {
+      if (!old) return fail('EINVAL', `slot ${id} does not exist`);
+      kvmDeleteMemslot(vm, old);
+      return OK;
+    }
+    if (old) return fail('EINVAL', old.gmem || isGmem ? 'guest_memfd memslots are immutable: delete, then create' : 'modifying plain memslots is not modelled');
+    const baseGfn = Number(gpa / PAGE);
+    const npages = Number(size / PAGE);
+    if (vm.gfnIndex[asId]!.find(baseGfn, baseGfn + npages, () => true)) return fail('EEXIST', 'GPA range overlaps another memslot');
+    let gmem: Memslot['gmem'] = null;
+    let gmemOnly = false;
+    if (isGmem) {
+      const e = this.state.fds.get(r.guest_memfd);
+      if (!e) return fail('EBADF', `guest_memfd ${r.guest_memfd} is not open`);
+      if (e.kind !== 'gmem') return fail('EINVAL', `fd ${r.guest_memfd} is not a guest_memfd`);
+      if (e.file.vm !== vm) return fail('EINVAL', 'guest_memfd belongs to another VM');
+      const o = s64(goff);
+      if (o < 0n || o + BigInt(size) > BigInt(e.file.inode.size)) return fail('EINVAL', 'guest_memfd range outside the file');
+      const pgoff = Number(o / PAGE);
+      if (e.file.bindings.find(pgoff, pgoff + npages, () => true)) {
+        return fail(this.profile.bindOverlapErrno, 'guest_memfd range already bound to another memslot');
+      }
+      gmem = { file: e.file, pgoff };
+      gmemOnly = (e.file.inode.flags & GMEM_FLAGS.MMAP) !== 0n;
+    }
+    kvmCreateMemslot(vm, { vm, asId, id, flags, baseGfn, npages, userspaceAddr: uaddr, gmem, gmemOnly });
+    return OK;
+  }
+
+  // ---------------------------------------------------------------- attributes and conversion
+
+  /** KVM_SET_MEMORY_ATTRIBUTES on a VM (kernel-semantics §1.10(a); RFC24 converts through it). */
+  setMemoryAttributes(vmFd: number, a: MemoryAttributesArgs): KResult {
+    const vm = this.vmOf(vmFd);
+    if ('ok' in vm) return vm;
+    if (!hasMemoryAttributes(this.machine)) return fail('ENOTTY', 'no CONFIG_KVM_GENERIC_MEMORY_ATTRIBUTES (kernel-probe §1)');
+    const [addr, size, attrs, flags] = [u64(a.address), u64(a.size), u64(a.attributes), u64(a.flags)];
+    if (flags !== 0n) return fail('EINVAL', 'flags must be 0');
+    const supported = this.capabilityValue(CAPS.MEMORY_ATTRIBUTES, vm);
+    if (attrs & ~supported) return fail('EINVAL', `attributes ${hex(attrs)} outside the supported ${hex(supported)}`);
+    if (size === 0n || u64(addr + size) < addr) return fail('EINVAL', 'size 0 or range overflows');
+    if (!aligned(addr) || !aligned(size)) return fail('EINVAL', 'address and size must be page-aligned');
+    const lo = Number(addr / PAGE);
+    const hi = Number((addr + size) / PAGE);
+    const attr = attrs ? 'private' : 'shared';
+    if (this.profile.conversion === 'vm-ioctl') return kvmConvertVmRange(vm, this.profile, lo, hi, attr) ?? OK;
+    kvmSetVmAttributes(vm, lo, hi, attr);
+    return OK;
+  }
+
+  /** KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd (kernel-semantics §1.10(b)); out: error_offset. */
+  setMemoryAttributes2(gmemFd: number, a: MemoryAttributes2Args): KResult {
+    const file = this.gmemOf(gmemFd);
+    if ('ok' in file) return file;
+    if (this.profile.conversion !== 'gmem-ioctl') return fail('ENOTTY', `${this.profile.name} has no guest_memfd conversion ioctl`);
+    const [off, size, attrs, flags] = [u64(a.offset), u64(a.size), u64(a.attributes), u64(a.flags)];
+    if (flags !== 0n) return fail('EINVAL', 'flags must be 0');
+    if ((a.reserved ?? []).some((v) => big(v) !== 0n)) return fail('EINVAL', 'reserved fields must be 0');
+    if (!vmHasPrivateMem(file.vm.type)) return fail('EINVAL', `a ${file.vm.type} VM has no private memory`);
+    if (attrs & ~MEMORY_ATTRIBUTES.PRIVATE) return fail('EINVAL', `unknown attribute bits ${hex(attrs & ~MEMORY_ATTRIBUTES.PRIVATE)}`);
+    if (size === 0n) return this.profile.zeroSizeConversionIsNoop ? OK : fail('EINVAL', 'size 0');
+    if (u64(off + size) < off) return fail('EINVAL', 'offset + size overflows');
+    if (!aligned(off) || !aligned(size)) return fail('EINVAL', 'offset and size must be page-aligned');
+    const isize = BigInt(file.inode.size);
+    if (off >= isize || off + size > isize) return fail('EINVAL', `range [${off}, ${off + size}) outside i_size ${isize}`);
+    const target = attrs ? 'private' : 'shared';
+    const r = gmemSetAttributes(file.inode, file.vm.type, Number(off / PAGE), Number((off + size) / PAGE), target, this.profile.toPrivate);
+    return r ?? OK;
+  }
+
+  // ---------------------------------------------------------------- guest
+
+  /** A vCPU load (KVM_RUN until the access completes or exits). `private` sets the access type on SNP/TDX. */
+  guestRead(vmFd: number, gpa: U64, length: number, isPrivate?: boolean): GuestResult<Uint8Array> {
+    const vm = this.vmOf(vmFd);
+    if ('ok' in vm) return vm;
+    const r = kvmGuestAccess(this.state, vm, this.profile, Number(u64(gpa)), length, undefined, isPrivate);
+    return r instanceof Uint8Array ? ok(r) : r;
+  }
+
+  /** A vCPU store. */
+  guestWrite(vmFd: number, gpa: U64, data: Uint8Array, isPrivate?: boolean): GuestResult<void> {
+    const vm = this.vmOf(vmFd);
+    if ('ok' in vm) return vm;
+    const r = kvmGuestAccess(this.state, vm, this.profile, Number(u64(gpa)), data.length, data, isPrivate);
+    return r instanceof Uint8Array ? OK : r;
+  }
+
+  // ---------------------------------------------------------------- introspection (not syscalls)
+
+  /** The guest_memfd file behind an fd, for tools that inspect the model. */
+  gmemFile(fd: number): GmemFile | undefined {
+    const e = this.state.fds.get(fd);
+    return e?.kind === 'gmem' ? e.file : undefined;
+  }
+
+  vmOfFd(fd: number): Vm | undefined {
+    const e = this.state.fds.get(fd);
+    return e?.kind === 'vm' ? e.vm : undefined;
+  }
+
+  vmaAt(addr: number) {
+    return findVma(this.state, addr);
+  }
+
+  /** The platform facts of a VM type. */
+  vmFacts(type: VmType) {
+    return VM_TYPE_FACTS[type];
+  }
+}

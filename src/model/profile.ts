@@ -1,0 +1,130 @@
+// ABI profiles: one object per kernel version, patch series or design variant. The operations
+// consult these decisions; nothing else in the model may test which version it runs.
+// Sources: kernel-semantics.md §0, §1.10, §4, §5.4 and thread-and-userspace.md §2.2.
+import type { Errno } from './abi.js';
+
+export type ProfileStatus = 'mainline' | 'posted-series' | 'variant';
+
+/** How a shared->private conversion treats pages that carry references. */
+export interface ToPrivatePolicy {
+  /** Zap host userspace PTEs of the range before checking (v8, RFC25); RFC24 does not. */
+  readonly zapHostMappings: boolean;
+  /** Zap guest (secondary MMU) mappings before the check, even if the call then fails (RFC25). */
+  readonly zapGuestBeforeCheck: boolean;
+  /**
+   * What blocks: `extra-refs` = any reference besides the page cache's (exact refcount check,
+   * v8/RFC25); `mapped-or-dma-pinned` = folio_mapped() || folio_maybe_dma_pinned() (RFC24:
+   * plain FOLL_GET references are not seen).
+   */
+  readonly blockers: 'extra-refs' | 'mapped-or-dma-pinned';
+  /** The errno of a blocked call, and whether error_offset reports the first blocking page. */
+  readonly blockedErrno: Errno;
+  readonly reportsErrorOffset: boolean;
+}
+
+export interface Profile {
+  readonly name: string;
+  readonly title: string;
+  readonly status: ProfileStatus;
+  /** Where the profile's behaviour is documented. */
+  readonly source: string;
+  /**
+   * Who owns the shared/private state that KVM consults for guest faults: the per-VM
+   * attribute xarray (`vm`, mainline and RFC24) or the guest_memfd inode (`gmem`, in-place).
+   */
+  readonly privateTracking: 'vm' | 'gmem';
+  /**
+   * How a conversion is requested: none (mainline: fixed per file), `vm-ioctl`
+   * (KVM_SET_MEMORY_ATTRIBUTES also flips host faultability, RFC24) or `gmem-ioctl`.
+   */
+  readonly conversion: 'none' | 'vm-ioctl' | 'gmem-ioctl';
+  /** The gmem ioctl's name in trace output (v8: KVM_SET_MEMORY_ATTRIBUTES2). */
+  readonly gmemIoctlName?: string;
+  /** Capability number of KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES, if the profile has it. */
+  readonly gmemAttributesCap?: number;
+  /** INIT_SHARED is accepted for VMs with private memory (v8 25/46). */
+  readonly initSharedForPrivateVms: boolean;
+  /** errno for binding a guest_memfd range that another memslot already binds. */
+  readonly bindOverlapErrno: Errno;
+  /** A zero-sized gmem conversion is a successful no-op (RFC25) instead of EINVAL. */
+  readonly zeroSizeConversionIsNoop: boolean;
+  readonly toPrivate: ToPrivatePolicy;
+}
+
+const EAGAIN_WITH_OFFSET: ToPrivatePolicy = {
+  zapHostMappings: true, zapGuestBeforeCheck: false, blockers: 'extra-refs',
+  blockedErrno: 'EAGAIN', reportsErrorOffset: true,
+};
+
+/** Linux 6.18: guest_memfd with MMAP and INIT_SHARED; no conversion of any kind in place. */
+export const MAINLINE_6_18: Profile = {
+  name: 'mainline-6.18',
+  title: 'Linux 6.18 (measured on this machine kind: kernel-probe.md)',
+  status: 'mainline',
+  source: 'kernel-semantics.md §0.1, §1; kernel-probe.md',
+  privateTracking: 'vm',
+  conversion: 'none',
+  initSharedForPrivateVms: false,
+  bindOverlapErrno: 'EINVAL',
+  zeroSizeConversionIsNoop: false,
+  toPrivate: EAGAIN_WITH_OFFSET, // unused: there is no conversion entry point
+};
+
+/** "guest_memfd: In-place conversion support" v8 (2026-06-18), queued for 7.4. The default. */
+export const IPC_V8: Profile = {
+  name: 'ipc-v8',
+  title: 'guest_memfd in-place conversion v8 (2026-06)',
+  status: 'posted-series',
+  source: 'kernel-semantics.md §1.10(b), §4, §5.4',
+  privateTracking: 'gmem',
+  conversion: 'gmem-ioctl',
+  gmemIoctlName: 'KVM_SET_MEMORY_ATTRIBUTES2',
+  gmemAttributesCap: 250,
+  initSharedForPrivateVms: true,
+  bindOverlapErrno: 'EINVAL',
+  zeroSizeConversionIsNoop: false,
+  toPrivate: EAGAIN_WITH_OFFSET,
+};
+
+/** "1G page support for guest_memfd" RFC v1 (2024-09): faultability flipped by the VM ioctl. */
+export const RFC_2024: Profile = {
+  name: 'rfc-2024',
+  title: '1G page support RFC v1 (2024-09): conversion through the per-VM ioctl',
+  status: 'posted-series',
+  source: 'kernel-semantics.md §1.10(c) [RFC24]; thread-and-userspace.md §1.1',
+  privateTracking: 'vm',
+  conversion: 'vm-ioctl',
+  initSharedForPrivateVms: true,
+  bindOverlapErrno: 'EINVAL',
+  zeroSizeConversionIsNoop: false,
+  toPrivate: {
+    zapHostMappings: false, zapGuestBeforeCheck: false, blockers: 'mapped-or-dma-pinned',
+    blockedErrno: 'EINVAL', reportsErrorOffset: false,
+  },
+};
+
+/** "1G page support for guest_memfd" RFC v2 (2025-05): KVM_GMEM_CONVERT_{SHARED,PRIVATE}. */
+export const RFC_2025: Profile = {
+  name: 'rfc-2025',
+  title: '1G page support RFC v2 (2025-05): KVM_GMEM_CONVERT_* ioctls',
+  status: 'posted-series',
+  source: 'kernel-semantics.md §1.10(c) [RFC25], §5.5 struct kvm_gmem_convert',
+  privateTracking: 'gmem',
+  conversion: 'gmem-ioctl',
+  gmemIoctlName: 'KVM_GMEM_CONVERT_PRIVATE/SHARED',
+  initSharedForPrivateVms: true,
+  bindOverlapErrno: 'EINVAL',
+  zeroSizeConversionIsNoop: true,
+  toPrivate: { ...EAGAIN_WITH_OFFSET, zapGuestBeforeCheck: true },
+};
+
+export const PROFILES: readonly Profile[] = [MAINLINE_6_18, IPC_V8, RFC_2024, RFC_2025];
+export const DEFAULT_PROFILE = IPC_V8;
+
+export function profileNames(): string[] {
+  return PROFILES.map((p) => p.name);
+}
+
+export function findProfile(name: string): Profile | undefined {
+  return PROFILES.find((p) => p.name === name);
+}
