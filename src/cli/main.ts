@@ -1,0 +1,96 @@
+// The `gmemkit` command line: parses arguments, dispatches to a subcommand, and turns every
+// user error into a message and exit code 2 (never a stack trace). Exit 1 means a check failed.
+import { parseArgs } from 'node:util';
+import { PROFILES, profileNames } from '../model/profile.js';
+import { expandPaths, formatLoadError, loadScenarioFile, ScenarioError, type Scenario } from '../scenario/load.js';
+import { formatHuman, toJson } from '../scenario/report.js';
+import { runScenario, type ScenarioResult } from '../scenario/run.js';
+
+const USAGE = `gmemkit — executable model and test harness for KVM guest_memfd shared<->private conversion
+
+Usage:
+  gmemkit run [options] FILE|DIR...   run scenario files on the model and print each step
+      --profile NAME                  run under this ABI profile (default: the scenario's)
+      --json                          print a machine-readable result
+      --no-invariants                 do not check invariants I1-I11 after every step
+  gmemkit profiles                    list the ABI profiles
+  gmemkit help                        this text
+
+Profiles: ${profileNames().join(', ')}
+Exit codes: 0 all passed, 1 an expectation failed, 2 bad input.`;
+
+export class UsageError extends Error {}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'run': return runCommand(rest);
+      case 'profiles': return profilesCommand();
+      case undefined: case 'help': case '--help': case '-h':
+        console.log(USAGE);
+        return cmd === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command '${cmd}'; commands: run, profiles, help`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`gmemkit: ${e.message}\nRun 'gmemkit help' for usage.`);
+      return 2;
+    }
+    if (e instanceof ScenarioError) {
+      console.error(e.errors.map(formatLoadError).join('\n'));
+      return 2;
+    }
+    throw e;
+  }
+}
+
+/** parseArgs with errors turned into UsageError (unknown flag, missing value). */
+function parseFlags<T extends NonNullable<Parameters<typeof parseArgs>[0]>['options']>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify.*$/s, ''));
+  }
+}
+
+function runCommand(args: string[]): number {
+  const { values, positionals } = parseFlags(args, {
+    profile: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    'no-invariants': { type: 'boolean', default: false },
+  });
+  const profile = values.profile as string | undefined;
+  if (profile !== undefined && !profileNames().includes(profile)) {
+    throw new UsageError(`--profile: unknown profile '${profile}'; allowed: ${profileNames().join(', ')}`);
+  }
+  if (positionals.length === 0) throw new UsageError('run: name at least one scenario file or directory');
+  const files = expandPaths(positionals);
+  if (files.length === 0) throw new UsageError(`run: no .yaml, .yml or .json files in ${positionals.join(', ')}`);
+  // Validate every file before anything runs.
+  const scenarios: Scenario[] = [];
+  const errors: ScenarioError[] = [];
+  for (const f of files) {
+    try { scenarios.push(loadScenarioFile(f)); } catch (e) {
+      if (!(e instanceof ScenarioError)) throw e;
+      errors.push(e);
+    }
+  }
+  if (errors.length) throw new ScenarioError(errors.flatMap((e) => e.errors));
+  const results: ScenarioResult[] = [];
+  for (const s of scenarios) {
+    const rs = runScenario(s, { ...(profile ? { profile } : {}), invariants: !values['no-invariants'] });
+    results.push(...rs);
+    if (!values.json) for (const r of rs) console.log(`${formatHuman(r)}\n`);
+  }
+  const failed = results.filter((r) => !r.passed).length;
+  if (values.json) console.log(JSON.stringify(toJson(results), null, 2));
+  else console.log(`${results.length - failed} scenario run(s) passed, ${failed} failed`);
+  return failed ? 1 : 0;
+}
+
+function profilesCommand(): number {
+  for (const p of PROFILES) console.log(`${p.name.padEnd(14)} ${p.status.padEnd(14)} ${p.title}\n${''.padEnd(30)}source: ${p.source}`);
+  return 0;
+}
