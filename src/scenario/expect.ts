@@ -103,8 +103,8 @@ function parseOne(v: unknown): Parsed<{ expect: Expect; violations: string[] }> 
   if ('fill' in o) {
     const err = only(['fill']);
     if (err) return { ok: false, message: err };
-    const f = o.fill;
-    if (typeof f !== 'number' || !Number.isInteger(f) || f < 0 || f > 255) return { ok: false, message: `fill: expected a byte value 0..255, got ${show(f)}` };
+    const f = typeof o.fill === 'bigint' ? Number(o.fill) : o.fill;
+    if (typeof f !== 'number' || !Number.isInteger(f) || f < 0 || f > 255) return { ok: false, message: `fill: expected a byte value 0..255, got ${show(o.fill)}` };
     return done({ kind: 'fill', fill: f }, violations);
   }
   if ('value' in o) {
