@@ -137,10 +137,9 @@ function fieldSchema(kind: FieldKind): z.ZodType<unknown> {
 /** The zod schema of an op's fields (op, as and expect are handled by the loader). */
 export function opSchema(spec: OpSpec): z.ZodType<Record<string, unknown>> {
   const shape: Record<string, z.ZodType<unknown>> = {};
-  for (const [name, f] of Object.entries(spec.fields)) {
-    const base = fieldSchema(f.kind);
-    shape[name] = f.required ? base : base.optional();
-  }
+  // Presence of required fields is checked by the loader, which names them; here every field
+  // is optional so a missing one is reported once.
+  for (const [name, f] of Object.entries(spec.fields)) shape[name] = fieldSchema(f.kind).optional();
   return z.strictObject(shape) as unknown as z.ZodType<Record<string, unknown>>;
 }
 

@@ -37,7 +37,7 @@ export function formatHuman(res: ScenarioResult): string {
     const mark = r.failure ? red('✗') : r.outcome.kind === 'unsupported' ? yellow('–') : green('✓');
     const why = r.outcome.kind !== 'ok' && 'why' in r.outcome && r.outcome.kind !== 'unsupported' && r.outcome.kind !== 'skipped' ? dim(`  (${r.outcome.why})`) : '';
     lines.push(`  ${mark} ${String(r.step.index).padStart(2)} ${describeStep(r)}  → ${outcomeText(r.outcome)}${why}`);
-    if (r.failure) lines.push(red(`       step ${r.step.index}${r.step.line ? ` (line ${r.step.line})` : ''}: ${r.failure}; expected ${describeExpect(r.expected)}`));
+    if (r.failure) lines.push(red(`       step ${r.step.index}${r.step.line ? ` (line ${r.step.line})` : ''}: ${r.failure}`));
     for (const v of r.violations) lines.push(yellow(`       invariant ${v.invariant} (${v.title}): ${v.detail}`));
   }
   const unsupported = res.unsupported ? `, ${res.unsupported} unsupported` : '';
