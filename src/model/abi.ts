@@ -11,6 +11,10 @@ export const ERRNO = {
   EPERM: 1, ENOENT: 2, EINTR: 4, EIO: 5, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13,
   EFAULT: 14, EBUSY: 16, EEXIST: 17, ENODEV: 19, EINVAL: 22, EMFILE: 24, ENOTTY: 25,
   EFBIG: 27, ESPIPE: 29, EOPNOTSUPP: 95, EHWPOISON: 133,
+  // Further numbers a real kernel can return (the linux backend names whatever it gets).
+  ESRCH: 3, ENXIO: 6, E2BIG: 7, ECHILD: 10, EXDEV: 18, ENOTDIR: 20, EISDIR: 21, ENFILE: 23,
+  ETXTBSY: 26, ENOSPC: 28, EROFS: 30, EMLINK: 31, EPIPE: 32, ERANGE: 34, EDEADLK: 35,
+  ENOSYS: 38, ETIME: 62, EOVERFLOW: 75, EBADFD: 77, ETIMEDOUT: 110, ECANCELED: 125,
 } as const;
 export type Errno = keyof typeof ERRNO;
 export const ERRNO_NAMES = Object.keys(ERRNO) as Errno[];

@@ -1,0 +1,102 @@
+// GUP pins on real Linux. Long-term: one io_uring ring per pin whose registered buffer is the
+// pin (held until unpin), with device access through READ_FIXED/WRITE_FIXED (kernel-probe §6:
+// after a punch the device still sees the old folio). Short-term: the GUP of an O_DIRECT I/O,
+// which is performed and released within the call, so nothing is held and there is no device
+// access through it afterwards. It must never fake a pin the kernel did not take, and never
+// leave a ring or scratch fd open after release()/dispose().
+import { ok, OK } from '../model/result.js';
+import { unsupported, type BResult } from '../backend/backend.js';
+import { backendRefusal, kernelFail } from './errors.js';
+import { Ring } from './io-uring.js';
+import * as libc from './libc.js';
+import { pageCeil, pageFloor } from './mappings.js';
+import { DirectScratch } from './odirect.js';
+
+type Pin =
+  | { kind: 'long'; addr: number; length: number; ring: Ring }
+  | { kind: 'short'; addr: number; length: number };
+
+const SHORT_NOTE = 'short-term pin: the O_DIRECT I/O pinned and released the pages within this call; nothing is held across steps';
+
+export class PinSet {
+  private pins = new Map<number, Pin>();
+  private nextId = 1;
+  private direct: DirectScratch | string | null = null;
+
+  get count(): number { return this.pins.size; }
+
+  pin(addr: number, length: number, longterm: boolean, write: boolean): BResult<number> {
+    if (longterm) return this.pinLong(addr, length);
+    return this.pinShort(addr, length, write);
+  }
+
+  /** IORING_REGISTER_BUFFERS always pins with FOLL_WRITE | FOLL_LONGTERM (the `write` flag cannot be dropped). */
+  private pinLong(addr: number, length: number): BResult<number> {
+    const ring = Ring.create();
+    if (!(ring instanceof Ring)) return kernelFail(ring.errno, ring.why);
+    const r = ring.registerBuffer(addr, length);
+    if (!r.ok) {
+      ring.close();
+      return kernelFail(r.errno, 'io_uring IORING_REGISTER_BUFFERS (pin_user_pages FOLL_LONGTERM)');
+    }
+    const id = this.nextId++;
+    this.pins.set(id, { kind: 'long', addr, length, ring });
+    return ok(id, 'long-term pin: an io_uring registered buffer, held until unpin');
+  }
+
+  private pinShort(addr: number, length: number, write: boolean): BResult<number> {
+    if (this.direct === null) this.direct = DirectScratch.open();
+    if (typeof this.direct === 'string') return unsupported(this.direct);
+    const r = this.direct.pinOnce(pageFloor(addr), pageCeil(addr + length), write);
+    if (!r.ok) return kernelFail(r.errno, `O_DIRECT ${write ? 'pwrite+pread' : 'pwrite'} of the range (short-term GUP)`);
+    const id = this.nextId++;
+    this.pins.set(id, { kind: 'short', addr, length });
+    return ok(id, SHORT_NOTE);
+  }
+
+  unpin(id: number): BResult {
+    const pin = this.pins.get(id);
+    if (!pin) return backendRefusal('EINVAL', `pin ${id} is not held`);
+    this.pins.delete(id);
+    if (pin.kind === 'short') return OK;
+    const r = pin.ring.unregisterBuffers();
+    pin.ring.close();
+    return r.ok ? OK : kernelFail(r.errno, 'io_uring IORING_UNREGISTER_BUFFERS');
+  }
+
+  /** What the device sees (load) or writes (store) through the pin: WRITE_FIXED / READ_FIXED. */
+  access(id: number, offset: number, length: number, store?: Uint8Array): BResult<Uint8Array> {
+    const pin = this.pins.get(id);
+    if (!pin) return backendRefusal('EINVAL', `pin ${id} is not held`);
+    if (offset < 0 || length < 0 || offset + length > pin.length) {
+      return backendRefusal('EINVAL', `[${offset}, ${offset + length}) outside the ${pin.length}-byte pin`);
+    }
+    if (pin.kind === 'short') return unsupported(`${SHORT_NOTE}, so no device access through it is possible`);
+    if (length === 0) return ok(new Uint8Array(0));
+    const ring = pin.ring;
+    const at = pin.addr + offset;
+    if (store) {
+      const data = Buffer.from(store.subarray(0, length));
+      const w = libc.pwrite(ring.scratch, data, 0n);
+      if (!w.ok) return kernelFail(w.errno, 'pwrite to the pin scratch memfd');
+      const r = ring.readFixed(at, length);
+      if (!r.ok) return kernelFail(r.errno, r.why);
+      return r.value === length ? ok(Uint8Array.from(data)) : unsupported(`READ_FIXED moved ${r.value} of ${length} bytes`);
+    }
+    const r = ring.writeFixed(at, length);
+    if (!r.ok) return kernelFail(r.errno, r.why);
+    const buf = Buffer.alloc(length);
+    const rd = libc.pread(ring.scratch, buf, 0n);
+    if (!rd.ok) return kernelFail(rd.errno, 'pread of the pin scratch memfd');
+    if (r.value !== length || rd.value !== length) return unsupported(`WRITE_FIXED moved ${r.value} of ${length} bytes`);
+    return ok(new Uint8Array(buf));
+  }
+
+  dispose(): void {
+    for (const pin of this.pins.values()) if (pin.kind === 'long') pin.ring.close();
+    this.pins.clear();
+    if (this.direct instanceof DirectScratch) this.direct.close();
+    this.direct = null;
+  }
+}
+
