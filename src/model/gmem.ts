@@ -99,11 +99,11 @@ function removeFolios(inode: GmemInode, lo: number, hi: number): void {
  * fallocate(PUNCH_HOLE|KEEP_SIZE): zap guest and host mappings, then remove the folios.
  * Pins do not block it; attributes are unchanged (kernel-semantics §1.7, kernel-probe §6).
  */
-export function gmemPunchHole(inode: GmemInode, lo: number, hi: number): void {
+export function gmemPunchHole(s: KernelState, inode: GmemInode, lo: number, hi: number): void {
   const end = Math.min(hi, gmemNrPages(inode));
   if (end <= lo) return;
   gmemInvalidateGuest(inode, lo, end);
-  unmapMappingRange(inode, lo, end);
+  unmapMappingRange(s, inode, lo, end);
   removeFolios(inode, lo, end);
 }
 
@@ -127,11 +127,11 @@ export function gmemFirstBlocker(inode: GmemInode, lo: number, hi: number, polic
  * rule and store the attribute.
  */
 export function gmemSetAttributes(
-  inode: GmemInode, vmType: VmType, lo: number, hi: number, target: Attr, policy: ToPrivatePolicy,
+  s: KernelState, inode: GmemInode, vmType: VmType, lo: number, hi: number, target: Attr, policy: ToPrivatePolicy,
 ): ErrnoFailure | undefined {
   if (inode.attributes.every(lo, hi, (a) => a === target)) return undefined;
   if (target === 'private') {
-    const blocked = gmemCheckToPrivate(inode, lo, hi, policy);
+    const blocked = gmemCheckToPrivate(s, inode, lo, hi, policy);
     if (blocked) return blocked;
   }
   gmemCommitAttributes(inode, vmType, lo, hi, target);
@@ -139,9 +139,9 @@ export function gmemSetAttributes(
 }
 
 /** The checking half of a to-private conversion: zaps per the policy, returns the failure. */
-export function gmemCheckToPrivate(inode: GmemInode, lo: number, hi: number, policy: ToPrivatePolicy): ErrnoFailure | undefined {
+export function gmemCheckToPrivate(s: KernelState, inode: GmemInode, lo: number, hi: number, policy: ToPrivatePolicy): ErrnoFailure | undefined {
   if (policy.zapGuestBeforeCheck) gmemInvalidateGuest(inode, lo, hi);
-  if (policy.zapHostMappings) unmapMappingRange(inode, lo, hi);
+  if (policy.zapHostMappings) unmapMappingRange(s, inode, lo, hi);
   const blocker = gmemFirstBlocker(inode, lo, hi, policy);
   if (!blocker) return undefined;
   const at = BigInt(Math.max(lo, blocker.index) * PAGE_SIZE);

@@ -177,7 +177,7 @@ export class Kernel {
     const lo = Number(off / PAGE);
     if (m & FALLOC_FLAGS.PUNCH_HOLE) {
       const hi = Number((off + n) / PAGE);
-      gmemPunchHole(inode, lo, Math.min(hi, gmemNrPages(inode)));
+      gmemPunchHole(this.state, inode, lo, Math.min(hi, gmemNrPages(inode)));
       return OK;
     }
     if (off + n > BigInt(inode.size)) return fail('EINVAL', `range [${off}, ${off + n}) extends past i_size ${inode.size}`);
@@ -427,7 +427,7 @@ export class Kernel {
     const lo = Number(addr / PAGE);
     const hi = Number((addr + size) / PAGE);
     const attr = attrs ? 'private' : 'shared';
-    if (this.profile.conversion === 'vm-ioctl') return kvmConvertVmRange(vm, this.profile, lo, hi, attr) ?? OK;
+    if (this.profile.conversion === 'vm-ioctl') return kvmConvertVmRange(this.state, vm, this.profile, lo, hi, attr) ?? OK;
     kvmSetVmAttributes(vm, lo, hi, attr);
     return OK;
   }
@@ -448,7 +448,7 @@ export class Kernel {
     const isize = BigInt(file.inode.size);
     if (off >= isize || off + size > isize) return fail('EINVAL', `range [${off}, ${off + size}) outside i_size ${isize}`);
     const target = attrs ? 'private' : 'shared';
-    const r = gmemSetAttributes(file.inode, file.vm.type, Number(off / PAGE), Number((off + size) / PAGE), target, this.profile.toPrivate);
+    const r = gmemSetAttributes(this.state, file.inode, file.vm.type, Number(off / PAGE), Number((off + size) / PAGE), target, this.profile.toPrivate);
     return r ?? OK;
   }
 

@@ -78,17 +78,41 @@ export function kvmGmemRanges(vm: Vm, gfnLo: number, gfnHi: number): GmemRange[]
  * RFC24's conversion through the VM ioctl: flip host faultability of every bound gmem range
  * (all or nothing: a mapped or DMA-pinned folio fails the call), then the per-VM attribute.
  */
-export function kvmConvertVmRange(vm: Vm, profile: Profile, gfnLo: number, gfnHi: number, attr: Attr): ErrnoFailure | undefined {
+export function kvmConvertVmRange(s: KernelState, vm: Vm, profile: Profile, gfnLo: number, gfnHi: number, attr: Attr): ErrnoFailure | undefined {
   const ranges = kvmGmemRanges(vm, gfnLo, gfnHi);
   if (attr === 'private') {
     for (const r of ranges) {
-      const blocked = gmemCheckToPrivate(r.inode, r.lo, r.hi, profile.toPrivate);
+      const blocked = gmemCheckToPrivate(s, r.inode, r.lo, r.hi, profile.toPrivate);
       if (blocked) return blocked;
     }
   }
   for (const r of ranges) gmemCommitAttributes(r.inode, vm.type, r.lo, r.hi, attr);
   kvmSetVmAttributes(vm, gfnLo, gfnHi, attr);
   return undefined;
+}
+
+/**
+ * The mmu notifier: host PTEs of user addresses [lo, hi) were zapped (munmap, MADV_DONTNEED, a
+ * punch or a conversion of the guest_memfd they map). Every guest mapping KVM built from those
+ * PTEs through a memslot's userspace_addr is zapped too, so the next guest access re-faults
+ * through the host page tables (and fails if the host can no longer fault the page). Mappings
+ * served from guest_memfd are invalidated by guest_memfd itself (gmemInvalidateGuest).
+ */
+export function kvmMmuNotifierInvalidate(s: KernelState, lo: number, hi: number): void {
+  for (const vm of s.vms) {
+    for (const slot of vm.memslots.values()) {
+      if (slot.asId !== 0) continue;
+      const ua = Number(slot.userspaceAddr);
+      const a = Math.max(lo, ua);
+      const b = Math.min(hi, ua + slot.npages * PAGE_SIZE);
+      if (b <= a) continue;
+      const gfnLo = slot.baseGfn + Math.floor((a - ua) / PAGE_SIZE);
+      const gfnHi = slot.baseGfn + Math.ceil((b - ua) / PAGE_SIZE);
+      const stale: number[] = [];
+      vm.sptes.forRange(gfnLo, gfnHi, false, (gfn, spte) => { if (spte.backing === 'host') stale.push(gfn); });
+      for (const gfn of stale) vm.sptes.delete(gfn);
+    }
+  }
 }
 
 /** The attribute KVM consults for a gfn: the gmem inode's (in-place) or the VM's own. */

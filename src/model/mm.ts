@@ -4,6 +4,7 @@
 // Callers have validated alignment and ranges; faults return signals, GUP returns errnos.
 import { MADV, PAGE_SIZE, PROT } from './abi.js';
 import { gmemAttr, gmemGetFolio, gmemNrPages, gmemPrepareFolio, gmemPunchHole } from './gmem.js';
+import { kvmMmuNotifierInvalidate } from './kvm.js';
 import { fail, signal, type ErrnoFailure, type SignalFailure } from './result.js';
 import { newFolio, newTree, type Folio, type GmemFile, type GmemInode, type KernelState, type Vma } from './state.js';
 
@@ -44,23 +45,30 @@ export function insertVma(s: KernelState, vma: Vma): void {
   }
 }
 
-/** Drop the PTEs with keys in [klo, khi) of one VMA. */
-function zapKeys(vma: Vma, klo: number, khi: number): void {
-  if (khi <= klo) return;
-  vma.ptes.forRange(klo, khi, false, (_k, folio) => { folio.mapCount--; });
-  vma.ptes.deleteRange(klo, khi, false);
+/**
+ * Drop the PTEs with keys in [klo, khi) of one VMA, then run the mmu notifier for the addresses
+ * they covered: KVM zaps the guest mappings it built from those PTEs (kvm.ts).
+ */
+function zapKeys(s: KernelState, vma: Vma, klo: number, khi: number): void {
+  const first = pteKey(vma, vma.start);
+  const lo = Math.max(klo, first);
+  const hi = Math.min(khi, first + (vma.end - vma.start) / PAGE_SIZE);
+  if (hi <= lo) return;
+  vma.ptes.forRange(lo, hi, false, (_k, folio) => { folio.mapCount--; });
+  vma.ptes.deleteRange(lo, hi, false);
+  kvmMmuNotifierInvalidate(s, vma.start + (lo - first) * PAGE_SIZE, vma.start + (hi - first) * PAGE_SIZE);
 }
 
 /** unmap_mapping_range(): zap every host PTE of file pages [lo, hi) of the inode, in every VMA. */
-export function unmapMappingRange(inode: GmemInode, lo: number, hi: number): void {
-  for (const vma of inode.vmas) zapKeys(vma, Math.max(lo, vma.pgoff), hi);
+export function unmapMappingRange(s: KernelState, inode: GmemInode, lo: number, hi: number): void {
+  for (const vma of inode.vmas) zapKeys(s, vma, lo, hi);
 }
 
 /** zap_page_range(): drop PTEs of the addresses [lo, hi). */
 export function zapAddressRange(s: KernelState, lo: number, hi: number): void {
   for (const vma of vmasIn(s, lo, hi)) {
     const [klo, khi] = keyRange(vma, lo, hi);
-    zapKeys(vma, klo, khi);
+    zapKeys(s, vma, klo, khi);
   }
 }
 
@@ -72,7 +80,7 @@ export function unmapRange(s: KernelState, lo: number, hi: number): GmemFile[] {
   const dropped: GmemFile[] = [];
   for (const vma of vmasIn(s, lo, hi)) {
     const [klo, khi] = keyRange(vma, lo, hi);
-    zapKeys(vma, klo, khi);
+    zapKeys(s, vma, klo, khi);
     s.vmas.delete(vma.start);
     if (vma.file) {
       vma.file.inode.vmas.delete(vma);
@@ -187,7 +195,7 @@ export function madviseRange(s: KernelState, lo: number, hi: number, advice: num
         if (!vma.shared || (vma.prot & PROT.WRITE) === 0n) return fail('EACCES', 'MADV_REMOVE needs a shared writable mapping');
         if (!vma.file) return fail('EOPNOTSUPP', 'MADV_REMOVE of anonymous memory is not modelled');
         const [klo, khi] = keyRange(vma, lo, hi);
-        gmemPunchHole(vma.file.inode, klo, khi); // acts as PUNCH_HOLE (kernel-probe §3)
+        gmemPunchHole(s, vma.file.inode, klo, khi); // acts as PUNCH_HOLE (kernel-probe §3)
       }
       return undefined;
     case MADV.POPULATE_READ:
