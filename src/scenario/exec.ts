@@ -3,29 +3,74 @@
 import type { Backend, BResult } from '../backend/backend.js';
 import { CAPS, PAGE_SIZE } from '../model/abi.js';
 import type { Profile } from '../model/profile.js';
+import { ok } from '../model/result.js';
+import { ODirectIo, SplicePipe, VhostUserBackend, type Holder } from '../userspace/holders.js';
+import type { ConversionTask, Direction } from '../userspace/manager.js';
+import { POLICIES, type Policy } from '../userspace/policies.js';
+import type { Userspace } from '../userspace/userspace.js';
 import type { HandleRef } from './ops.js';
 
 export interface MapHandle { readonly addr: number; readonly length: number }
-export type HandleValue = number | MapHandle;
+export type HandleValue = number | MapHandle | Holder;
+
+/** What a conversion request did, for `expect: { retries, released, waited }`. */
+export interface ConversionSummary {
+  readonly retries: number;
+  readonly eagains: number;
+  readonly released: readonly string[];
+  readonly waited: readonly string[];
+  readonly stalled: number;
+  readonly vmStopped: boolean;
+}
 
 /** Resolves handle references; a handle whose creating step failed raises HandleMissing. */
 export interface ExecContext {
   readonly backend: Backend;
+  readonly us: Userspace;
   readonly profile: Profile;
   num(ref: unknown): number;
   map(ref: unknown): MapHandle;
+  holder(ref: unknown): Holder;
+  value(ref: unknown): HandleValue;
 }
 
 export class HandleMissing extends Error {}
 
 type Args = Readonly<Record<string, unknown>>;
-type Exec = (a: Args, c: ExecContext) => { result: BResult<unknown>; handle?: HandleValue };
+export interface ExecResult { result: BResult<unknown>; handle?: HandleValue; conversion?: ConversionSummary }
+type Exec = (a: Args, c: ExecContext, as?: string) => ExecResult;
 
 const big = (v: unknown): bigint => v as bigint;
 const int = (v: unknown): number => Number(v as bigint);
 const bytesOf = (a: Args): Uint8Array => (a.data ?? a.bytes) as Uint8Array;
 const call = (result: BResult<unknown>) => ({ result });
-const produce = (result: BResult<number>) => ({ result, ...(result.ok ? { handle: result.value } : {}) });
+const produce = (result: BResult<HandleValue>) => ({ result, ...(result.ok ? { handle: result.value } : {}) });
+const policyOf = (v: unknown): Policy => POLICIES[int(v ?? 0n)]!;
+const directionOf = (v: unknown): Direction => (v === 1n ? 'private' : 'shared');
+
+export function summarize(t: ConversionTask): ConversionSummary {
+  return {
+    retries: t.retries, eagains: t.eagains, released: t.released.map((h) => h.name), waited: t.waited.map((h) => h.name),
+    stalled: t.stalled, vmStopped: t.vmStopped,
+  };
+}
+
+/** A conversion request's outcome: the task's failure, or success, with its summary. */
+function conversionResult(r: BResult<ConversionTask>): ExecResult {
+  if (!r.ok) return { result: r };
+  const t = r.value;
+  return { result: t.failure ?? ok(undefined), conversion: summarize(t) };
+}
+
+/** A guest access; with `on_fault`, the VMM serves a memory-fault exit by converting, then re-runs it. */
+function guestAccess(a: Args, c: ExecContext, run: () => BResult<unknown>): ExecResult {
+  const first = run();
+  if (a.on_fault === undefined || first.ok || !('exit' in first) || first.exit !== 'MEMORY_FAULT') return { result: first };
+  const conv = c.us.mapGpaRange(c.num(a.vm), Number(first.gpa), Number(first.size), first.private ? 'private' : 'shared', policyOf(a.on_fault), 'KVM_EXIT_MEMORY_FAULT');
+  const done = conversionResult(conv);
+  return done.result.ok ? { result: run(), ...(done.conversion ? { conversion: done.conversion } : {}) } : done;
+}
+
 
 /** Address of `offset` within a mapping handle. */
 const at = (c: ExecContext, a: Args): number => c.map(a.map).addr + int(a.offset ?? 0n);
@@ -42,7 +87,10 @@ export const EXEC: Readonly<Record<string, Exec>> = {
   create_vm: (a, c) => produce(c.backend.createVm(big(a.type))),
   check_extension: (a, c) => call(c.backend.checkExtension(capNumber(a.cap, c.profile), a.vm === undefined ? undefined : c.num(a.vm))),
   create_guest_memfd: (a, c) => produce(c.backend.createGuestMemfd(c.num(a.vm), big(a.size), big(a.flags))),
-  close: (a, c) => call(c.backend.close(c.num(a.fd))),
+  close: (a, c) => {
+    const h = c.value(a.fd);
+    return call(typeof h === 'object' && 'kind' in h ? h.close() : c.backend.close(c.num(a.fd)));
+  },
   mmap: (a, c) => {
     const r = c.backend.mmap({ fd: a.fd === undefined ? null : c.num(a.fd), offset: big(a.offset), length: big(a.length), prot: big(a.prot), flags: big(a.flags) });
     const length = Math.ceil(int(a.length) / PAGE_SIZE) * PAGE_SIZE;
@@ -83,12 +131,32 @@ export const EXEC: Readonly<Record<string, Exec>> = {
     offset: big(a.offset), size: big(a.size), attributes: big(a.attributes), flags: big(a.flags),
     ...(a.reserved === undefined ? {} : { reserved: [big(a.reserved)] }),
   })),
-  guest_read: (a, c) => call(c.backend.guestRead(c.num(a.vm), big(a.gpa), int(a.length), a.private as boolean | undefined)),
-  guest_write: (a, c) => call(c.backend.guestWrite(c.num(a.vm), big(a.gpa), bytesOf(a), a.private as boolean | undefined)),
+  guest_read: (a, c) => guestAccess(a, c, () => c.backend.guestRead(c.num(a.vm), big(a.gpa), int(a.length), a.private as boolean | undefined)),
+  guest_write: (a, c) => guestAccess(a, c, () => c.backend.guestWrite(c.num(a.vm), big(a.gpa), bytesOf(a), a.private as boolean | undefined)),
   pin_user_pages: (a, c) => produce(c.backend.pinUserPages(at(c, a), int(a.length), a.longterm as boolean, a.write as boolean)),
   unpin_user_pages: (a, c) => call(c.backend.unpinUserPages(c.num(a.pin))),
   pin_read: (a, c) => call(c.backend.pinAccess(c.num(a.pin), int(a.offset), int(a.length))),
   pin_write: (a, c) => call(c.backend.pinAccess(c.num(a.pin), int(a.offset), bytesOf(a).length, bytesOf(a))),
-  vmsplice: (a, c) => produce(c.backend.vmsplice(at(c, a), int(a.length))),
-  pipe_read: (a, c) => call(c.backend.fdRead(c.num(a.pipe), a.length === undefined ? undefined : big(a.length))),
+  // ------------------------------------------------------------ the userspace half
+  io_uring_register_buffers: (a, c, as) => produce(c.us.ioUringRegisterBuffers(at(c, a), int(a.length), as)),
+  io_uring_unregister_buffers: (a, c) => call(c.holder(a.ring).close()),
+  vfio_dma_map: (a, c, as) => produce(c.us.vfioDmaMap(at(c, a), int(a.length), big(a.iova), as)),
+  vfio_dma_unmap: (a, c) => call(c.holder(a.dma).close()),
+  odirect_read: (a, c, as) => produce(c.us.odirect(at(c, a), int(a.length), 'read', (a.data ?? a.bytes) as Uint8Array | undefined, as)),
+  odirect_write: (a, c, as) => produce(c.us.odirect(at(c, a), int(a.length), 'write', undefined, as)),
+  io_complete: (a, c) => {
+    const io = c.holder(a.io) as ODirectIo;
+    const r = io.complete();
+    return call(r.ok && io.direction === 'write' ? ok(io.data) : r);
+  },
+  vmsplice: (a, c, as) => produce(c.us.vmsplice(at(c, a), int(a.length), as)),
+  pipe_read: (a, c) => call((c.holder(a.pipe) as SplicePipe).read(a.length === undefined ? undefined : int(a.length))),
+  vhost_user_set_mem_table: (a, c, as) => {
+    const m = c.map(a.map);
+    const off = int(a.offset ?? 0n);
+    return produce(c.us.vhostUserAttach(m.addr + off, a.length === undefined ? m.length - off : int(a.length), as));
+  },
+  vhost_user_io: (a, c, as) => produce((c.holder(a.vhost) as VhostUserBackend).io(int(a.offset), int(a.length), as)),
+  convert: (a, c) => conversionResult(c.us.convert(c.num(a.fd), int(a.offset), int(a.size), directionOf(a.to), policyOf(a.policy))),
+  map_gpa_range: (a, c) => conversionResult(c.us.mapGpaRange(c.num(a.vm), int(a.gpa), int(a.size), directionOf(a.to), policyOf(a.policy))),
 };

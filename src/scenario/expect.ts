@@ -2,32 +2,42 @@
 // outcome against them. An outcome is what a backend call produced, normalised for display,
 // comparison across backends, and JSON.
 import type { BResult, Violation } from '../backend/backend.js';
+import type { ConversionSummary } from './exec.js';
 import { PROFILES } from '../model/profile.js';
 import { ERRNOS, parseBytes, parseSize, show, type Parsed } from './values.js';
 
 export type Outcome =
-  | { kind: 'ok'; value?: bigint; data?: Uint8Array; handle?: string }
-  | { kind: 'errno'; errno: string; out?: Record<string, bigint>; why: string }
+  | { kind: 'ok'; value?: bigint; data?: Uint8Array; handle?: string; conversion?: ConversionSummary }
+  | { kind: 'errno'; errno: string; out?: Record<string, bigint>; why: string; conversion?: ConversionSummary }
   | { kind: 'signal'; signal: string; why: string }
   | { kind: 'exit'; exit: string; gpa: bigint; size: bigint; private: boolean; why: string }
   | { kind: 'unsupported'; why: string }
   /** The step could not run (e.g. a handle it names was never created). */
   | { kind: 'skipped'; why: string };
 
-export function toOutcome(r: BResult<unknown>): Outcome {
+export function toOutcome(r: BResult<unknown>, conversion?: ConversionSummary): Outcome {
+  const conv = conversion ? { conversion } : {};
   if (r.ok) {
     const v = r.value;
-    if (v instanceof Uint8Array) return { kind: 'ok', data: v };
-    if (typeof v === 'bigint') return { kind: 'ok', value: v };
-    return { kind: 'ok' };
+    if (v instanceof Uint8Array) return { kind: 'ok', data: v, ...conv };
+    if (typeof v === 'bigint') return { kind: 'ok', value: v, ...conv };
+    return { kind: 'ok', ...conv };
   }
   if ('unsupported' in r) return { kind: 'unsupported', why: r.unsupported };
-  if ('errno' in r) return r.out ? { kind: 'errno', errno: r.errno, out: { ...r.out }, why: r.why } : { kind: 'errno', errno: r.errno, why: r.why };
+  if ('errno' in r) return { kind: 'errno', errno: r.errno, ...(r.out ? { out: { ...r.out } } : {}), why: r.why, ...conv };
   if ('signal' in r) return { kind: 'signal', signal: r.signal, why: r.why };
   return { kind: 'exit', exit: r.exit, gpa: r.gpa, size: r.size, private: r.private, why: r.why };
 }
 
-export type Expect =
+/** What `expect` may say of a conversion request (convert, map_gpa_range, on_fault). */
+export interface ConversionExpect {
+  retries?: bigint;
+  eagains?: bigint;
+  released?: readonly string[];
+  waited?: readonly string[];
+}
+
+export type Expect = (
   | { kind: 'ok' }
   | { kind: 'any' }
   | { kind: 'errno'; errno: string; out: Record<string, bigint> }
@@ -35,7 +45,8 @@ export type Expect =
   | { kind: 'data'; bytes: Uint8Array }
   | { kind: 'fill'; fill: number }
   | { kind: 'value'; value: bigint }
-  | { kind: 'exit'; exit: string; gpa?: bigint; size?: bigint; private?: boolean };
+  | { kind: 'exit'; exit: string; gpa?: bigint; size?: bigint; private?: boolean }
+) & { conv?: ConversionExpect };
 
 export interface StepExpect {
   /** The expectation, or one per profile when the outcome differs between profiles. */
@@ -66,8 +77,30 @@ function parseOne(v: unknown): Parsed<{ expect: Expect; violations: string[] }> 
     violations = list as string[];
     delete o.violations;
   }
+  const conv: ConversionExpect = {};
+  for (const f of ['retries', 'eagains'] as const) {
+    if (!(f in o)) continue;
+    const n = parseSize(o[f]);
+    if (!n.ok) return { ok: false, message: `${f}: ${n.message}` };
+    conv[f] = n.value;
+    delete o[f];
+  }
+  for (const f of ['released', 'waited'] as const) {
+    if (!(f in o)) continue;
+    const list = o[f];
+    if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) return { ok: false, message: `${f}: expected a list of handle names, got ${show(list)}` };
+    conv[f] = list as string[];
+    delete o[f];
+  }
+  const hasConv = Object.keys(conv).length > 0;
+  const withConv = (r: Parsed<{ expect: Expect; violations: string[] }>) => (r.ok && hasConv ? { ok: true as const, value: { expect: { ...r.value.expect, conv }, violations: r.value.violations } } : r);
+  return withConv(parseRest(o, violations));
+}
+
+function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ expect: Expect; violations: string[] }> {
+  const done = (expect: Expect) => ({ ok: true as const, value: { expect, violations } });
   const keys = Object.keys(o);
-  if (keys.length === 0) return done({ kind: 'ok' }, violations);
+  if (keys.length === 0) return done({ kind: 'ok' });
   const only = (allowed: string[]) => {
     const extra = keys.filter((k) => !allowed.includes(k));
     return extra.length ? `unexpected field(s) ${extra.join(', ')} with ${keys[0]}; allowed: ${allowed.join(', ')}` : undefined;
@@ -83,13 +116,13 @@ function parseOne(v: unknown): Parsed<{ expect: Expect; violations: string[] }> 
       if (!n.ok) return { ok: false, message: `${f}: ${n.message}` };
       out[f] = n.value;
     }
-    return done({ kind: 'errno', errno: o.errno, out }, violations);
+    return done({ kind: 'errno', errno: o.errno, out });
   }
   if ('signal' in o) {
     const err = only(['signal']);
     if (err) return { ok: false, message: err };
     if (typeof o.signal !== 'string' || !SIGNALS.includes(o.signal)) return { ok: false, message: `signal: expected one of ${SIGNALS.join(', ')}, got ${show(o.signal)}` };
-    return done({ kind: 'signal', signal: o.signal }, violations);
+    return done({ kind: 'signal', signal: o.signal });
   }
   if ('data' in o || 'bytes' in o) {
     const key = 'data' in o ? 'data' : 'bytes';
@@ -98,21 +131,21 @@ function parseOne(v: unknown): Parsed<{ expect: Expect; violations: string[] }> 
     if (key === 'data' && typeof o.data !== 'string') return { ok: false, message: `data: expected a string, got ${show(o.data)}` };
     const b = parseBytes(o[key]);
     if (!b.ok) return { ok: false, message: `${key}: ${b.message}` };
-    return done({ kind: 'data', bytes: b.value }, violations);
+    return done({ kind: 'data', bytes: b.value });
   }
   if ('fill' in o) {
     const err = only(['fill']);
     if (err) return { ok: false, message: err };
     const f = typeof o.fill === 'bigint' ? Number(o.fill) : o.fill;
     if (typeof f !== 'number' || !Number.isInteger(f) || f < 0 || f > 255) return { ok: false, message: `fill: expected a byte value 0..255, got ${show(o.fill)}` };
-    return done({ kind: 'fill', fill: f }, violations);
+    return done({ kind: 'fill', fill: f });
   }
   if ('value' in o) {
     const err = only(['value']);
     if (err) return { ok: false, message: err };
     const n = parseSize(o.value);
     if (!n.ok) return { ok: false, message: `value: ${n.message}` };
-    return done({ kind: 'value', value: n.value }, violations);
+    return done({ kind: 'value', value: n.value });
   }
   if ('exit' in o) {
     const err = only(['exit', 'gpa', 'size', 'private']);
@@ -129,9 +162,9 @@ function parseOne(v: unknown): Parsed<{ expect: Expect; violations: string[] }> 
       if (typeof o.private !== 'boolean') return { ok: false, message: `private: expected true or false, got ${show(o.private)}` };
       e.private = o.private;
     }
-    return done(e, violations);
+    return done(e);
   }
-  return { ok: false, message: `unknown expectation field(s) ${keys.join(', ')}; allowed: errno, error_offset, signal, data, bytes, fill, value, exit, gpa, size, private, violations` };
+  return { ok: false, message: `unknown expectation field(s) ${keys.join(', ')}; allowed: errno, error_offset, signal, data, bytes, fill, value, exit, gpa, size, private, retries, eagains, released, waited, violations` };
 }
 
 /** Parse `expect:`; a mapping keyed by profile names gives one expectation per profile. */
@@ -162,6 +195,22 @@ export function expectFor(e: StepExpect, profile: string): Expect {
 /** Why the outcome does not meet the expectation, or undefined when it does. */
 export function mismatch(expect: Expect, got: Outcome): string | undefined {
   if (expect.kind === 'any' || got.kind === 'unsupported') return undefined;
+  return baseMismatch(expect, got) ?? convMismatch(expect.conv, got);
+}
+
+function convMismatch(want: ConversionExpect | undefined, got: Outcome): string | undefined {
+  if (!want) return undefined;
+  const c = got.kind === 'ok' || got.kind === 'errno' ? got.conversion : undefined;
+  if (!c) return 'expected a conversion report, but the step made no conversion request';
+  if (want.retries !== undefined && BigInt(c.retries) !== want.retries) return `expected retries ${want.retries}, got ${c.retries}`;
+  if (want.eagains !== undefined && BigInt(c.eagains) !== want.eagains) return `expected eagains ${want.eagains}, got ${c.eagains}`;
+  const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
+  if (want.released && !sameSet(want.released, c.released)) return `expected released [${want.released.join(', ')}], got [${c.released.join(', ')}]`;
+  if (want.waited && !sameSet(want.waited, c.waited)) return `expected waited [${want.waited.join(', ')}], got [${c.waited.join(', ')}]`;
+  return undefined;
+}
+
+function baseMismatch(expect: Expect, got: Outcome): string | undefined {
   const want = describeExpect(expect);
   const actual = describeOutcome(got);
   const differ = () => `expected ${want}, got ${actual}`;
@@ -209,13 +258,22 @@ export function describeExpect(e: Expect): string {
 
 export function describeOutcome(o: Outcome): string {
   switch (o.kind) {
-    case 'ok': return o.data ? `data ${showData(o.data)}` : o.value !== undefined ? `value ${o.value}` : 'success';
-    case 'errno': return [o.errno, ...Object.entries(o.out ?? {}).map(([k, v]) => `${k}=${v}`)].join(' ');
+    case 'ok': return (o.data ? `data ${showData(o.data)}` : o.value !== undefined ? `value ${o.value}` : 'success') + convText(o.conversion);
+    case 'errno': return [o.errno, ...Object.entries(o.out ?? {}).map(([k, v]) => `${k}=${v}`)].join(' ') + convText(o.conversion);
     case 'signal': return o.signal;
     case 'exit': return `exit ${o.exit} gpa=${o.gpa} size=${o.size} private=${o.private}`;
     case 'unsupported': return `unsupported (${o.why})`;
     case 'skipped': return `not run (${o.why})`;
   }
+}
+
+function convText(c: ConversionSummary | undefined): string {
+  if (!c) return '';
+  const parts = [`retries=${c.retries}`, `eagains=${c.eagains}`];
+  if (c.released.length) parts.push(`released=[${c.released.join(',')}]`);
+  if (c.waited.length) parts.push(`waited=[${c.waited.join(',')}]`);
+  if (c.vmStopped) parts.push('VM stopped');
+  return ` (${parts.join(' ')})`;
 }
 
 /** Bytes for humans: printable text as a string, else hex; long runs summarised. */

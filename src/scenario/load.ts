@@ -6,7 +6,7 @@ import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_PROFILE, profileNames } from '../model/profile.js';
 import { parseExpect, type StepExpect } from './expect.js';
-import { FD_KINDS, KERNEL_OPS, opSchema, PENDING_OPS, type HandleKind, type HandleRef, type OpSpec } from './ops.js';
+import { ALL_OPS, FD_KINDS, opSchema, type HandleKind, type HandleRef, type OpSpec } from './ops.js';
 import { show } from './values.js';
 
 export interface Step {
@@ -133,12 +133,10 @@ function validateStep(
     problems.push(op === undefined ? "missing field 'op'" : `op: expected an op name, got ${show(op)}`);
     return undefined;
   }
-  const spec: OpSpec | undefined = KERNEL_OPS[op];
+  const spec: OpSpec | undefined = ALL_OPS[op];
   const where = `(${op}) `;
   if (!spec) {
-    problems.push(PENDING_OPS.includes(op)
-      ? `${where}op '${op}' belongs to the userspace half of the scenario contract and is not implemented yet`
-      : `unknown op ${show(op)}; allowed: ${Object.keys(KERNEL_OPS).join(', ')}`);
+    problems.push(`unknown op ${show(op)}; allowed: ${Object.keys(ALL_OPS).join(', ')}`);
     return undefined;
   }
   const allowed = Object.keys(spec.fields);

@@ -3,11 +3,14 @@
 // so every op is validated the same way and the table is the single list of what exists.
 import { z } from 'zod';
 import { CAPS, type FlagTable } from '../model/abi.js';
+import { POLICIES } from '../userspace/policies.js';
 import { parseBytes, parseFlags, parseNamed, parseSize, TABLES, show, type Parsed } from './values.js';
 
-export type HandleKind = 'vm' | 'gmem' | 'map' | 'pin' | 'pipe' | 'ring' | 'dma' | 'io';
+export type HandleKind = 'vm' | 'gmem' | 'map' | 'pin' | 'pipe' | 'ring' | 'dma' | 'io' | 'vhost';
 /** Handles that are file descriptors (usable where an `fd` is expected). */
 export const FD_KINDS: readonly HandleKind[] = ['vm', 'gmem', 'pipe'];
+/** Handles that are pin holders of the userspace half. */
+export const HOLDER_KINDS: readonly HandleKind[] = ['ring', 'dma', 'io', 'pipe', 'vhost'];
 
 export type FieldKind =
   | { type: 'size' }
@@ -29,6 +32,9 @@ export interface OpSpec {
   readonly oneOf?: readonly string[];
   readonly summary: string;
 }
+
+/** Policy names map to their index in POLICIES. */
+const POLICY_TABLE: Readonly<Record<string, number>> = Object.fromEntries(POLICIES.map((p, i) => [p.name, i]));
 
 const size: FieldKind = { type: 'size' };
 const bool: FieldKind = { type: 'bool' };
@@ -85,8 +91,8 @@ export const KERNEL_OPS: Readonly<Record<string, OpSpec>> = {
       flags: opt(size, 0), reserved: opt({ type: 'flags', table: {}, what: 'reserved value' }),
     },
   },
-  guest_read: { summary: 'vCPU load', fields: { vm: req(vm), gpa: req(size), length: req(size), private: opt(bool) } },
-  guest_write: { summary: 'vCPU store', oneOf: ['data', 'bytes'], fields: { vm: req(vm), gpa: req(size), ...data, private: opt(bool) } },
+  guest_read: { summary: 'vCPU load', fields: { vm: req(vm), gpa: req(size), length: req(size), private: opt(bool), on_fault: opt({ type: 'named', table: POLICY_TABLE, what: 'policy' }) } },
+  guest_write: { summary: 'vCPU store', oneOf: ['data', 'bytes'], fields: { vm: req(vm), gpa: req(size), ...data, private: opt(bool), on_fault: opt({ type: 'named', table: POLICY_TABLE, what: 'policy' }) } },
   pin_user_pages: {
     summary: 'pin_user_pages(FOLL_WRITE [| FOLL_LONGTERM])', produces: 'pin',
     fields: { map: req(map), offset: opt(size, 0), length: req(size), longterm: opt(bool, false), write: opt(bool, true) },
@@ -94,15 +100,35 @@ export const KERNEL_OPS: Readonly<Record<string, OpSpec>> = {
   unpin_user_pages: { summary: 'unpin_user_pages()', fields: { pin: req({ type: 'handle', kinds: ['pin'] }) } },
   pin_read: { summary: 'device read through a pin (gmemkit extension)', fields: { pin: req({ type: 'handle', kinds: ['pin'] }), offset: opt(size, 0), length: req(size) } },
   pin_write: { summary: 'device write through a pin (gmemkit extension)', oneOf: ['data', 'bytes'], fields: { pin: req({ type: 'handle', kinds: ['pin'] }), offset: opt(size, 0), ...data } },
-  vmsplice: { summary: 'pipe2() + vmsplice()', produces: 'pipe', fields: { map: req(map), offset: opt(size, 0), length: req(size) } },
-  pipe_read: { summary: 'read(2) from the pipe', fields: { pipe: req({ type: 'handle', kinds: ['pipe'] }), length: opt(size) } },
 };
 
-/** Contract ops that arrive with the userspace half; the loader names them as not yet available. */
-export const PENDING_OPS: readonly string[] = [
-  'io_uring_register_buffers', 'io_uring_unregister_buffers', 'vfio_dma_map', 'vfio_dma_unmap',
-  'odirect_read', 'odirect_write', 'io_complete', 'convert',
-];
+const policy: FieldKind = { type: 'named', table: POLICY_TABLE, what: 'policy' };
+const direction: FieldKind = { type: 'named', table: { private: 1, shared: 0 }, what: 'direction' };
+
+/** The userspace subsystems that hold pins, and the conversion manager (scenario-format.md). */
+export const USERSPACE_OPS: Readonly<Record<string, OpSpec>> = {
+  io_uring_register_buffers: { summary: 'IORING_REGISTER_BUFFERS (long-term pin)', produces: 'ring', fields: { map: req(map), offset: opt(size, 0), length: req(size) } },
+  io_uring_unregister_buffers: { summary: 'IORING_UNREGISTER_BUFFERS', fields: { ring: req({ type: 'handle', kinds: ['ring'] }) } },
+  vfio_dma_map: { summary: 'VFIO_IOMMU_MAP_DMA (long-term pin + IOMMU mapping)', produces: 'dma', fields: { map: req(map), offset: opt(size, 0), length: req(size), iova: req(size) } },
+  vfio_dma_unmap: { summary: 'VFIO_IOMMU_UNMAP_DMA', fields: { dma: req({ type: 'handle', kinds: ['dma'] }) } },
+  odirect_read: { summary: 'O_DIRECT read into the buffer, in flight until io_complete', produces: 'io', fields: { map: req(map), offset: opt(size, 0), length: req(size), data: opt(bytes), bytes: opt(bytes) } },
+  odirect_write: { summary: 'O_DIRECT write from the buffer, in flight until io_complete', produces: 'io', fields: { map: req(map), offset: opt(size, 0), length: req(size) } },
+  io_complete: { summary: 'the device completes an I/O (returns what a write sent)', fields: { io: req({ type: 'handle', kinds: ['io'] }) } },
+  vmsplice: { summary: 'pipe2() + vmsplice()', produces: 'pipe', fields: { map: req(map), offset: opt(size, 0), length: req(size) } },
+  pipe_read: { summary: 'read(2) from the pipe', fields: { pipe: req({ type: 'handle', kinds: ['pipe'] }), length: opt(size) } },
+  vhost_user_set_mem_table: { summary: 'a vhost-user backend maps guest RAM (gmemkit extension)', produces: 'vhost', fields: { map: req(map), offset: opt(size, 0), length: opt(size) } },
+  vhost_user_io: { summary: 'the vhost-user backend pins a range for I/O (gmemkit extension)', produces: 'io', fields: { vhost: req({ type: 'handle', kinds: ['vhost'] }), offset: opt(size, 0), length: req(size) } },
+  convert: {
+    summary: 'the conversion manager converts guest_memfd bytes',
+    fields: { fd: req({ type: 'handle', kinds: ['gmem'], raw: 'number' }), offset: req(size), size: req(size), to: req(direction), policy: opt(policy, 'retry') },
+  },
+  map_gpa_range: {
+    summary: 'the guest asks KVM_HC_MAP_GPA_RANGE; the manager converts (gmemkit extension)',
+    fields: { vm: req(vm), gpa: req(size), size: req(size), to: req(direction), policy: opt(policy, 'retry') },
+  },
+};
+
+export const ALL_OPS: Readonly<Record<string, OpSpec>> = { ...KERNEL_OPS, ...USERSPACE_OPS };
 
 function fieldSchema(kind: FieldKind): z.ZodType<unknown> {
   const via = <T>(parse: (v: unknown) => Parsed<T>) =>

@@ -5,6 +5,8 @@ import type { Backend, BackendIdentity, Violation } from '../backend/backend.js'
 import { ModelBackend } from '../backend/model-backend.js';
 import { FULL_MACHINE, PROBED_MACHINE } from '../model/platform.js';
 import { findProfile, type Profile } from '../model/profile.js';
+import { SplicePipe, type Holder } from '../userspace/holders.js';
+import { Userspace } from '../userspace/userspace.js';
 import { EXEC, HandleMissing, type ExecContext, type HandleValue, type MapHandle } from './exec.js';
 import { expectFor, mismatch, toOutcome, violationMismatch, type Expect, type Outcome } from './expect.js';
 import type { Scenario, Step } from './load.js';
@@ -59,10 +61,16 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
     if (v === undefined) throw new HandleMissing(`handle '${r.handle}' was not created (step ${failedAt.get(r.handle)} did not succeed)`);
     return v;
   };
+  const us = new Userspace(backend);
   const ctx: ExecContext = {
-    backend, profile,
-    num: (ref) => resolve(ref) as number,
+    backend: us.backend, us, profile,
+    num: (ref) => {
+      const v = resolve(ref);
+      return v instanceof SplicePipe ? v.fd : (v as number);
+    },
     map: (ref) => resolve(ref) as MapHandle,
+    holder: (ref) => resolve(ref) as Holder,
+    value: resolve,
   };
   const results: StepResult[] = [];
   try {
@@ -71,8 +79,8 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
       let outcome: Outcome;
       let handle: HandleValue | undefined;
       try {
-        const r = EXEC[step.op]!(step.args, ctx);
-        outcome = toOutcome(r.result);
+        const r = EXEC[step.op]!(step.args, ctx, step.as);
+        outcome = toOutcome(r.result, r.conversion);
         handle = r.handle;
       } catch (e) {
         if (!(e instanceof HandleMissing)) throw e;

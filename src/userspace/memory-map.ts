@@ -1,0 +1,118 @@
+// The VMM's own view of guest memory: which user addresses map which guest_memfd pages, and
+// which GPA ranges its memslots bind to which guest_memfd pages. Built by watching the calls
+// the VMM makes (TrackingBackend forwards every call and records mmap, munmap, memslots and
+// close), so it works unchanged on the model and on real Linux.
+import type { Backend } from '../backend/backend.js';
+import { PAGE_SIZE } from '../model/abi.js';
+import type { MemoryRegion2, MmapArgs, U64 } from '../model/kernel.js';
+
+export interface GmemRange { readonly fd: number; readonly lo: number; readonly hi: number }
+interface Mapping { readonly addr: number; readonly length: number; readonly fd: number | null; readonly pgoff: number }
+interface Slot { readonly vmFd: number; readonly slot: bigint; readonly gfn: number; readonly npages: number; readonly fd: number; readonly pgoff: number }
+
+/** A translation problem, said in the VMM's terms. */
+export class TranslationError extends Error {}
+
+export class MemoryMap {
+  private readonly mappings: Mapping[] = [];
+  private readonly slots: Slot[] = [];
+
+  recordMmap(addr: number, args: MmapArgs): void {
+    const length = Math.ceil(Number(args.length) / PAGE_SIZE) * PAGE_SIZE;
+    this.mappings.push({ addr, length, fd: args.fd, pgoff: Number(args.offset) / PAGE_SIZE });
+  }
+
+  recordMunmap(addr: number, length: number): void {
+    // Whole mappings only: partial unmaps keep the record (pins through it stay valid anyway).
+    const i = this.mappings.findIndex((m) => m.addr === addr && m.length <= length);
+    if (i >= 0) this.mappings.splice(i, 1);
+  }
+
+  recordMemslot(vmFd: number, r: MemoryRegion2): void {
+    const size = Number(r.memory_size);
+    const existing = this.slots.findIndex((s) => s.vmFd === vmFd && s.slot === BigInt(r.slot));
+    if (existing >= 0) this.slots.splice(existing, 1);
+    if (size === 0 || r.guest_memfd < 0) return;
+    this.slots.push({
+      vmFd, slot: BigInt(r.slot), gfn: Number(r.guest_phys_addr) / PAGE_SIZE, npages: size / PAGE_SIZE,
+      fd: r.guest_memfd, pgoff: Number(r.guest_memfd_offset) / PAGE_SIZE,
+    });
+  }
+
+  recordClose(fd: number): void {
+    for (let i = this.slots.length - 1; i >= 0; i--) if (this.slots[i]!.vmFd === fd) this.slots.splice(i, 1);
+  }
+
+  /** The guest_memfd pages behind user addresses [addr, addr+length). */
+  addressToGmem(addr: number, length: number): GmemRange {
+    const m = this.mappings.find((x) => addr >= x.addr && addr + length <= x.addr + x.length);
+    if (!m || m.fd === null) throw new TranslationError(`address range [0x${addr.toString(16)}, +${length}) is not inside one guest_memfd mapping`);
+    const first = Math.floor((addr - m.addr) / PAGE_SIZE);
+    const last = Math.ceil((addr + length - m.addr) / PAGE_SIZE);
+    return { fd: m.fd, lo: m.pgoff + first, hi: m.pgoff + last };
+  }
+
+  /**
+   * The guest_memfd page ranges behind GPAs [gpa, gpa+size) of a VM, in GPA order; a request may
+   * span several memslots and files. Any part outside every guest_memfd memslot is an error.
+   */
+  gpaToGmem(vmFd: number, gpa: number, size: number): GmemRange[] {
+    if (gpa % PAGE_SIZE || size % PAGE_SIZE || size <= 0) throw new TranslationError(`GPA range [0x${gpa.toString(16)}, +${size}) is not page-aligned and non-empty`);
+    const out: GmemRange[] = [];
+    let gfn = gpa / PAGE_SIZE;
+    const end = gfn + size / PAGE_SIZE;
+    while (gfn < end) {
+      const s = this.slots.find((x) => x.vmFd === vmFd && gfn >= x.gfn && gfn < x.gfn + x.npages);
+      if (!s) throw new TranslationError(`GPA 0x${(gfn * PAGE_SIZE).toString(16)} of [0x${gpa.toString(16)}, +${size}) is outside every guest_memfd memslot`);
+      const stop = Math.min(end, s.gfn + s.npages);
+      out.push({ fd: s.fd, lo: s.pgoff + (gfn - s.gfn), hi: s.pgoff + (stop - s.gfn) });
+      gfn = stop;
+    }
+    return out;
+  }
+
+  /** The GPA of guest_memfd page `index` of `fd` in VM `vmFd`, if a memslot binds it. */
+  gmemToGpa(vmFd: number, fd: number, index: number): number | undefined {
+    const s = this.slots.find((x) => x.vmFd === vmFd && x.fd === fd && index >= x.pgoff && index < x.pgoff + x.npages);
+    return s ? (s.gfn + index - s.pgoff) * PAGE_SIZE : undefined;
+  }
+}
+
+type Method = (...args: never[]) => unknown;
+
+/**
+ * A Backend that forwards every call to another one and keeps the MemoryMap current. The
+ * userspace half talks to this, so the VMM never asks the kernel what it mapped.
+ */
+export function trackingBackend(inner: Backend, map: MemoryMap): Backend {
+  const calls: Partial<Record<keyof Backend, Method>> = {
+    mmap: ((args: MmapArgs) => {
+      const r = inner.mmap(args);
+      if (r.ok) map.recordMmap(r.value, args);
+      return r;
+    }) as Method,
+    munmap: ((addr: number, length: U64) => {
+      const r = inner.munmap(addr, length);
+      if (r.ok) map.recordMunmap(addr, Number(length));
+      return r;
+    }) as Method,
+    setUserMemoryRegion2: ((vmFd: number, region: MemoryRegion2) => {
+      const r = inner.setUserMemoryRegion2(vmFd, region);
+      if (r.ok) map.recordMemslot(vmFd, region);
+      return r;
+    }) as Method,
+    close: ((fd: number) => {
+      const r = inner.close(fd);
+      if (r.ok) map.recordClose(fd);
+      return r;
+    }) as Method,
+  };
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      const own = calls[prop as keyof Backend];
+      if (own) return own;
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === 'function' ? (v as Method).bind(target) : v;
+    },
+  });
+}
