@@ -271,6 +271,18 @@ const rows: Row[] = [
       assert.ok(!r.ok && 'exit' in r && r.exit === 'MMIO' && r.gpa === 0x900000n, show(r));
       w.must(w.b.guestWrite(vm, 0x10000, Buffer.from('ok')), 'guest write after MMIO');
     } },
+  { name: 'guest access to a gmem slot whose file was released (fd closed, never mapped) exits with KVM_EXIT_MEMORY_FAULT', cite: 'kernel-semantics.md §1.12; kernel-probe.md §8',
+    run: (w) => {
+      const vm = w.vm();
+      const g = w.gmem(vm, 64 * K, MMAP | INIT_SHARED);
+      w.must(w.bind(vm, 1, 0x10000, 64 * K, g), 'bind');
+      w.must(w.b.guestWrite(vm, 0x11000, Buffer.from('gone')), 'guest write');
+      w.must(w.b.close(g), 'close the last reference to the file');
+      const r = w.b.guestRead(vm, 0x11000, 4);
+      assert.ok(!r.ok && 'exit' in r && r.exit === 'MEMORY_FAULT' && r.gpa === 0x11000n && r.size === BigInt(PAGE) && !r.private, show(r));
+      const again = w.b.guestRead(vm, 0x12000, 1);
+      assert.ok(!again.ok && 'exit' in again && again.exit === 'MEMORY_FAULT', show(again));
+    } },
   { name: 'vmsplice of a guest-written page, punch: the guest re-reads zero, the pipe keeps the guest data', cite: 'kernel-probe.md §8 (extra L-B)',
     run: (w) => {
       const vm = w.vm();

@@ -7,7 +7,7 @@
 // It must never dereference a page that has not just been populated. (The probe and the copy
 // are not atomic: another process punching the page in between could still raise SIGBUS.)
 import { errnoName, MADV, PAGE_SIZE, PROT } from '../model/abi.js';
-import { fail, ok, OK, signal, type AccessResult } from '../model/result.js';
+import { fail, ok, OK, signal, type AccessResult, type ErrnoFailure, type SignalFailure } from '../model/result.js';
 import * as libc from './libc.js';
 import { pageCeil, pageFloor, type MappingTable } from './mappings.js';
 
@@ -35,8 +35,14 @@ function firstRefused(lo: number, hi: number, advice: number): { page: number; e
   return null;
 }
 
-/** Probe [addr, addr+length) for a load or store; null when every page is faultable. */
-function probe(table: MappingTable, addr: number, length: number, write: boolean): AccessResult<never> | null {
+type Refusal = SignalFailure | ErrnoFailure;
+
+/**
+ * Probe [addr, addr+length) for a load or store. Returns null when every page is faultable,
+ * else the refusal and how many bytes from `addr` lie before the refused page (a store like
+ * memset writes those before it faults; kernel-probe §3, test_fault_overflow).
+ */
+function probe(table: MappingTable, addr: number, length: number, write: boolean): { refusal: Refusal; good: number } | null {
   const hole = firstUnmapped(table, addr, length, write);
   const lo = pageFloor(addr);
   const hi = hole ? pageFloor(hole.at) : pageCeil(addr + length);
@@ -46,27 +52,30 @@ function probe(table: MappingTable, addr: number, length: number, write: boolean
     if (bad) {
       const at = Math.max(addr, bad.page);
       const what = `madvise(MADV_POPULATE_${write ? 'WRITE' : 'READ'}) at ${hex(bad.page)}`;
-      if (bad.errno === EFAULT || bad.errno === EHWPOISON) return signal('SIGBUS', at, `${what} returned EFAULT: a touch would raise SIGBUS`);
-      if (bad.errno === ENOMEM || bad.errno === EINVAL) return signal('SIGSEGV', at, `${what} returned ${errnoName(bad.errno)}: no mapping or no permission`);
       const name = errnoName(bad.errno);
-      return fail(name ?? 'EIO', `${what} failed with errno ${name ?? bad.errno}`);
+      const refusal = bad.errno === EFAULT || bad.errno === EHWPOISON
+        ? signal('SIGBUS', at, `${what} returned ${name}: a touch would raise SIGBUS`)
+        : bad.errno === ENOMEM || bad.errno === EINVAL
+          ? signal('SIGSEGV', at, `${what} returned ${name}: no mapping or no permission`)
+          : fail(name ?? 'EIO', `${what} failed with errno ${name ?? bad.errno}`);
+      return { refusal, good: at - addr };
     }
   }
-  return hole ? signal('SIGSEGV', hole.at, hole.why) : null;
+  return hole ? { refusal: signal('SIGSEGV', hole.at, hole.why), good: hole.at - addr } : null;
 }
 
 export function hostRead(table: MappingTable, addr: number, length: number): AccessResult<Uint8Array> {
   if (length <= 0) return ok(new Uint8Array(0));
   const bad = probe(table, addr, length, false);
-  if (bad) return bad;
+  if (bad) return bad.refusal;
   return ok(Uint8Array.from(libc.memView(addr, length)));
 }
 
+/** A store: the bytes before a refused page are written, as a CPU store loop would have. */
 export function hostWrite(table: MappingTable, addr: number, data: Uint8Array): AccessResult<void> {
   if (data.length === 0) return OK;
   const bad = probe(table, addr, data.length, true);
-  if (bad) return bad;
-  libc.memView(addr, data.length).set(data);
-  return OK;
+  const n = bad ? bad.good : data.length;
+  if (n > 0) libc.memView(addr, n).set(data.subarray(0, n));
+  return bad ? bad.refusal : OK;
 }
-
