@@ -21,6 +21,8 @@ const POOL = 0x3000;
 const IO_PORT = 0x10;
 const RUN_TIMEOUT_MS = 5000;
 const MSR_STAR = 0xc0000081;
+const EINTR = 4;
+const EFAULT = 14;
 const RFLAGS = 0x2n;
 /**
  * A 64-bit TSS in the code page whose I/O bitmap allows every port: PVM runs the CPL3 OUT
@@ -127,8 +129,12 @@ export class GuestHarness {
   private run(v: Vcpu): HarnessOutcome {
     v.view.writeUInt32LE(EXIT.UNKNOWN, RUN.exitReason);
     v.view.writeUInt8(0, RUN.immediateExit);
+    // EINTR also comes from pending task work (e.g. an io_uring teardown sets TIF_NOTIFY_SIGNAL):
+    // re-enter until the alarm's deadline, which is the only EINTR that means "too long".
+    const deadline = Date.now() + RUN_TIMEOUT_MS;
     libc.setAlarm(RUN_TIMEOUT_MS);
-    const r = libc.ioctlInt(v.fd, KVM.RUN);
+    let r = libc.ioctlInt(v.fd, KVM.RUN);
+    while (!r.ok && r.errno === EINTR && Date.now() < deadline) r = libc.ioctlInt(v.fd, KVM.RUN);
     libc.setAlarm(0);
     // Read everything needed from kvm_run before the vCPU may be retired (its mapping goes away).
     const reason = v.view.readUInt32LE(RUN.exitReason);
@@ -137,9 +143,9 @@ export class GuestHarness {
     const mmio = { gpa: v.view.readBigUInt64LE(RUN.mmioPhysAddr), size: BigInt(v.view.readUInt32LE(RUN.mmioLen)) };
     const suberror = v.view.readUInt32LE(RUN.internalSuberror);
     if (!r.ok) {
-      if (r.errno === 14 && reason === EXIT.MEMORY_FAULT) return { kind: 'memory-fault', ...fault };
+      if (r.errno === EFAULT && reason === EXIT.MEMORY_FAULT) return { kind: 'memory-fault', ...fault };
       this.retireVcpu();
-      if (r.errno === 4) return { kind: 'unsupported', why: `guest access did not finish within ${RUN_TIMEOUT_MS} ms` };
+      if (r.errno === EINTR) return { kind: 'unsupported', why: `guest access did not finish within ${RUN_TIMEOUT_MS} ms` };
       return { kind: 'errno', errno: r.errno, why: `KVM_RUN failed (exit reason ${EXIT_NAMES[reason] ?? reason})` };
     }
     if (reason === EXIT.IO && port === IO_PORT) {

@@ -4,7 +4,6 @@
 // file are the "device" reading or writing the pinned pages (kernel-probe §6). Every wait is
 // bounded by an io_uring_enter timeout. It must never touch the user buffer from JavaScript and
 // never leave a ring, mapping or scratch fd open after close().
-import koffi from 'koffi';
 import * as libc from './libc.js';
 
 const SYS_IO_URING_SETUP = 425;
@@ -20,6 +19,7 @@ const IORING_FEAT_SINGLE_MMAP = 1;
 const IORING_FEAT_EXT_ARG = 1 << 8;
 const IORING_OFF_SQES = 0x10000000n;
 const ETIME = 62;
+const EINTR = 4;
 const ENTRIES = 4;
 const WAIT_SECONDS = 5;
 
@@ -27,6 +27,7 @@ const WAIT_SECONDS = 5;
 let timeout: { ptr: unknown; addr: bigint } | null = null;
 function timeoutAddress(): bigint {
   if (!timeout) {
+    const koffi = libc.ffi();
     const ptr = koffi.alloc('uint8_t', 16);
     const v = Buffer.from(koffi.view(ptr, 16));
     v.writeBigInt64LE(BigInt(WAIT_SECONDS), 0);
@@ -128,11 +129,16 @@ export class Ring {
     r.writeUInt32LE((tail + 1) >>> 0, this.off.sqTail); // published by the system call below
     const arg = Buffer.alloc(24); // struct io_uring_getevents_arg { sigmask, sigmask_sz, min_wait_usec, ts }
     arg.writeBigUInt64LE(timeoutAddress(), 16);
-    const e = libc.syscall(SYS_IO_URING_ENTER, this.fd, 1, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, arg, 24);
+    const flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+    const deadline = Date.now() + WAIT_SECONDS * 1000;
+    let e = libc.syscall(SYS_IO_URING_ENTER, this.fd, 1, 1, flags, arg, 24);
+    if (!e.ok && e.errno !== EINTR && e.errno !== ETIME) return { ok: false, errno: e.errno, why: 'io_uring_enter failed' };
     const head = r.readUInt32LE(this.off.cqHead);
-    if (head === r.readUInt32LE(this.off.cqTail)) {
-      if (!e.ok && e.errno === ETIME) return { ok: false, errno: ETIME, why: `io_uring completion did not arrive within ${WAIT_SECONDS} s` };
-      return { ok: false, errno: e.ok ? 5 : e.errno, why: 'io_uring_enter returned without a completion' };
+    // A signal or task work can end the wait early (EINTR); wait again until the deadline.
+    while (head === r.readUInt32LE(this.off.cqTail)) {
+      if (Date.now() >= deadline) return { ok: false, errno: ETIME, why: `io_uring completion did not arrive within ${WAIT_SECONDS} s` };
+      e = libc.syscall(SYS_IO_URING_ENTER, this.fd, 0, 1, flags, arg, 24);
+      if (!e.ok && e.errno !== EINTR && e.errno !== ETIME) return { ok: false, errno: e.errno, why: 'io_uring_enter (wait) failed' };
     }
     const at = this.off.cqes + (head & r.readUInt32LE(this.off.cqMask)) * 16;
     const res = r.readInt32LE(at + 8);

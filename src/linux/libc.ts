@@ -2,35 +2,57 @@
 // `{ ok, value }` or `{ ok: false, errno }` with errno read right after the call. Addresses
 // are plain numbers (user addresses fit in 2^53); buffers are Node Buffers the call reads or
 // fills. This module must never interpret results, hold state, or touch user memory itself.
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+import type KoffiDefault from 'koffi';
 
 export type Sys<T = number> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errno: number };
+export type Koffi = typeof KoffiDefault;
 
-const libc = koffi.load('libc.so.6');
+let koffiModule: Koffi | null = null;
+let fns: ReturnType<typeof bind> | null = null;
+
+/** koffi, loaded on first use so that a host without it fails LinuxBackend.probe(), not the import. */
+export function ffi(): Koffi {
+  if (!koffiModule) koffiModule = createRequire(import.meta.url)('koffi') as Koffi;
+  return koffiModule;
+}
+
+/** Load koffi and bind libc now; throws where that is impossible (probe() reports why). */
+export function load(): void {
+  if (!fns) fns = bind(ffi());
+}
+
+function lib(): ReturnType<typeof bind> {
+  load();
+  return fns!;
+}
 
 // Variadic in C (open, ioctl, fcntl, syscall): declared variadic so the calling convention is exact.
-const c = {
-  open: libc.func('int open(const char *path, int flags, ...)'),
-  close: libc.func('int close(int fd)'),
-  ioctl: libc.func('int ioctl(int fd, unsigned long req, ...)'),
-  fcntl: libc.func('int fcntl(int fd, int cmd, ...)'),
-  syscall: libc.func('long syscall(long nr, ...)'),
-  mmap: libc.func('uintptr_t mmap(uintptr_t addr, size_t len, int prot, int flags, int fd, int64_t off)'),
-  munmap: libc.func('int munmap(uintptr_t addr, size_t len)'),
-  madvise: libc.func('int madvise(uintptr_t addr, size_t len, int advice)'),
-  fallocate: libc.func('int fallocate(int fd, int mode, int64_t off, int64_t len)'),
-  ftruncate: libc.func('int ftruncate(int fd, int64_t len)'),
-  read: libc.func('intptr_t read(int fd, void *buf, size_t n)'),
-  write: libc.func('intptr_t write(int fd, void *buf, size_t n)'),
-  pread: libc.func('intptr_t pread(int fd, void *buf, size_t n, int64_t off)'),
-  pwrite: libc.func('intptr_t pwrite(int fd, void *buf, size_t n, int64_t off)'),
-  preadAddr: libc.func('intptr_t pread(int fd, uintptr_t buf, size_t n, int64_t off)'),
-  pwriteAddr: libc.func('intptr_t pwrite(int fd, uintptr_t buf, size_t n, int64_t off)'),
-  lseek: libc.func('int64_t lseek(int fd, int64_t off, int whence)'),
-  pipe2: libc.func('int pipe2(void *fds, int flags)'),
-  vmsplice: libc.func('intptr_t vmsplice(int fd, void *iov, size_t nr, unsigned int flags)'),
-  memfd_create: libc.func('int memfd_create(const char *name, unsigned int flags)'),
-  setitimer: libc.func('int setitimer(int which, void *value, void *old)'),
+const bind = (koffi: Koffi) => {
+  const libc = koffi.load('libc.so.6');
+  return {
+    open: libc.func('int open(const char *path, int flags, ...)'),
+    close: libc.func('int close(int fd)'),
+    ioctl: libc.func('int ioctl(int fd, unsigned long req, ...)'),
+    fcntl: libc.func('int fcntl(int fd, int cmd, ...)'),
+    syscall: libc.func('long syscall(long nr, ...)'),
+    mmap: libc.func('uintptr_t mmap(uintptr_t addr, size_t len, int prot, int flags, int fd, int64_t off)'),
+    munmap: libc.func('int munmap(uintptr_t addr, size_t len)'),
+    madvise: libc.func('int madvise(uintptr_t addr, size_t len, int advice)'),
+    fallocate: libc.func('int fallocate(int fd, int mode, int64_t off, int64_t len)'),
+    ftruncate: libc.func('int ftruncate(int fd, int64_t len)'),
+    read: libc.func('intptr_t read(int fd, void *buf, size_t n)'),
+    write: libc.func('intptr_t write(int fd, void *buf, size_t n)'),
+    pread: libc.func('intptr_t pread(int fd, void *buf, size_t n, int64_t off)'),
+    pwrite: libc.func('intptr_t pwrite(int fd, void *buf, size_t n, int64_t off)'),
+    preadAddr: libc.func('intptr_t pread(int fd, uintptr_t buf, size_t n, int64_t off)'),
+    pwriteAddr: libc.func('intptr_t pwrite(int fd, uintptr_t buf, size_t n, int64_t off)'),
+    lseek: libc.func('int64_t lseek(int fd, int64_t off, int whence)'),
+    pipe2: libc.func('int pipe2(void *fds, int flags)'),
+    vmsplice: libc.func('intptr_t vmsplice(int fd, void *iov, size_t nr, unsigned int flags)'),
+    memfd_create: libc.func('int memfd_create(const char *name, unsigned int flags)'),
+    setitimer: libc.func('int setitimer(int which, void *value, void *old)'),
+  };
 };
 
 /** A C `long`/`ssize_t` result as a JS number (koffi gives bigint only past 2^53). */
@@ -38,7 +60,7 @@ const num = (v: unknown): number => (typeof v === 'bigint' ? Number(BigInt.asInt
 
 function wrap(ret: unknown): Sys {
   const r = num(ret);
-  return r < 0 ? { ok: false, errno: koffi.errno() } : { ok: true, value: r };
+  return r < 0 ? { ok: false, errno: ffi().errno() } : { ok: true, value: r };
 }
 
 export const O_RDONLY = 0o0, O_RDWR = 0o2, O_CREAT = 0o100, O_EXCL = 0o200, O_NONBLOCK = 0o4000;
@@ -49,52 +71,52 @@ export const MFD_CLOEXEC = 1;
 export const ITIMER_REAL = 0;
 
 export function open(path: string, flags: number, mode = 0o600): Sys {
-  return wrap(c.open(path, flags, 'uint32_t', mode));
+  return wrap(lib().open(path, flags, 'uint32_t', mode));
 }
-export function close(fd: number): Sys { return wrap(c.close(fd)); }
+export function close(fd: number): Sys { return wrap(lib().close(fd)); }
 
 /** ioctl with an integer argument (or none). */
 export function ioctlInt(fd: number, req: number, arg: number | bigint = 0): Sys {
-  return wrap(c.ioctl(fd, req, 'unsigned long', arg));
+  return wrap(lib().ioctl(fd, req, 'unsigned long', arg));
 }
 /** ioctl with a pointer to a struct the kernel reads and/or writes. */
 export function ioctlBuf(fd: number, req: number, buf: Buffer): Sys {
-  return wrap(c.ioctl(fd, req, 'void *', buf));
+  return wrap(lib().ioctl(fd, req, 'void *', buf));
 }
 export function fcntlInt(fd: number, cmd: number, arg: number): Sys {
-  return wrap(c.fcntl(fd, cmd, 'int', arg));
+  return wrap(lib().fcntl(fd, cmd, 'int', arg));
 }
 
 /** mmap(2); the address on success. MAP_FAILED is (void *)-1. */
 export function mmap(addr: number, length: bigint, prot: number, flags: number, fd: number, offset: bigint): Sys {
-  const r = c.mmap(addr, length, prot, flags, fd, offset) as number | bigint;
-  if (typeof r === 'bigint' && BigInt.asIntN(64, r) < 0n) return { ok: false, errno: koffi.errno() };
+  const r = lib().mmap(addr, length, prot, flags, fd, offset) as number | bigint;
+  if (typeof r === 'bigint' && BigInt.asIntN(64, r) < 0n) return { ok: false, errno: ffi().errno() };
   return { ok: true, value: Number(r) };
 }
-export function munmap(addr: number, length: bigint): Sys { return wrap(c.munmap(addr, length)); }
-export function madvise(addr: number, length: bigint, advice: number): Sys { return wrap(c.madvise(addr, length, advice)); }
+export function munmap(addr: number, length: bigint): Sys { return wrap(lib().munmap(addr, length)); }
+export function madvise(addr: number, length: bigint, advice: number): Sys { return wrap(lib().madvise(addr, length, advice)); }
 export function fallocate(fd: number, mode: number, offset: bigint, len: bigint): Sys {
-  return wrap(c.fallocate(fd, mode, offset, len));
+  return wrap(lib().fallocate(fd, mode, offset, len));
 }
-export function ftruncate(fd: number, length: bigint): Sys { return wrap(c.ftruncate(fd, length)); }
-export function read(fd: number, buf: Buffer, n = buf.length): Sys { return wrap(c.read(fd, buf, n)); }
-export function write(fd: number, buf: Buffer, n = buf.length): Sys { return wrap(c.write(fd, buf, n)); }
-export function pread(fd: number, buf: Buffer, offset: bigint, n = buf.length): Sys { return wrap(c.pread(fd, buf, n, offset)); }
-export function pwrite(fd: number, buf: Buffer, offset: bigint, n = buf.length): Sys { return wrap(c.pwrite(fd, buf, n, offset)); }
+export function ftruncate(fd: number, length: bigint): Sys { return wrap(lib().ftruncate(fd, length)); }
+export function read(fd: number, buf: Buffer, n = buf.length): Sys { return wrap(lib().read(fd, buf, n)); }
+export function write(fd: number, buf: Buffer, n = buf.length): Sys { return wrap(lib().write(fd, buf, n)); }
+export function pread(fd: number, buf: Buffer, offset: bigint, n = buf.length): Sys { return wrap(lib().pread(fd, buf, n, offset)); }
+export function pwrite(fd: number, buf: Buffer, offset: bigint, n = buf.length): Sys { return wrap(lib().pwrite(fd, buf, n, offset)); }
 /** pread/pwrite with a raw user address as the buffer (O_DIRECT I/O into or out of a mapping). */
-export function preadAddr(fd: number, addr: number, n: number, offset: bigint): Sys { return wrap(c.preadAddr(fd, addr, n, offset)); }
-export function pwriteAddr(fd: number, addr: number, n: number, offset: bigint): Sys { return wrap(c.pwriteAddr(fd, addr, n, offset)); }
+export function preadAddr(fd: number, addr: number, n: number, offset: bigint): Sys { return wrap(lib().preadAddr(fd, addr, n, offset)); }
+export function pwriteAddr(fd: number, addr: number, n: number, offset: bigint): Sys { return wrap(lib().pwriteAddr(fd, addr, n, offset)); }
 
 export function lseek(fd: number, offset: bigint, whence: number): Sys<bigint> {
-  const r = c.lseek(fd, offset, whence) as number | bigint;
+  const r = lib().lseek(fd, offset, whence) as number | bigint;
   const v = BigInt(r);
-  return v < 0n ? { ok: false, errno: koffi.errno() } : { ok: true, value: v };
+  return v < 0n ? { ok: false, errno: ffi().errno() } : { ok: true, value: v };
 }
 
 /** pipe2(2): [readFd, writeFd]. */
 export function pipe2(flags: number): Sys<[number, number]> {
   const fds = Buffer.alloc(8);
-  const r = wrap(c.pipe2(fds, flags));
+  const r = wrap(lib().pipe2(fds, flags));
   return r.ok ? { ok: true, value: [fds.readInt32LE(0), fds.readInt32LE(4)] } : r;
 }
 
@@ -103,30 +125,30 @@ export function vmsplice(fd: number, addr: number, length: number, flags: number
   const iov = Buffer.alloc(16);
   iov.writeBigUInt64LE(BigInt(addr), 0);
   iov.writeBigUInt64LE(BigInt(length), 8);
-  return wrap(c.vmsplice(fd, iov, 1, flags));
+  return wrap(lib().vmsplice(fd, iov, 1, flags));
 }
 
-export function memfdCreate(name: string, flags: number): Sys { return wrap(c.memfd_create(name, flags)); }
+export function memfdCreate(name: string, flags: number): Sys { return wrap(lib().memfd_create(name, flags)); }
 
 /** setitimer(ITIMER_REAL) one-shot after `ms` milliseconds (0 disarms). */
 export function setAlarm(ms: number): Sys {
   const v = Buffer.alloc(32); // struct itimerval { it_interval, it_value } of timeval
   v.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 16);
   v.writeBigInt64LE(BigInt((ms % 1000) * 1000), 24);
-  return wrap(c.setitimer(ITIMER_REAL, v, null));
+  return wrap(lib().setitimer(ITIMER_REAL, v, null));
 }
 
 /** A raw system call whose arguments are integers or buffers (io_uring has no libc wrapper). */
 export function syscall(nr: number, ...args: (number | bigint | Buffer | null)[]): Sys {
   const typed: unknown[] = [];
   for (const a of args) typed.push(a === null || Buffer.isBuffer(a) ? 'void *' : 'long', a);
-  return wrap(c.syscall(nr, ...typed));
+  return wrap(lib().syscall(nr, ...typed));
 }
 
 /** The errno koffi saw last (for callers that call through a raw function). */
-export function lastErrno(): number { return koffi.errno(); }
+export function lastErrno(): number { return ffi().errno(); }
 
 /** A zero-copy view of user memory. Callers must have proven every page faultable first. */
 export function memView(addr: number, length: number): Uint8Array {
-  return new Uint8Array(koffi.view(addr, length));
+  return new Uint8Array(ffi().view(addr, length));
 }

@@ -6,7 +6,7 @@
 // It must never dereference user memory without the host-access probe (SIGBUS kills Node).
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { CAPS, LIMITS, MAP_FLAGS, PAGE_SIZE } from '../model/abi.js';
+import { CAPS, errnoName, LIMITS, MAP_FLAGS, PAGE_SIZE } from '../model/abi.js';
 import type { MemoryAttributes2Args, MemoryAttributesArgs, MemoryRegion2, MmapArgs, U64 } from '../model/kernel.js';
 import { ok, OK } from '../model/result.js';
 import { unsupported, type Backend, type BackendIdentity, type BResult, type Violation } from '../backend/backend.js';
@@ -47,11 +47,17 @@ export class LinuxBackend implements Backend {
   /** Whether this host can run the backend; callers (tests, CLI) skip with `reason` otherwise. */
   static probe(): ProbeResult {
     if (process.platform !== 'linux' || process.arch !== 'x64') return { usable: false, reason: `needs Linux on x86-64 (this is ${process.platform}/${process.arch})` };
+    try {
+      libc.load();
+    } catch (e) {
+      return { usable: false, reason: `koffi cannot bind libc: ${(e as Error).message}` };
+    }
+    const name = (n: number): string => errnoName(n) ?? `errno ${n}`;
     const kvm = libc.open('/dev/kvm', libc.O_RDWR | libc.O_CLOEXEC);
-    if (!kvm.ok) return { usable: false, reason: `cannot open /dev/kvm read-write (errno ${kvm.errno}; needs root or the kvm group)` };
+    if (!kvm.ok) return { usable: false, reason: `cannot open /dev/kvm read-write: ${name(kvm.errno)} (needs KVM, and root or the kvm group)` };
     const cap = libc.ioctlInt(kvm.value, KVM.CHECK_EXTENSION, CAPS.GUEST_MEMFD);
     libc.close(kvm.value);
-    if (!cap.ok || cap.value !== 1) return { usable: false, reason: `KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD) is ${cap.ok ? cap.value : `errno ${cap.errno}`}, not 1` };
+    if (!cap.ok || cap.value !== 1) return { usable: false, reason: `KVM_CHECK_EXTENSION(KVM_CAP_GUEST_MEMFD) is ${cap.ok ? cap.value : name(cap.errno)}, not 1` };
     return { usable: true };
   }
 

@@ -63,9 +63,9 @@ export class DirectScratch {
   pinOnce(lo: number, hi: number, write: boolean): libc.Sys {
     const n = hi - lo;
     const w = libc.pwriteAddr(this.fd, lo, n, 0n);
-    if (!w.ok || !write) return w;
-    if (w.value !== n) return { ok: false, errno: 5 };
-    return libc.preadAddr(this.fd, lo, n, 0n);
+    const r = !w.ok || !write ? w : w.value !== n ? { ok: false as const, errno: 5 } : libc.preadAddr(this.fd, lo, n, 0n);
+    libc.ftruncate(this.fd, 0n); // give the disk blocks back
+    return r;
   }
 
   close(): void {
