@@ -73,6 +73,14 @@ export interface Backend {
   /** pipe2() + vmsplice(); returns the pipe's read fd. Read it with fdRead. */
   vmsplice(addr: number, length: number): BResult<number>;
 
+  /**
+   * Revocable fd+offset imports of guest_memfd ranges for devices (the `revoke` design variant;
+   * optional: a backend without them, or a profile that answers ENOTTY, means pins are used).
+   */
+  gmemImport?(gmemFd: number, offset: U64, length: U64): BResult<number>;
+  gmemUnimport?(id: number): BResult;
+  importAccess?(id: number, offset: number, length: number, store?: Uint8Array): BResult<Uint8Array>;
+
   /** Invariants broken by the last call (empty for backends that cannot see kernel state). */
   takeViolations(): Violation[];
   /** Close every fd, mapping, pin and pipe this backend opened. */

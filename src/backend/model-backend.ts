@@ -96,4 +96,7 @@ export class ModelBackend implements Backend {
   unpinUserPages(pin: number) { return this.step(() => this.kernel.unpinUserPages(pin)); }
   pinAccess(pin: number, offset: number, length: number, store?: Uint8Array) { return this.step(() => this.kernel.pinAccess(pin, offset, length, store)); }
   vmsplice(addr: number, length: number) { return this.step(() => this.kernel.vmsplice(addr, length)); }
+  gmemImport(gmemFd: number, offset: U64, length: U64) { return this.step(() => this.kernel.gmemImport(gmemFd, offset, length)); }
+  gmemUnimport(id: number) { return this.step(() => this.kernel.gmemUnimport(id)); }
+  importAccess(id: number, offset: number, length: number, store?: Uint8Array) { return this.step(() => this.kernel.importAccess(id, offset, length, store)); }
 }

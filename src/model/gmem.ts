@@ -17,10 +17,10 @@ import {
   type KernelState, type Memslot, type Vm,
 } from './state.js';
 
-export function gmemCreateInode(s: KernelState, ino: number, size: number, flags: bigint, initShared: boolean): GmemInode {
+export function gmemCreateInode(s: KernelState, ino: number, vmType: VmType, size: number, flags: bigint, initShared: boolean): GmemInode {
   const inode: GmemInode = {
-    ino, size, flags, attributes: new IntervalMap<Attr>(), pages: newTree(), files: new Set(),
-    vmas: new Set(), evicted: false,
+    ino, vmType, size, flags, attributes: new IntervalMap<Attr>(), pages: newTree(), files: new Set(),
+    vmas: new Set(), imports: new Set(), evicted: false,
   };
   inode.attributes.set(0, size / PAGE_SIZE, initShared ? 'shared' : 'private');
   s.inodes.add(inode);
@@ -131,11 +131,36 @@ export function gmemSetAttributes(
 ): ErrnoFailure | undefined {
   if (inode.attributes.every(lo, hi, (a) => a === target)) return undefined;
   if (target === 'private') {
+    if (policy.revokeImporters) gmemRevokeImports(inode, lo, hi);
     const blocked = gmemCheckToPrivate(s, inode, lo, hi, policy);
+    if (blocked && policy.onBlocked === 'defer') {
+      gmemInvalidateGuest(inode, lo, hi);
+      inode.attributes.set(lo, hi, 'pending');
+      return undefined;
+    }
     if (blocked) return blocked;
   }
   gmemCommitAttributes(inode, vmType, lo, hi, target);
   return undefined;
+}
+
+/** Revoke every import overlapping [lo, hi): the importer's device mapping is torn down. */
+export function gmemRevokeImports(inode: GmemInode, lo: number, hi: number): void {
+  for (const imp of inode.imports) if (imp.lo < hi && lo < imp.hi) imp.revoked = true;
+}
+
+/**
+ * Deferred variant: a pending range whose pages no longer carry references becomes private.
+ * Called after anything that drops a reference. Returns whether something completed.
+ */
+export function gmemSettlePending(inode: GmemInode, policy: ToPrivatePolicy): boolean {
+  let settled = false;
+  for (const seg of [...inode.attributes.segments()]) {
+    if (seg.value !== 'pending' || gmemFirstBlocker(inode, seg.lo, seg.hi, policy)) continue;
+    gmemCommitAttributes(inode, inode.vmType, seg.lo, seg.hi, 'private');
+    settled = true;
+  }
+  return settled;
 }
 
 /** The checking half of a to-private conversion: zaps per the policy, returns the failure. */

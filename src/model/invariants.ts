@@ -38,15 +38,19 @@ function violation(name: InvariantName, detail: string, offsets?: bigint[]): Inv
 
 // ------------------------------------------------------------------ state invariants
 
-/** I1: every host PTE of a guest_memfd maps a shared index. */
+/** I1: every host PTE of a guest_memfd, and every live device import, covers shared indices only. */
 export function noHostMappingOfPrivate(k: Kernel): InvariantViolation[] {
   const bad: bigint[] = [];
   for (const [, vma] of k.state.vmas.entries()) {
     if (!vma.file) continue;
     const attrs = vma.file.inode.attributes;
-    for (const [key] of vma.ptes.entries()) if (attrs.get(key) === 'private') bad.push(off(key));
+    for (const [key] of vma.ptes.entries()) if (attrs.get(key) !== 'shared') bad.push(off(key));
   }
-  return bad.length ? [violation('I1', `host PTEs map private offsets ${list(bad)}`, bad)] : [];
+  for (const imp of k.state.imports.values()) {
+    const seg = imp.revoked ? undefined : imp.inode.attributes.find(imp.lo, imp.hi, (a) => a !== 'shared');
+    if (seg) bad.push(off(seg.lo));
+  }
+  return bad.length ? [violation('I1', `host PTEs or device imports reach non-shared offsets ${list(bad)}`, bad)] : [];
 }
 
 /** I2: no folio at a private index holds host PTEs, pins or page references. */
@@ -90,7 +94,7 @@ export function guestMappingsCurrent(k: Kernel): InvariantViolation[] {
         out.push(violation('I8', `VM ${vm.id} gfn ${gfn}: guest maps a folio no longer in the file`, [off(index)]));
       }
       const attr = k.profile.privateTracking === 'gmem' ? file.inode.attributes.get(index) : (vm.attributes.get(gfn) ?? 'shared');
-      if ((attr === 'private') !== spte.private) {
+      if (attr === 'pending' || (attr === 'private') !== spte.private) {
         out.push(violation('I8', `VM ${vm.id} gfn ${gfn}: ${spte.private ? 'private' : 'shared'} guest mapping of a ${attr} page`, [off(index)]));
       }
     }
@@ -198,7 +202,7 @@ export function endStep(ctx: StepContext, succeeded: boolean, errno?: string): I
   const isConversion = ctx.conversions.length > 0;
   for (const [inode, before] of ctx.attrs) {
     if (inode.evicted || before.version === inode.attributes.version) continue;
-    if (!isConversion) out.push(violation('I5', `inode ${inode.ino}: attributes changed by a step that is not a conversion`));
+    if (!isConversion && !onlySettled(before, inode.attributes)) out.push(violation('I5', `inode ${inode.ino}: attributes changed by a step that is not a conversion`));
     else if (!succeeded && !before.equals(inode.attributes)) out.push(violation('I4', `inode ${inode.ino}: failed conversion changed attributes`));
   }
   if (!succeeded && isConversion) {
@@ -211,12 +215,25 @@ export function endStep(ctx: StepContext, succeeded: boolean, errno?: string): I
   for (const c of ctx.conversions) {
     if (c.target === 'shared' && errno === 'EAGAIN') out.push(violation('I3', 'to-shared conversion failed with EAGAIN'));
     if (!succeeded) continue;
-    if (!c.inode.attributes.every(c.lo, c.hi, (a) => a === c.target)) {
+    const reached = (a: Attr | undefined) => a === c.target || (c.target === 'private' && a === 'pending'); // deferred variant
+    if (!c.inode.attributes.every(c.lo, c.hi, reached)) {
       out.push(violation('I4', `inode ${c.inode.ino}: successful conversion left part of [${off(c.lo)}, ${off(c.hi)}) unconverted`));
     }
     out.push(...contentRule(c, ctx.attrs.get(c.inode)!, ctx.content.get(c.inode)!));
   }
   return out;
+}
+
+/** Every index that changed went from 'pending' to 'private' (a deferred conversion completing). */
+function onlySettled(before: IntervalMap<Attr>, after: IntervalMap<Attr>): boolean {
+  for (const seg of before.segments()) {
+    if (seg.value === 'pending') continue;
+    if (!after.every(seg.lo, seg.hi, (a) => a === seg.value)) return false;
+  }
+  for (const seg of after.segments()) {
+    if (seg.value === 'pending' && !before.every(seg.lo, seg.hi, (a) => a === 'pending')) return false;
+  }
+  return true;
 }
 
 /** I7: preserve on software-protected VMs; pages that changed attribute read zero on SNP/TDX. */
@@ -225,7 +242,7 @@ function contentRule(c: ConversionIntent, before: IntervalMap<Attr>, content: Ma
   const bad: bigint[] = [];
   for (const [index, old] of content) {
     const f = c.inode.pages.get(index);
-    if (!f) continue;
+    if (!f || c.inode.attributes.get(index) === 'pending') continue; // content rule applies when it completes
     const changed = before.get(index) !== c.target;
     const expectZero = rule === 'zero' && changed;
     const now = f.data;

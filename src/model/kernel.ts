@@ -6,7 +6,7 @@ import {
   CAPS, FALLOC_FLAGS, GMEM_FLAGS, LIMITS, MADV, MAP_FLAGS, MEMORY_ATTRIBUTES, MEMSLOT_FLAGS,
   PAGE_SIZE, PROT, VM_TYPES, type VmType,
 } from './abi.js';
-import { gmemAllocate, gmemCreateFile, gmemCreateInode, gmemNrPages, gmemPunchHole, gmemRelease, gmemSetAttributes } from './gmem.js';
+import { gmemAllocate, gmemCreateFile, gmemCreateInode, gmemGetFolio, gmemNrPages, gmemPrepareFolio, gmemPunchHole, gmemRelease, gmemSetAttributes, gmemSettlePending } from './gmem.js';
 import {
   kvmConvertVmRange, kvmCreateMemslot, kvmCreateVm, kvmDeleteMemslot, kvmGuestAccess, kvmSetVmAttributes,
   kvmVmPut, slotKey, vmHasPrivateMem,
@@ -16,7 +16,7 @@ import { pipeCreate, pipeRead, pipeRelease, pipeSplicePages } from './pipe.js';
 import { FULL_MACHINE, hasMemoryAttributes, VM_TYPE_FACTS, type MachineConfig } from './platform.js';
 import { DEFAULT_PROFILE, type Profile } from './profile.js';
 import { fail, ok, OK, type AccessResult, type GuestResult, type KResult } from './result.js';
-import { newState, type FdEntry, type GmemFile, type KernelState, type Memslot, type Pin, type Vm } from './state.js';
+import { newState, type FdEntry, type GmemFile, type Import, type KernelState, type Memslot, type Pin, type Vm } from './state.js';
 
 export type U64 = bigint | number;
 
@@ -85,8 +85,15 @@ export class Kernel {
       this.releaseFile(e.file);
     } else {
       pipeRelease(e.pipe);
+      this.settle();
     }
     return OK;
+  }
+
+  /** After a reference drops: complete deferred conversions whose pages are now free (variant). */
+  private settle(): void {
+    if (this.profile.toPrivate.onBlocked !== 'defer') return;
+    for (const inode of this.state.inodes) gmemSettlePending(inode, this.profile.toPrivate);
   }
 
   private releaseFile(file: GmemFile): void {
@@ -151,7 +158,7 @@ export class Kernel {
     if (f & ~supported) return fail('EINVAL', `flags ${hex(f)} outside the supported ${hex(supported)}`);
     const sz = s64(size);
     if (sz <= 0n || !aligned(sz)) return fail('EINVAL', `size ${sz} is not a positive multiple of ${PAGE_SIZE}`);
-    const inode = gmemCreateInode(this.state, this.state.nextId++, Number(sz), f, (f & GMEM_FLAGS.INIT_SHARED) !== 0n);
+    const inode = gmemCreateInode(this.state, this.state.nextId++, vm.type, Number(sz), f, (f & GMEM_FLAGS.INIT_SHARED) !== 0n);
     const file = gmemCreateFile(this.state, inode, vm);
     return ok(this.installFd({ kind: 'gmem', file }));
   }
@@ -197,7 +204,11 @@ export class Kernel {
   fdRead(fd: number, length?: U64): KResult<Uint8Array> {
     const e = this.state.fds.get(fd);
     if (!e) return fail('EBADF', `fd ${fd} is not open`);
-    if (e.kind === 'pipe') return ok(pipeRead(e.pipe, length === undefined ? undefined : Number(big(length))));
+    if (e.kind === 'pipe') {
+      const data = pipeRead(e.pipe, length === undefined ? undefined : Number(big(length)));
+      this.settle();
+      return ok(data);
+    }
     return fail('EINVAL', `a ${e.kind} fd has no read (no FMODE_CAN_READ)`);
   }
 
@@ -323,6 +334,7 @@ export class Kernel {
     }
     pin.released = true;
     this.state.pins.delete(pinId);
+    this.settle();
     return OK;
   }
 
@@ -355,6 +367,52 @@ export class Kernel {
     const pipe = pipeCreate(this.state);
     pipeSplicePages(pipe, folios, addr, length);
     return ok(this.installFd({ kind: 'pipe', pipe }));
+  }
+
+  // ---------------------------------------------------------------- revocable imports (variant)
+
+  /** Import guest_memfd bytes [offset, offset+length) for a device by fd+offset (revoke variant). */
+  gmemImport(gmemFd: number, offset: U64, length: U64): KResult<number> {
+    const file = this.gmemOf(gmemFd);
+    if ('ok' in file) return file;
+    if (!this.profile.revocableImports) return fail('ENOTTY', `${this.profile.name} has no revocable guest_memfd imports`);
+    const [off, len] = [u64(offset), u64(length)];
+    if (!aligned(off) || !aligned(len) || len === 0n) return fail('EINVAL', 'offset and length must be page-aligned, length positive');
+    if (off + len > BigInt(file.inode.size)) return fail('EINVAL', 'range outside the file');
+    const lo = Number(off / PAGE);
+    const hi = Number((off + len) / PAGE);
+    if (!file.inode.attributes.every(lo, hi, (a) => a === 'shared')) return fail('EINVAL', 'only shared pages can be imported');
+    const imp: Import = { id: this.state.nextId++, inode: file.inode, lo, hi, revoked: false };
+    file.inode.imports.add(imp);
+    this.state.imports.set(imp.id, imp);
+    return ok(imp.id);
+  }
+
+  gmemUnimport(id: number): KResult {
+    const imp = this.state.imports.get(id);
+    if (!imp) return fail('EINVAL', `import ${id} does not exist`);
+    imp.inode.imports.delete(imp);
+    this.state.imports.delete(id);
+    return OK;
+  }
+
+  /** Device access through an import: the file's current pages; EFAULT once revoked. */
+  importAccess(id: number, offset: number, length: number, store?: Uint8Array): KResult<Uint8Array> {
+    const imp = this.state.imports.get(id);
+    if (!imp) return fail('EINVAL', `import ${id} does not exist`);
+    if (imp.revoked) return fail('EFAULT', 'the import was revoked by a conversion to private (IOMMU fault)');
+    if (offset < 0 || offset + length > (imp.hi - imp.lo) * PAGE_SIZE) return fail('EINVAL', 'access outside the import');
+    const out = store ?? new Uint8Array(length);
+    for (let done = 0; done < length;) {
+      const at = imp.lo * PAGE_SIZE + offset + done;
+      const folio = gmemGetFolio(this.state, imp.inode, Math.floor(at / PAGE_SIZE));
+      gmemPrepareFolio(folio);
+      const n = Math.min(PAGE_SIZE - (at % PAGE_SIZE), length - done);
+      if (store) writeFolio(folio, at % PAGE_SIZE, store.subarray(done, done + n));
+      else readFolio(folio, at % PAGE_SIZE, out.subarray(done, done + n));
+      done += n;
+    }
+    return ok(out);
   }
 
   // ---------------------------------------------------------------- memslots

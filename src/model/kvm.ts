@@ -143,6 +143,7 @@ export function kvmGuestFault(s: KernelState, vm: Vm, profile: Profile, gfn: num
   const slot = vm.gfnIndex[0].get(gfn);
   const attr = kvmGfnAttr(vm, profile, slot, gfn);
   const facts = VM_TYPE_FACTS[vm.type];
+  if (attr === 'pending') return memoryFault(gfn, true, `gfn ${hex(gfn)} is on its way to private; host references still pending (deferred)`);
   const isPrivate = facts.accessTypeFromHardware && wantPrivate !== undefined ? wantPrivate : attr === 'private';
   if (isPrivate !== (attr === 'private')) {
     return memoryFault(gfn, isPrivate, `${isPrivate ? 'private' : 'shared'} access to a ${attr} gfn ${hex(gfn)}`);

@@ -124,8 +124,9 @@ export function handleFault(s: KernelState, addr: number, write: boolean): Fault
   if (vma.file) {
     const inode = vma.file.inode;
     if (key >= gmemNrPages(inode)) return signal('SIGBUS', addr, `file page ${key} is past EOF`);
-    if (gmemAttr(inode, key) === 'private') {
-      return signal('SIGBUS', addr, `file offset ${key * PAGE_SIZE} is private`);
+    const attr = gmemAttr(inode, key);
+    if (attr !== 'shared') {
+      return signal('SIGBUS', addr, `file offset ${key * PAGE_SIZE} is ${attr === 'pending' ? 'on its way to private (deferred)' : 'private'}`);
     }
     folio = gmemGetFolio(s, inode, key);
     gmemPrepareFolio(folio);

@@ -20,6 +20,14 @@ export interface ToPrivatePolicy {
   /** The errno of a blocked call, and whether error_offset reports the first blocking page. */
   readonly blockedErrno: Errno;
   readonly reportsErrorOffset: boolean;
+  /**
+   * `fail`: a blocked call fails (every posted series). `defer` (variant): the range enters a
+   * transient state (host faults SIGBUS, no new pins) and becomes private when the last
+   * reference drops; the call returns 0 at once.
+   */
+  readonly onBlocked: 'fail' | 'defer';
+  /** Revocable fd-based importers in the range are revoked instead of blocking (variant). */
+  readonly revokeImporters: boolean;
 }
 
 export interface Profile {
@@ -48,12 +56,14 @@ export interface Profile {
   readonly bindOverlapErrno: Errno;
   /** A zero-sized gmem conversion is a successful no-op (RFC25) instead of EINVAL. */
   readonly zeroSizeConversionIsNoop: boolean;
+  /** Devices and backends may import guest_memfd ranges by fd+offset with revocation (variant). */
+  readonly revocableImports: boolean;
   readonly toPrivate: ToPrivatePolicy;
 }
 
 const EAGAIN_WITH_OFFSET: ToPrivatePolicy = {
   zapHostMappings: true, zapGuestBeforeCheck: false, blockers: 'extra-refs',
-  blockedErrno: 'EAGAIN', reportsErrorOffset: true,
+  blockedErrno: 'EAGAIN', reportsErrorOffset: true, onBlocked: 'fail', revokeImporters: false,
 };
 
 /** Linux 6.18: guest_memfd with MMAP and INIT_SHARED; no conversion of any kind in place. */
@@ -67,6 +77,7 @@ export const MAINLINE_6_18: Profile = {
   initSharedForPrivateVms: false,
   bindOverlapErrno: 'EINVAL',
   zeroSizeConversionIsNoop: false,
+  revocableImports: false,
   toPrivate: EAGAIN_WITH_OFFSET, // unused: there is no conversion entry point
 };
 
@@ -83,6 +94,7 @@ export const IPC_V8: Profile = {
   initSharedForPrivateVms: true,
   bindOverlapErrno: 'EINVAL',
   zeroSizeConversionIsNoop: false,
+  revocableImports: false,
   toPrivate: EAGAIN_WITH_OFFSET,
 };
 
@@ -97,9 +109,10 @@ export const RFC_2024: Profile = {
   initSharedForPrivateVms: true,
   bindOverlapErrno: 'EINVAL',
   zeroSizeConversionIsNoop: false,
+  revocableImports: false,
   toPrivate: {
     zapHostMappings: false, zapGuestBeforeCheck: false, blockers: 'mapped-or-dma-pinned',
-    blockedErrno: 'EINVAL', reportsErrorOffset: false,
+    blockedErrno: 'EINVAL', reportsErrorOffset: false, onBlocked: 'fail', revokeImporters: false,
   },
 };
 
@@ -115,10 +128,40 @@ export const RFC_2025: Profile = {
   initSharedForPrivateVms: true,
   bindOverlapErrno: 'EINVAL',
   zeroSizeConversionIsNoop: true,
+  revocableImports: false,
   toPrivate: { ...EAGAIN_WITH_OFFSET, zapGuestBeforeCheck: true },
 };
 
-export const PROFILES: readonly Profile[] = [MAINLINE_6_18, IPC_V8, RFC_2024, RFC_2025];
+/**
+ * Variant, not in any kernel: Fuad Tabba's 2025 deferred completion. A to-private conversion
+ * that meets references does not fail; the range becomes transient (NONE_SHARED: host faults
+ * SIGBUS, GUP fails) and turns private when the last reference is put.
+ */
+export const DEFERRED: Profile = {
+  ...IPC_V8,
+  name: 'deferred',
+  title: 'VARIANT: deferred completion (Tabba 2025, rejected upstream) on the v8 ABI',
+  status: 'variant',
+  source: 'kernel-semantics.md §0.3, §1.10(c) "Fuad v7"; thread-and-userspace.md §2.2',
+  toPrivate: { ...EAGAIN_WITH_OFFSET, onBlocked: 'defer' },
+};
+
+/**
+ * Variant, not in any kernel: revoke instead of pin. Importers (VFIO/iommufd, vhost-user) name
+ * guest memory by fd+offset and hold no page references; a to-private conversion revokes their
+ * mappings instead of failing, and they map again after the range is shared.
+ */
+export const REVOKE: Profile = {
+  ...IPC_V8,
+  name: 'revoke',
+  title: 'VARIANT: revocable fd-based importers instead of pins (iommufd DMA-BUF direction) on the v8 ABI',
+  status: 'variant',
+  source: 'thread-and-userspace.md §1.3, §2.5; kernel-semantics.md §7 item 4',
+  revocableImports: true,
+  toPrivate: { ...EAGAIN_WITH_OFFSET, revokeImporters: true },
+};
+
+export const PROFILES: readonly Profile[] = [MAINLINE_6_18, IPC_V8, RFC_2024, RFC_2025, DEFERRED, REVOKE];
 export const DEFAULT_PROFILE = IPC_V8;
 
 export function profileNames(): string[] {

@@ -11,7 +11,8 @@ import { IntervalMap } from './interval-map.js';
 
 export { newTree, type Tree };
 
-export type Attr = 'shared' | 'private';
+/** 'pending': on the way to private under the deferred variant (host and GUP refused). */
+export type Attr = 'shared' | 'private' | 'pending';
 
 /** One order-0 folio. References are counted by kind (kernel-semantics §2.1 `extraRefs`). */
 export interface Folio {
@@ -37,6 +38,8 @@ export interface Folio {
 
 export interface GmemInode {
   readonly ino: number;
+  /** Type of the VM the inode was created on (decides the content rule of conversions). */
+  readonly vmType: VmType;
   /** i_size in bytes; immutable (setattr fails). */
   readonly size: number;
   readonly flags: bigint;
@@ -50,7 +53,18 @@ export interface GmemInode {
   readonly files: Set<GmemFile>;
   /** Every VMA mapping this inode, in every file (i_mmap). */
   readonly vmas: Set<Vma>;
+  /** Revocable fd-based imports of ranges of this inode (revoke variant). */
+  readonly imports: Set<Import>;
   evicted: boolean;
+}
+
+/** A device or backend's fd+offset import of guest_memfd pages: no page references; revocable. */
+export interface Import {
+  readonly id: number;
+  readonly inode: GmemInode;
+  readonly lo: number;
+  readonly hi: number;
+  revoked: boolean;
 }
 
 export interface GmemFile {
@@ -150,6 +164,7 @@ export interface KernelState {
   /** The (single) process's address space: VMA start -> VMA. */
   readonly vmas: Tree<number, Vma>;
   readonly pins: Map<number, Pin>;
+  readonly imports: Map<number, Import>;
   /** Source of object ids (VMs, files, folios, pins). */
   nextId: number;
   /** Top of the next mmap placement (mappings grow down, like mmap_base). */
@@ -158,7 +173,7 @@ export interface KernelState {
 
 export function newState(): KernelState {
   return {
-    fds: new Map(), vms: [], inodes: new Set(), vmas: newTree(), pins: new Map(),
+    fds: new Map(), vms: [], inodes: new Set(), vmas: newTree(), pins: new Map(), imports: new Map(),
     nextId: 1, mmapBase: 0x7f0000000000,
   };
 }

@@ -4,7 +4,7 @@ import type { Backend, BResult } from '../backend/backend.js';
 import { CAPS, PAGE_SIZE } from '../model/abi.js';
 import type { Profile } from '../model/profile.js';
 import { ok } from '../model/result.js';
-import { ODirectIo, SplicePipe, VhostUserBackend, type Holder } from '../userspace/holders.js';
+import { ODirectIo, SplicePipe, VfioDmaMapping, VhostUserBackend, type Holder } from '../userspace/holders.js';
 import type { ConversionTask, Direction } from '../userspace/manager.js';
 import { POLICIES, type Policy } from '../userspace/policies.js';
 import type { Userspace } from '../userspace/userspace.js';
@@ -142,6 +142,8 @@ export const EXEC: Readonly<Record<string, Exec>> = {
   io_uring_unregister_buffers: (a, c) => call(c.holder(a.ring).close()),
   vfio_dma_map: (a, c, as) => produce(c.us.vfioDmaMap(at(c, a), int(a.length), big(a.iova), as)),
   vfio_dma_unmap: (a, c) => call(c.holder(a.dma).close()),
+  dma_read: (a, c) => call((c.holder(a.dma) as VfioDmaMapping).dma(int(a.offset), int(a.length))),
+  dma_write: (a, c) => call((c.holder(a.dma) as VfioDmaMapping).dma(int(a.offset), bytesOf(a).length, bytesOf(a))),
   odirect_read: (a, c, as) => produce(c.us.odirect(at(c, a), int(a.length), 'read', (a.data ?? a.bytes) as Uint8Array | undefined, as)),
   odirect_write: (a, c, as) => produce(c.us.odirect(at(c, a), int(a.length), 'write', undefined, as)),
   io_complete: (a, c) => {

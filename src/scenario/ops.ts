@@ -111,6 +111,8 @@ export const USERSPACE_OPS: Readonly<Record<string, OpSpec>> = {
   io_uring_unregister_buffers: { summary: 'IORING_UNREGISTER_BUFFERS', fields: { ring: req({ type: 'handle', kinds: ['ring'] }) } },
   vfio_dma_map: { summary: 'VFIO_IOMMU_MAP_DMA (long-term pin + IOMMU mapping)', produces: 'dma', fields: { map: req(map), offset: opt(size, 0), length: req(size), iova: req(size) } },
   vfio_dma_unmap: { summary: 'VFIO_IOMMU_UNMAP_DMA', fields: { dma: req({ type: 'handle', kinds: ['dma'] }) } },
+  dma_read: { summary: 'the device reads through its DMA mapping (gmemkit extension)', fields: { dma: req({ type: 'handle', kinds: ['dma'] }), offset: opt(size, 0), length: req(size) } },
+  dma_write: { summary: 'the device writes through its DMA mapping (gmemkit extension)', oneOf: ['data', 'bytes'], fields: { dma: req({ type: 'handle', kinds: ['dma'] }), offset: opt(size, 0), ...data } },
   odirect_read: { summary: 'O_DIRECT read into the buffer, in flight until io_complete', produces: 'io', fields: { map: req(map), offset: opt(size, 0), length: req(size), data: opt(bytes), bytes: opt(bytes) } },
   odirect_write: { summary: 'O_DIRECT write from the buffer, in flight until io_complete', produces: 'io', fields: { map: req(map), offset: opt(size, 0), length: req(size) } },
   io_complete: { summary: 'the device completes an I/O (returns what a write sent)', fields: { io: req({ type: 'handle', kinds: ['io'] }) } },

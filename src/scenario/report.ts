@@ -30,7 +30,8 @@ function outcomeText(o: Outcome): string {
 export function formatHuman(res: ScenarioResult): string {
   const { scenario, identity } = res;
   const lines: string[] = [];
-  const who = identity.backend === 'model' ? `model ${identity.kernel} (${identity.flavour})` : `linux ${identity.kernel} (${identity.flavour})`;
+  const flavour = identity.flavour === 'variant' ? 'VARIANT: a design no kernel has' : identity.flavour;
+  const who = `${identity.backend} ${identity.kernel} (${flavour})`;
   lines.push(`▶ ${scenario.name}  ${dim(`[${who}] ${scenario.file}`)}`);
   if (scenario.description) lines.push(dim(`  ${scenario.description.trim().replace(/\n/g, '\n  ')}`));
   for (const r of res.steps) {

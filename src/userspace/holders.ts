@@ -89,22 +89,59 @@ export class IoUringBuffers extends Holder {
   }
 }
 
-/** A VFIO type1 DMA mapping at an iova (VFIO_IOMMU_MAP_DMA: a long-term pin plus an IOMMU entry). */
+/**
+ * A VFIO type1 DMA mapping at an iova (VFIO_IOMMU_MAP_DMA: a long-term pin plus an IOMMU entry).
+ * Where the kernel offers revocable fd+offset imports (the `revoke` variant) the mapping names
+ * the memory by fd+offset instead and holds no pin: a conversion revokes it, and it maps again
+ * once the range is shared.
+ */
 export class VfioDmaMapping extends Holder {
+  importId: number | undefined;
   constructor(host: HolderHost, id: number, addr: number, length: number, readonly iova: bigint, name?: string) {
     super(host, id, 'vfio', addr, length, name);
   }
   static map(host: HolderHost, addr: number, length: number, iova: bigint, name?: string): BResult<VfioDmaMapping> {
     const h = new VfioDmaMapping(host, host.nextId(), addr, length, iova, name);
     if (host.fenced(h.range)) return fail('EBUSY', 'a conversion to private of these pages is in progress: DMA map refused until it completes');
-    const r = h.acquire(true);
+    const r = h.attach();
     return r.ok ? ok(h) : r;
   }
-  release(): ReleaseAnswer { this.drop(); this.state = 'released'; return 'released'; }
+  /** Import by fd+offset if the kernel can revoke; otherwise pin. */
+  private attach(): BResult {
+    const b = this.host.backend;
+    const imp = b.gmemImport?.(this.range.fd, BigInt(this.range.lo * PAGE_SIZE), BigInt((this.range.hi - this.range.lo) * PAGE_SIZE));
+    if (imp?.ok) {
+      this.importId = imp.value;
+      return OK;
+    }
+    if (imp && !imp.ok && 'errno' in imp && imp.errno !== 'ENOTTY') return imp;
+    return this.acquire(true);
+  }
+  get revocable(): boolean { return this.importId !== undefined; }
+  release(): ReleaseAnswer {
+    if (this.importId !== undefined) this.host.backend.gmemUnimport?.(this.importId);
+    this.importId = undefined;
+    this.drop();
+    this.state = 'released';
+    return 'released';
+  }
   override reestablish(): BResult {
-    const r = this.acquire(true);
+    if (this.importId !== undefined) this.host.backend.gmemUnimport?.(this.importId);
+    this.importId = undefined;
+    const r = this.attach();
     if (r.ok) this.state = 'held';
     return r;
+  }
+  override close(): BResult {
+    if (!this.holding) return fail('EINVAL', `vfio ${this.name} was already released (${this.state})`);
+    this.release();
+    return OK;
+  }
+  /** The device's DMA through the mapping: the pinned folios, or the file's pages by fd+offset. */
+  dma(offset: number, length: number, store?: Uint8Array): BResult<Uint8Array> {
+    if (!this.holding) return fail('EFAULT', `vfio ${this.name} is not mapped (IOMMU fault)`);
+    if (this.importId !== undefined) return this.host.backend.importAccess!(this.importId, offset, length, store);
+    return this.host.backend.pinAccess(this.pin!, offset, length, store);
   }
 }
 

@@ -176,8 +176,11 @@ export class ConversionManager {
 
   private finish(t: ConversionTask): void {
     this.us.unfence(t.request.id);
-    if (t.request.to === 'shared' && t.request.policy.reestablishAfter) {
-      for (const range of t.request.segments) this.us.reestablishReleased(range);
+    if (t.request.to === 'shared') {
+      for (const range of t.request.segments) {
+        if (t.request.policy.reestablishAfter) this.us.reestablishReleased(range);
+        this.us.remapRevocable(range); // importers whose mapping a to-private conversion revoked
+      }
     }
     t.phase = 'done';
     this.us.events.emit('completed', { request: t.request, retries: t.retries, released: t.released, waited: t.waited });
