@@ -58,6 +58,10 @@ describe('KVM_CHECK_EXTENSION', () => {
     onVm('default', CAPS.GUEST_MEMFD_FLAGS, 3n, { name: 'mainline default VM: GUEST_MEMFD_FLAGS = MMAP|INIT_SHARED', cite: 'kernel-semantics.md §1.1 Supported flags (M)', profile: MAINLINE_6_18 }),
     ...(['sw_protected', 'snp', 'tdx'] as const).map((t) =>
       onVm(t, CAPS.GUEST_MEMFD_FLAGS, 1n, { name: `mainline ${t} VM: GUEST_MEMFD_FLAGS = MMAP only`, cite: 'kernel-semantics.md §1.1 Supported flags (M)', profile: MAINLINE_6_18 })),
+    ...(['default', 'sw_protected', 'snp', 'tdx'] as const).map((t) =>
+      onVm(t, CAPS.GUEST_MEMFD, 1n, { name: `mainline ${t} VM: GUEST_MEMFD = 1`, cite: 'kernel-semantics.md §1.1 Preconditions, §5.3', profile: MAINLINE_6_18 })),
+    ...(['default', 'sw_protected', 'snp', 'tdx'] as const).map((t) =>
+      onVm(t, CAPS.VM_TYPES, 0x33n, { name: `ipc-v8 ${t} VM: VM_TYPES = 0x33 (same on every fd)`, cite: 'kernel-semantics.md §5.3', profile: IPC_V8 })),
     onVm('sw_protected', 250, 0n, { name: 'mainline: cap 250 unknown = 0', cite: 'kernel-semantics.md §5.4 (in-flight numbers)', profile: MAINLINE_6_18 }),
     dev(9999, 0n, { name: 'unknown capability = 0', cite: 'kernel-semantics.md §5.3', profile: MAINLINE_6_18 }),
 
