@@ -27,6 +27,8 @@ describe('file syscalls on a guest_memfd', () => {
       call: (c) => c.b.ftruncate(c.h.gmem!, n), expect: { errno: 'EINVAL' }, then: sizeUnchanged,
     })),
     { name: 'ftruncate to a negative length: EINVAL', cite: 'ftruncate(2)', ...probed, setup: gm, call: (c) => c.b.ftruncate(c.h.gmem!, -1), expect: { errno: 'EINVAL' } },
+    { name: 'write() on the read end of a vmsplice pipe: EBADF', cite: 'write(2) (fd not open for writing)', ...probed,
+      setup: (c) => { gm(c); c.mmap('gmem', 16 * K); c.vmsplice('map', 0, 1); }, call: (c) => c.b.fdWrite(c.h.pipe!, bytes('x')), expect: { errno: 'EBADF' } },
     { name: 'read() on a VM fd: EINVAL', cite: 'read(2) (no FMODE_CAN_READ)', ...probed, setup: gm, call: (c) => c.b.fdRead(c.h.vm!, 1), expect: { errno: 'EINVAL' } },
     { name: 'read() of a closed fd: EBADF', cite: 'read(2)', ...probed, setup: closed, call: (c) => c.b.fdRead(c.h.gmem!, 1), expect: { errno: 'EBADF' } },
     { name: 'write() of a closed fd: EBADF', cite: 'write(2)', ...probed, setup: closed, call: (c) => c.b.fdWrite(c.h.gmem!, bytes('x')), expect: { errno: 'EBADF' } },

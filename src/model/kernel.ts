@@ -212,10 +212,11 @@ export class Kernel {
     return fail('EINVAL', `a ${e.kind} fd has no read (no FMODE_CAN_READ)`);
   }
 
-  /** write(2): a guest_memfd or VM fd has no write (EINVAL). */
+  /** write(2): a guest_memfd or VM fd has no write (EINVAL); a pipe's read end is not open for writing (EBADF). */
   fdWrite(fd: number, _data: Uint8Array): KResult<number> {
     const e = this.state.fds.get(fd);
     if (!e) return fail('EBADF', `fd ${fd} is not open`);
+    if (e.kind === 'pipe') return fail('EBADF', `fd ${fd} is the read end of a pipe (no FMODE_WRITE)`);
     return fail('EINVAL', `a ${e.kind} fd has no write (no FMODE_CAN_WRITE)`);
   }
 
