@@ -5,6 +5,8 @@ import { PROFILES, profileNames } from '../model/profile.js';
 import { expandPaths, formatLoadError, loadScenarioFile, ScenarioError, type Scenario } from '../scenario/load.js';
 import { formatHuman, toJson } from '../scenario/report.js';
 import { runScenario, type ScenarioResult } from '../scenario/run.js';
+import { compareCommand } from './compare.js';
+import { UsageError } from './usage.js';
 
 const USAGE = `gmemkit — executable model and test harness for KVM guest_memfd shared<->private conversion
 
@@ -13,13 +15,17 @@ Usage:
       --profile NAME                  run under this ABI profile (default: the scenario's)
       --json                          print a machine-readable result
       --no-invariants                 do not check invariants I1-I11 after every step
+  gmemkit compare [options]           run the bundled CoCo workload under each policy and profile
+      --profiles A,B                  profiles to compare (default: ipc-v8,rfc-2025,deferred,revoke)
+      --policies A,B                  policies to compare (default: retry,preunmap,guest-retry,stop)
+      --seed N                        scheduler seed (default 1)
+      --json                          print the rows as JSON
   gmemkit profiles                    list the ABI profiles
   gmemkit help                        this text
 
 Profiles: ${profileNames().join(', ')}
 Exit codes: 0 all passed, 1 an expectation failed, 2 bad input.`;
 
-export class UsageError extends Error {}
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -27,11 +33,18 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'run': return runCommand(rest);
       case 'profiles': return profilesCommand();
+      case 'compare': {
+        const { values, positionals } = parseFlags(rest, {
+          profiles: { type: 'string' }, policies: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean', default: false },
+        });
+        if (positionals.length) throw new UsageError(`compare takes no file arguments (got ${positionals.join(' ')})`);
+        return compareCommand(values as { profiles?: string; policies?: string; seed?: string; json?: boolean });
+      }
       case undefined: case 'help': case '--help': case '-h':
         console.log(USAGE);
         return cmd === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command '${cmd}'; commands: run, profiles, help`);
+        throw new UsageError(`unknown command '${cmd}'; commands: run, compare, profiles, help`);
     }
   } catch (e) {
     if (e instanceof UsageError) {

@@ -73,6 +73,7 @@ export class ConversionManager {
       case 'start': return this.begin(t);
       case 'call': return this.call(t);
       case 'wait':
+        for (const h of t.awaiting) if (h.state !== 'in-flight' && !t.waited.includes(h)) t.waited.push(h);
         t.awaiting = t.awaiting.filter((h) => h.state === 'in-flight');
         if (t.awaiting.length === 0) this.resume(t);
         else t.stalled++;
@@ -94,7 +95,7 @@ export class ConversionManager {
         break;
       }
       if (t.phase === 'wait') {
-        for (const io of t.awaiting) if (io.state === 'in-flight') { env.complete(io); if (!t.waited.includes(io)) t.waited.push(io); }
+        for (const io of t.awaiting) if (io.state === 'in-flight') env.complete(io);
       }
       if (t.phase === 'bounced') this.guestRetry(t);
       else this.step(t);
@@ -106,6 +107,7 @@ export class ConversionManager {
   guestRetry(t: ConversionTask): void {
     if (t.phase !== 'bounced') return;
     t.stalled++;
+    for (const h of t.awaiting) if (h.state !== 'in-flight' && !t.waited.includes(h)) t.waited.push(h);
     t.awaiting = t.awaiting.filter((h) => h.state === 'in-flight');
     this.us.events.emit('retried', { request: t.request, attempt: t.retries + 1 });
     t.retries++;

@@ -149,8 +149,14 @@ export class Userspace implements HolderHost {
     return ok(this.manager.run(task, COOPERATIVE));
   }
 
-  /** Serve a KVM_HC_MAP_GPA_RANGE hypercall exit (or a memory-fault exit) for a VM. */
+  /** Serve a KVM_HC_MAP_GPA_RANGE hypercall exit (or a memory-fault exit) for a VM, to the end. */
   mapGpaRange(vmFd: number, gpa: number, size: number, to: Direction, policy: Policy, origin = 'KVM_HC_MAP_GPA_RANGE'): BResult<ConversionTask> {
+    const t = this.mapGpaRangeTask(vmFd, gpa, size, to, policy, origin);
+    return t.ok ? ok(this.manager.run(t.value, COOPERATIVE)) : t;
+  }
+
+  /** The same request as a task to advance step by step (simulators, checkers). */
+  mapGpaRangeTask(vmFd: number, gpa: number, size: number, to: Direction, policy: Policy, origin = 'KVM_HC_MAP_GPA_RANGE'): BResult<ConversionTask> {
     let segments: GmemRange[];
     try {
       segments = this.memory.gpaToGmem(vmFd, gpa, size);
@@ -158,7 +164,6 @@ export class Userspace implements HolderHost {
       if (e instanceof TranslationError) return fail('EINVAL', e.message);
       throw e;
     }
-    const task = this.manager.request(segments, to, policy, origin, vmFd);
-    return ok(this.manager.run(task, COOPERATIVE));
+    return ok(this.manager.request(segments, to, policy, origin, vmFd));
   }
 }
