@@ -24,6 +24,8 @@ export interface HolderHost {
   /** A conversion to private is in progress over these pages (the pin fence). */
   fenced(range: GmemRange): boolean;
   nextId(): number;
+  /** Keep a holder created outside the host's own calls (a backend's I/O), so its registry entries resolve. */
+  track(h: Holder): void;
 }
 
 export abstract class Holder {
@@ -251,13 +253,18 @@ export class VhostUserBackend extends Holder {
   }
   /** The backend starts an I/O on [offset, offset+length) of guest RAM (a short-term pin). */
   io(offset: number, length: number, name?: string): BResult<ODirectIo> {
+    if (offset < 0 || length <= 0 || offset + length > this.length) return fail('EINVAL', `I/O [${offset}, +${length}) is outside the ${this.length} bytes vhost-user ${this.name} maps`);
     const r = ODirectIo.submit(this.host, this.addr + offset, length, 'write', undefined, name);
-    if (r.ok) this.ios.push(r.value);
+    if (r.ok) {
+      this.ios.push(r.value);
+      this.host.track(r.value);
+    }
     return r;
   }
+  /** Drop its PTEs; its I/Os are holders of their own, which the manager waits for. */
   release(): ReleaseAnswer {
     this.host.backend.madvise(this.addr, BigInt(this.length), 4 /* MADV_DONTNEED */);
-    return this.ios.some((io) => io.state === 'in-flight') ? 'wait' : 'released';
+    return 'released';
   }
   override close(): BResult {
     this.state = 'released';

@@ -94,7 +94,8 @@ export class ConversionManager {
         this.fail(t, fail('EBUSY', `no progress after ${maxSteps} steps`));
         break;
       }
-      if (t.phase === 'wait') {
+      // The device completes what the manager awaits, also while a bounced guest is away.
+      if (t.phase === 'wait' || t.phase === 'bounced') {
         for (const io of t.awaiting) if (io.state === 'in-flight') env.complete(io);
       }
       if (t.phase === 'bounced') this.guestRetry(t);
@@ -124,7 +125,7 @@ export class ConversionManager {
   }
 
   private releaseHolder(t: ConversionTask, h: Holder, range: GmemRange): void {
-    if (!h.holding) return;
+    if (!h.holding || t.awaiting.includes(h)) return; // an I/O already awaited is not released again
     const answer = h.release();
     if (!t.released.includes(h)) t.released.push(h);
     if (answer === 'wait') t.awaiting.push(h);
@@ -133,7 +134,8 @@ export class ConversionManager {
   }
 
   private resume(t: ConversionTask): void {
-    this.us.events.emit('retried', { request: t.request, attempt: t.retries });
+    // After a preunmap wait nothing was called yet: the first call is no retry.
+    if (t.eagains > 0) this.us.events.emit('retried', { request: t.request, attempt: t.retries });
     t.phase = 'call';
   }
 

@@ -78,8 +78,12 @@ export class Userspace implements HolderHost {
 
   // ------------------------------------------------------------ holders
 
+  track(h: Holder): void {
+    this.holders.set(h.id, h);
+  }
+
   private adopt<T extends Holder>(r: BResult<T>): BResult<T> {
-    if (r.ok) this.holders.set(r.value.id, r.value);
+    if (r.ok) this.track(r.value);
     return r;
   }
 
