@@ -174,7 +174,7 @@ export class Kernel {
     const known = Object.values(FALLOC_FLAGS).reduce((a, b) => a | b, 0n);
     if (m & ~known) return fail('EOPNOTSUPP', `unknown mode bits ${hex(m & ~known)}`);
     if ((m & FALLOC_FLAGS.PUNCH_HOLE) && !(m & FALLOC_FLAGS.KEEP_SIZE)) return fail('EOPNOTSUPP', 'PUNCH_HOLE without KEEP_SIZE');
-    if (e.kind === 'pipe') return fail('ESPIPE', 'fallocate on a pipe');
+    if (e.kind === 'pipe') return fail('EBADF', 'the vmsplice pipe fd is the read end (no FMODE_WRITE)');
     if (e.kind === 'vm') return fail('ENODEV', 'a VM fd is not a regular file');
     if (off + n > LIMITS.loffMax) return fail('EFBIG', 'offset + len exceeds the maximum file size');
     if (!(m & FALLOC_FLAGS.KEEP_SIZE)) return fail('EOPNOTSUPP', 'guest_memfd requires KEEP_SIZE');
@@ -231,9 +231,11 @@ export class Kernel {
     return fail('ESPIPE', 'not seekable (no FMODE_PWRITE)');
   }
 
-  /** lseek(2): no_llseek. */
+  /** lseek(2): a VM fd has noop_llseek (returns the position, 0); guest_memfd and pipes are not seekable. */
   lseek(fd: number, _offset: U64, whence: number): KResult<bigint> {
-    if (!this.state.fds.has(fd)) return fail('EBADF', `fd ${fd} is not open`);
+    const e = this.state.fds.get(fd);
+    if (!e) return fail('EBADF', `fd ${fd} is not open`);
+    if (e.kind === 'vm') return ok(0n, 'noop_llseek on the VM fd (kernel-probe §4, linux backend)');
     if (whence < 0 || whence > 4) return fail('EINVAL', `whence ${whence}`);
     return fail('ESPIPE', 'not seekable');
   }
@@ -248,12 +250,13 @@ export class Kernel {
     const prot = u64(args.prot);
     if (len === 0n) return fail('EINVAL', 'length 0');
     if (!aligned(off)) return fail('EINVAL', 'offset not page-aligned');
+    // SHARED|PRIVATE together is MAP_SHARED_VALIDATE: shared, with unknown flags refused.
     const type = flags & (MAP_FLAGS.SHARED | MAP_FLAGS.PRIVATE);
-    if (type !== MAP_FLAGS.SHARED && type !== MAP_FLAGS.PRIVATE) return fail('EINVAL', 'exactly one of SHARED and PRIVATE');
+    if (type === 0n) return fail('EINVAL', 'one of SHARED and PRIVATE is required');
     if (prot & ~(PROT.READ | PROT.WRITE | PROT.EXEC)) return fail('EINVAL', `unknown prot bits ${hex(prot)}`);
     const pages = (len + PAGE - 1n) / PAGE;
     const length = Number(pages * PAGE);
-    const shared = type === MAP_FLAGS.SHARED;
+    const shared = type !== MAP_FLAGS.PRIVATE;
     if (flags & MAP_FLAGS.ANONYMOUS) {
       const start = placeMapping(this.state, length);
       insertVma(this.state, newVma(start, length, prot, shared, null, 0));
@@ -437,7 +440,7 @@ export class Kernel {
     if (!aligned(gpa)) return fail('EINVAL', 'guest_phys_addr not page-aligned');
     if (!aligned(uaddr) || uaddr + size > LIMITS.taskSizeMax) return fail('EINVAL', 'userspace_addr unaligned or not a user address');
     if (isGmem && (!aligned(goff) || u64(goff + size) < goff)) return fail('EINVAL', 'guest_memfd_offset unaligned or overflowing');
-    const asIds = vmHasPrivateMem(vm.type) ? 1 : 2;
+    const asIds = vmHasPrivateMem(vm.type) ? 1 : this.machine.addressSpaces; // SMM is a second space
     if (asId >= asIds || id >= LIMITS.memSlotsNum) return fail('EINVAL', `slot ${id} / address space ${asId} out of range`);
     if (u64(gpa + size) < gpa) return fail('EINVAL', 'guest_phys_addr + memory_size overflows');
     const old = vm.memslots.get(slotKey(asId, id));

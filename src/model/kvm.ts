@@ -189,6 +189,8 @@ export function kvmGuestAccess(
     const inPage = at % PAGE_SIZE;
     const n = Math.min(PAGE_SIZE - inPage, length - done);
     const r = kvmGuestFault(s, vm, profile, Math.floor(at / PAGE_SIZE), store !== undefined, wantPrivate);
+    // KVM_EXIT_MMIO reports the access itself: its address and (for the byte-wise guest) 1 byte.
+    if ('exit' in r && r.exit === 'MMIO') return { ...r, gpa: BigInt(at), size: 1n };
     if (!('folio' in r)) return r;
     if (store) writeFolio(r.folio, inPage, store.subarray(done, done + n));
     else readFolio(r.folio, inPage, out.subarray(done, done + n));

@@ -31,13 +31,15 @@ export interface MachineConfig {
   readonly vmTypes: readonly VmType[];
   /** KVM_CAP_PRE_FAULT_MEMORY (needs the TDP MMU; 0 on the PVM hosts here: kernel-probe §1). */
   readonly preFaultMemory: boolean;
+  /** Memslot address spaces of a VM without private memory (2 with SMM; KVM_CAP_MULTI_ADDRESS_SPACE). */
+  readonly addressSpaces: number;
 }
 
 /** A host with every modelled VM type (what the examples and most tests use). */
-export const FULL_MACHINE: MachineConfig = { vmTypes: MODELLED_VM_TYPES, preFaultMemory: false };
+export const FULL_MACHINE: MachineConfig = { vmTypes: MODELLED_VM_TYPES, preFaultMemory: false, addressSpaces: 2 };
 
-/** The machines of kernel-probe.md: KVM accepts only the default VM type (§1). */
-export const PROBED_MACHINE: MachineConfig = { vmTypes: ['default'], preFaultMemory: false };
+/** The machines of kernel-probe.md: only the default VM type (§1), no SMM address space (PVM). */
+export const PROBED_MACHINE: MachineConfig = { vmTypes: ['default'], preFaultMemory: false, addressSpaces: 1 };
 
 /** Memory attributes exist when a VM type with private memory is built in (x86 Kconfig). */
 export function hasMemoryAttributes(machine: MachineConfig): boolean {

@@ -20,6 +20,8 @@ export type FieldKind =
   | { type: 'cap' }
   | { type: 'flags'; table: FlagTable; what: string }
   | { type: 'named'; table: Readonly<Record<string, number | bigint>>; what: string }
+  /** One of a fixed set of names (no raw numbers). */
+  | { type: 'choice'; table: Readonly<Record<string, number>>; what: string }
   /** A handle of one of `kinds`; `raw` also admits a plain number (an fd or address) or null. */
   | { type: 'handle'; kinds: readonly HandleKind[]; raw?: 'number' | 'number-or-null' };
 
@@ -91,8 +93,8 @@ export const KERNEL_OPS: Readonly<Record<string, OpSpec>> = {
       flags: opt(size, 0), reserved: opt({ type: 'flags', table: {}, what: 'reserved value' }),
     },
   },
-  guest_read: { summary: 'vCPU load', fields: { vm: req(vm), gpa: req(size), length: req(size), private: opt(bool), on_fault: opt({ type: 'named', table: POLICY_TABLE, what: 'policy' }) } },
-  guest_write: { summary: 'vCPU store', oneOf: ['data', 'bytes'], fields: { vm: req(vm), gpa: req(size), ...data, private: opt(bool), on_fault: opt({ type: 'named', table: POLICY_TABLE, what: 'policy' }) } },
+  guest_read: { summary: 'vCPU load', fields: { vm: req(vm), gpa: req(size), length: req(size), private: opt(bool), on_fault: opt({ type: 'choice', table: POLICY_TABLE, what: 'policy' }) } },
+  guest_write: { summary: 'vCPU store', oneOf: ['data', 'bytes'], fields: { vm: req(vm), gpa: req(size), ...data, private: opt(bool), on_fault: opt({ type: 'choice', table: POLICY_TABLE, what: 'policy' }) } },
   pin_user_pages: {
     summary: 'pin_user_pages(FOLL_WRITE [| FOLL_LONGTERM])', produces: 'pin',
     fields: { map: req(map), offset: opt(size, 0), length: req(size), longterm: opt(bool, false), write: opt(bool, true) },
@@ -102,8 +104,8 @@ export const KERNEL_OPS: Readonly<Record<string, OpSpec>> = {
   pin_write: { summary: 'device write through a pin (gmemkit extension)', oneOf: ['data', 'bytes'], fields: { pin: req({ type: 'handle', kinds: ['pin'] }), offset: opt(size, 0), ...data } },
 };
 
-const policy: FieldKind = { type: 'named', table: POLICY_TABLE, what: 'policy' };
-const direction: FieldKind = { type: 'named', table: { private: 1, shared: 0 }, what: 'direction' };
+const policy: FieldKind = { type: 'choice', table: POLICY_TABLE, what: 'policy' };
+const direction: FieldKind = { type: 'choice', table: { private: 1, shared: 0 }, what: 'direction' };
 
 /** The userspace subsystems that hold pins, and the conversion manager (scenario-format.md). */
 export const USERSPACE_OPS: Readonly<Record<string, OpSpec>> = {
@@ -152,6 +154,9 @@ function fieldSchema(kind: FieldKind): z.ZodType<unknown> {
     });
     case 'flags': return via((v) => parseFlags(v, kind.table, kind.what));
     case 'named': return via((v) => parseNamed(v, kind.table, kind.what));
+    case 'choice': return via((v): Parsed<bigint> => (typeof v === 'string' && v in kind.table
+      ? { ok: true, value: BigInt(kind.table[v]!) }
+      : { ok: false, message: `unknown ${kind.what} ${show(v)}; allowed: ${Object.keys(kind.table).join(', ')}` }));
     case 'handle': return via((v): Parsed<HandleRef> => {
       if (typeof v === 'string') return { ok: true, value: { handle: v } };
       if (kind.raw && (typeof v === 'number' || typeof v === 'bigint')) return { ok: true, value: { raw: BigInt(v) } };
