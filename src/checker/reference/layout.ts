@@ -51,3 +51,8 @@ export function makeLayout(n: number, h: number, c: number, withCur: boolean): L
   }
   return { words: used.length, bits: width.reduce((a, b) => a + b, 0), word, shift, mask, holderBits: hb };
 }
+
+/** Reads field f of the state at st[off..] (for reports; the model inlines its own). */
+export function field(layout: Layout, st: Uint32Array, off: number, f: number): number {
+  return (st[off + layout.word[f]] >>> layout.shift[f]) & layout.mask[f];
+}

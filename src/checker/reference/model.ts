@@ -6,48 +6,12 @@
 // It must never allocate in expand() or check(), and never drift from the transition table:
 // every guard below cites the row it implements.
 import type { EdgeLabel, EdgeSink, PackedModel, Value } from '../types.js';
+import { decodeState, describeCode, describeDecoded, explainViolation, type Decoded } from './describe.js';
 import { F, makeLayout, type Layout } from './layout.js';
 import { BUG_NAMES, validateReferenceParams, type ReferenceParams } from './params.js';
-
-// Content values, phases and directions, as in gmem.pml.
-const ZERO = 0;
-const PUB = 1;
-const SEC = 2;
-const IDLE = 0;
-const PENDING = 1;
-const LOCKED = 2;
-const FAILED = 3;
-const TOPRIV = 0;
-const TOSHARED = 1;
-const CONTENT_NAMES = ['ZERO', 'PUB', 'SEC'];
-const PH_NAMES = ['IDLE', 'PENDING', 'LOCKED', 'FAILED'];
-const DIR_NAMES = ['TOPRIV', 'TOSHARED'];
-
-/** Actions; an edge code is action | a << 5 | b << 9 | c << 13 (holder/page/range params). */
-const A = {
-  PIN: 0, IO_WROTE: 1, IO_READ: 2, DMA_WRITE: 3, UNREGISTER: 4,
-  WRITE: 5, REQUEST: 6,
-  TO_SHARED: 7, LOCK: 8, COMMIT: 9, RETRY: 10, RELEASE: 11,
-  FAULT_IN: 12, MUNMAP: 13, STORE: 14, FALLOCATE: 15, PUNCH: 16,
-} as const;
-const ACTION_NAMES = [
-  'pin', 'io_done_device_wrote', 'io_done_device_read', 'dma_write', 'unregister',
-  'write', 'request',
-  'convert_to_shared', 'lock_unmap', 'check_commit', 'retry', 'release',
-  'fault_in', 'munmap', 'store', 'fallocate', 'punch_hole',
-];
-
-/** Property codes (1-based) and names; the names follow anchors/spin/run.sh. */
-const P = { S1: 1, S2: 2, S3: 3, S4: 4, S5: 5, WF: 6, S5_TO_SHARED: 7 } as const;
-const PROPERTIES = [
-  'S1 private page mapped',
-  'S2 private page pinned',
-  'S3 failed conversion changed priv',
-  'S4 host can reach guest-private data',
-  'S5 private content changed / lost',
-  'WF hole not zero, unmapped and unexpected',
-  'S5 to-shared content is not what the guest expects',
-];
+import {
+  A, FAILED, IDLE, LOCKED, P, PENDING, PROPERTIES, PUB, SEC, TOPRIV, TOSHARED,
+} from './vocab.js';
 
 export class ReferenceModel implements PackedModel {
   readonly kind = 'packed';
@@ -442,78 +406,20 @@ export class ReferenceModel implements PackedModel {
   }
 
   explain(st: Uint32Array, off: number, code: number): string {
-    const s = this.decode(st, off);
-    const pinned = this.pinmask(st, off);
-    const pages = (pred: (p: number) => boolean): string =>
-      Array.from({ length: this.N }, (_, p) => p).filter(pred).join(', ');
-    const isPriv = (p: number): boolean => s.priv[p] === 1;
-    switch (code) {
-      case P.S1: return `page ${pages((p) => isPriv(p) && s.mapped[p] === 1)} is PRIVATE and mapped in host userspace`;
-      case P.S2: return `page ${pages((p) => isPriv(p) && ((pinned >>> p) & 1) === 1)} is PRIVATE and pinned`;
-      case P.S3: return `the conversion of [${s.lo},${s.hi}] failed (-EAGAIN) but priv ${JSON.stringify(s.priv)} `
-        + `differs from priv at request time ${JSON.stringify(s.gsnap)}`;
-      case P.S4: return `page ${pages((p) => s.content[p] === SEC && (s.mapped[p] === 1 || ((pinned >>> p) & 1) === 1))} `
-        + 'holds guest-private data (SEC) and is reachable by the host';
-      case P.S5: return `PRIVATE page ${pages((p) => isPriv(p) && s.alloc[p] === 1 && s.content[p] !== s.gv[p])} `
-        + 'does not hold what the guest expects';
-      case P.WF: return `hole ${pages((p) => s.alloc[p] === 0 && (s.content[p] !== ZERO || s.gv[p] !== ZERO || s.mapped[p] === 1))} `
-        + 'is not ZERO, unmapped and unexpected';
-      case P.S5_TO_SHARED: return `converting [${s.lo},${s.hi}] to shared hands over page `
-        + `${pages((p) => s.lo <= p && p <= s.hi && isPriv(p) && s.alloc[p] === 1 && s.content[p] !== s.gv[p])} `
-        + 'whose content is not what the guest expects';
-      default: return PROPERTIES[code - 1] ?? `property ${code}`;
-    }
+    return explainViolation(this.decode(st, off), this.pinmask(st, off), code);
   }
 
-  private decode(st: Uint32Array, off: number) {
-    const bits = (f: number): number[] => {
-      const v = this.get(st, off, f);
-      return Array.from({ length: this.N }, (_, p) => (v >>> p) & 1);
-    };
-    const pairs = (f: number): number[] => {
-      const v = this.get(st, off, f);
-      return Array.from({ length: this.N }, (_, p) => (v >>> (2 * p)) & 3);
-    };
-    const hp = this.get(st, off, F.HPG);
-    return {
-      priv: bits(F.PRIV), alloc: bits(F.ALLOC), mapped: bits(F.MAPPED), gsnap: bits(F.GSNAP),
-      content: pairs(F.CONTENT), gv: pairs(F.GV),
-      hpg: Array.from({ length: this.H }, (_, h) => (hp >>> (h * this.hb)) & this.hm),
-      left: this.get(st, off, F.LEFT), ph: this.get(st, off, F.PH),
-      lo: this.get(st, off, F.LO), hi: this.get(st, off, F.HI), dir: this.get(st, off, F.DIR),
-      blk: this.get(st, off, F.BLK), cur: this.get(st, off, F.CUR),
-    };
+  /** The state's variables as plain arrays and numbers. */
+  decode(st: Uint32Array, off: number): Decoded {
+    return decodeState(this.layout, this.N, this.H, st, off);
   }
 
   describeState(st: Uint32Array, off: number): Readonly<Record<string, Value>> {
-    const s = this.decode(st, off);
-    const list = (a: (number | string)[]): string => `[${a.join(' ')}]`;
-    const r: Record<string, Value> = {
-      priv: list(s.priv), alloc: list(s.alloc), mapped: list(s.mapped),
-      content: list(s.content.map((c) => CONTENT_NAMES[c])), gv: list(s.gv.map((c) => CONTENT_NAMES[c])),
-      hpg: list(s.hpg), left: s.left, ph: PH_NAMES[s.ph], lo: s.lo, hi: s.hi, dir: DIR_NAMES[s.dir],
-      blk: s.blk, gsnap: list(s.gsnap),
-    };
-    if (this.bug === 3) r.cur = s.cur;
-    return r;
+    return describeDecoded(this.decode(st, off), this.bug === 3);
   }
 
   describeEdge(code: number): EdgeLabel {
-    const a = code & 31;
-    const x = (code >>> 5) & 15;
-    const y = (code >>> 9) & 15;
-    const d = (code >>> 13) & 1;
-    const action = ACTION_NAMES[a] ?? `action${a}`;
-    if (a <= A.UNREGISTER) {
-      return { process: this.processes[x], action, params: a === A.PIN ? { page: y } : {} };
-    }
-    if (a === A.WRITE) return { process: 'guest', action, params: { page: y } };
-    if (a === A.REQUEST) return { process: 'guest', action, params: { lo: x, hi: y, dir: DIR_NAMES[d] } };
-    if (a === A.RELEASE) return { process: 'vmm', action, params: { holder: x } };
-    if (a >= A.FAULT_IN) return { process: 'host', action, params: { page: y } };
-    const vmmName = a === A.LOCK && this.bug === 2 ? 'lock_check' : a === A.COMMIT && this.bug === 2 ? 'unmap_commit'
-      : a === A.COMMIT && this.bug === 3 ? 'convert_next_page' : action;
-    return { process: 'vmm', action: vmmName, params: {} };
+    return describeCode(code, this.bug, this.processes);
   }
 
   /** Processes as in gmem.pml (without the monitor, never enabled in a good state). */

@@ -1,0 +1,179 @@
+// Benchmark: the gmemkit checker against SPIN on the reference protocol, at (N,H,C) = (4,2,2)
+// and (4,3,2). Builds pan from ../shared/anchors/spin/gmem.pml (relative to the repository)
+// exactly as its README says (spin -a; gcc -O2 -DSAFETY -DNOREDUCE), runs both on the same
+// machine in one run, and prints states, edges, times and the ratio gmemkit/SPIN.
+// Installs spin and gcc from Debian only when spin is not on PATH (and says so). It must
+// never write outside a fresh temporary directory, nor use an absolute path to the anchor.
+//
+//   node dist/bench/check.js [--reps K]     (K runs of each, the fastest is reported)
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { check } from '../src/checker/engine.js';
+import { ReferenceModel } from '../src/checker/reference/model.js';
+import { referenceParams } from '../src/checker/reference/params.js';
+
+/** Configurations with pan's -w (log2 hash slots) and -m (depth bound) from anchors/spin/run.sh. */
+const CONFIGS = [
+  { n: 4, h: 2, c: 2, w: 23, m: 500000, readme: { states: 2449311, transitions: 31288177, panS: 5.33 } },
+  { n: 4, h: 3, c: 2, w: 25, m: 1000000, readme: { states: 9332623, transitions: 139985930, panS: 32.6 } },
+];
+
+const self = fileURLToPath(import.meta.url);
+/** The repository root: dist/bench/check.js -> ../.. ; the anchors live beside the repository. */
+const repo = resolve(dirname(self), '..', '..');
+const pml = join(repo, '..', 'shared', 'anchors', 'spin', 'gmem.pml');
+
+interface GmemkitRun { states: number; edges: number; seconds: number; maxDepth: number; memoryMB: number; status: string }
+interface PanRun { states: number; transitions: number; transitionsText: string; seconds: number; depth: number; errors: number }
+
+function sh(cmd: string, args: string[], cwd?: string): { code: number; out: string } {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  return { code: r.status ?? -1, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+function onPath(cmd: string): boolean {
+  return sh('sh', ['-c', `command -v ${cmd}`]).code === 0;
+}
+
+function ensureSpin(): void {
+  if (onPath('spin') && onPath('gcc')) return;
+  const cmd = 'apt-get update && apt-get install -y spin gcc';
+  console.log(`spin or gcc is not on PATH: running '${cmd}'`);
+  const r = spawnSync('sh', ['-c', cmd], { stdio: 'inherit' });
+  if (r.status !== 0 || !onPath('spin')) throw new Error(`'${cmd}' failed (status ${r.status}); install SPIN 6.5.2 by hand`);
+}
+
+/** spin -a, gcc -O2 -DSAFETY -DNOREDUCE, as anchors/spin/README.md "Running it". */
+function buildPan(dir: string, n: number, h: number, c: number): void {
+  copyFileSync(pml, join(dir, 'gmem.pml'));
+  const a = sh('spin', [`-DN=${n}`, `-DH=${h}`, `-DC=${c}`, '-a', 'gmem.pml'], dir);
+  if (a.code !== 0) throw new Error(`spin -a failed:\n${a.out}`);
+  const g = sh('gcc', ['-O2', '-DSAFETY', '-DNOREDUCE', '-o', 'pan', 'pan.c'], dir);
+  if (g.code !== 0) throw new Error(`gcc failed:\n${g.out}`);
+}
+
+function runPan(dir: string, w: number, m: number): PanRun {
+  const r = sh('./pan', [`-m${m}`, `-w${w}`], dir);
+  const num = (re: RegExp): string => {
+    const x = re.exec(r.out);
+    if (!x) throw new Error(`cannot parse pan output (${re}):\n${r.out}`);
+    return x[1];
+  };
+  if (/max search depth too small/.test(r.out)) throw new Error('pan: max search depth too small; raise -m');
+  const transitionsText = num(/^\s*([\d.e+]+) transitions \(= stored\+matched\)/m);
+  return {
+    states: Number(num(/^\s*([\d.e+]+) states, stored/m)),
+    transitions: Number(transitionsText),
+    transitionsText,
+    seconds: Number(num(/pan: elapsed time ([\d.e+]+) seconds/)),
+    depth: Number(num(/depth reached (\d+)/)),
+    errors: Number(num(/errors: (\d+)/)),
+  };
+}
+
+/** One gmemkit run in a fresh process (cold JIT, its own heap), as JSON on stdout. */
+function runGmemkit(n: number, h: number, c: number, symmetry: boolean): GmemkitRun {
+  const r = spawnSync(process.execPath, [self, '--child', String(n), String(h), String(c), symmetry ? '1' : '0'],
+    { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`gmemkit run failed:\n${r.stdout}${r.stderr}`);
+  return JSON.parse(r.stdout) as GmemkitRun;
+}
+
+function child(argv: string[]): void {
+  const [n, h, c, sym] = argv.map(Number);
+  const res = check(new ReferenceModel(referenceParams({ pages: n, holders: h, requests: c, symmetry: sym === 1 })));
+  const out: GmemkitRun = {
+    states: res.states, edges: res.edges, seconds: res.seconds, maxDepth: res.maxDepth,
+    memoryMB: res.memoryBytes / 1048576, status: res.status,
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+const fmt = (x: number): string => x.toLocaleString('en-US');
+
+/** Do gmemkit's edges match pan's transitions - 1, to the digits pan printed? */
+function edgesAgree(edges: number, pan: PanRun): string {
+  if (/e/.test(pan.transitionsText)) {
+    const digits = pan.transitionsText.replace(/e.*$/, '').replace(/[^\d]/g, '').length;
+    const same = Number((edges + 1).toPrecision(digits)) === pan.transitions;
+    return same ? `yes (pan prints ${digits} significant digits)` : 'NO';
+  }
+  return edges + 1 === pan.transitions ? 'yes (exact)' : 'NO';
+}
+
+function main(argv: string[]): number {
+  if (argv[0] === '--child') {
+    child(argv.slice(1));
+    return 0;
+  }
+  let reps = 1;
+  const ri = argv.indexOf('--reps');
+  if (ri >= 0) {
+    reps = Number(argv[ri + 1]);
+    if (!Number.isInteger(reps) || reps < 1) {
+      console.error('bench/check: --reps must be a positive integer');
+      return 2;
+    }
+  }
+  if (!existsSync(pml)) {
+    console.error(`bench/check: ${pml} not found (expected ../shared/anchors/spin/gmem.pml beside the repository)`);
+    return 2;
+  }
+  ensureSpin();
+  console.log(`${sh('spin', ['-V']).out.trim()}; gcc ${sh('gcc', ['-dumpfullversion']).out.trim()}; node ${process.version}`);
+  console.log('anchor: ../shared/anchors/spin/gmem.pml (beside the repository)');
+  console.log(`pan: spin -DN=.. -DH=.. -DC=.. -a gmem.pml && gcc -O2 -DSAFETY -DNOREDUCE -o pan pan.c && ./pan -m.. -w..`);
+  console.log(`gmemkit: check(reference N,H,C) breadth-first, one fresh node process per run; ${reps} run(s) each, fastest kept\n`);
+  const rows: string[][] = [];
+  let ok = true;
+  for (const cfg of CONFIGS) {
+    const { n, h, c } = cfg;
+    const dir = mkdtempSync(join(tmpdir(), 'gmemkit-bench-'));
+    try {
+      buildPan(dir, n, h, c);
+      let pan: PanRun | undefined;
+      let plain: GmemkitRun | undefined;
+      let sym: GmemkitRun | undefined;
+      for (let i = 0; i < reps; i++) {
+        // Interleaved, so both see the same machine load.
+        const p = runPan(dir, cfg.w, cfg.m);
+        if (!pan || p.seconds < pan.seconds) pan = p;
+        const g = runGmemkit(n, h, c, false);
+        if (!plain || g.seconds < plain.seconds) plain = g;
+        const s = runGmemkit(n, h, c, true);
+        if (!sym || s.seconds < sym.seconds) sym = s;
+        console.log(`(${n},${h},${c}) run ${i + 1}: pan ${p.seconds} s, gmemkit ${g.seconds.toFixed(2)} s, `
+          + `gmemkit+symmetry ${s.seconds.toFixed(2)} s`);
+      }
+      if (!pan || !plain || !sym) throw new Error('no runs');
+      const statesOk = pan.states === plain.states;
+      const edgesOk = edgesAgree(plain.edges, pan);
+      if (!statesOk || edgesOk === 'NO' || pan.errors !== 0 || plain.status !== 'ok') ok = false;
+      rows.push([
+        `(${n},${h},${c})`,
+        fmt(pan.states), fmt(plain.states), statesOk ? 'yes' : 'NO',
+        /e/.test(pan.transitionsText) ? `${pan.transitionsText} - 1` : fmt(pan.transitions - 1), fmt(plain.edges), edgesOk,
+        pan.seconds.toFixed(2), plain.seconds.toFixed(2),
+        `${sym.seconds.toFixed(2)} (${fmt(sym.states)} states)`,
+        (plain.seconds / pan.seconds).toFixed(2), (sym.seconds / pan.seconds).toFixed(2),
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const head = ['config', 'states SPIN', 'states gmemkit', 'equal', 'edges SPIN (transitions-1)', 'edges gmemkit',
+    'equal', 'SPIN pan s', 'gmemkit s (no reduction)', 'gmemkit s (symmetry)', 'ratio', 'ratio (symmetry)'];
+  console.log('');
+  console.log(`| ${head.join(' | ')} |`);
+  console.log(`|${head.map(() => '---').join('|')}|`);
+  for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+  console.log('\nratio = gmemkit s / SPIN pan s (search time only, single thread, invariants checked in every state).');
+  console.log('symmetry: holders of the same behaviour (IOU, VFIO) are interchangeable; it changes nothing at H=2 (ST, IOU).');
+  if (!ok) console.log('\nMISMATCH: gmemkit and SPIN disagree (see the table)');
+  return ok ? 0 : 1;
+}
+
+process.exitCode = main(process.argv.slice(2));
