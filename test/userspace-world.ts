@@ -23,6 +23,8 @@ export interface WorldOptions {
   readonly type?: VmTypeName;
   /** Default: one 64K file at GPA 0. */
   readonly files?: readonly FileSpec[];
+  /** The manager's pin fence (default on). */
+  readonly fence?: boolean;
 }
 
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -39,7 +41,7 @@ export class World {
 
   constructor(opts: WorldOptions = {}) {
     this.b = new ModelBackend({ profile: opts.profile ?? DEFAULT_PROFILE });
-    this.us = new Userspace(this.b);
+    this.us = new Userspace(this.b, { fence: opts.fence ?? true });
     const kb = this.us.backend;
     this.vm = this.must(kb.createVm(VM_TYPES[opts.type ?? 'sw_protected']), 'create_vm');
     (opts.files ?? [{ size: 64 * K, gpa: 0 }]).forEach((f, slot) => {

@@ -7,9 +7,10 @@
 // it to the end with a cooperative environment (the device completes what is awaited).
 import type { BResult } from '../backend/backend.js';
 import { MEMORY_ATTRIBUTES, PAGE_SIZE } from '../model/abi.js';
+import type { Segment } from '../model/interval-map.js';
 import { fail, type Failure } from '../model/result.js';
 import type { Holder } from './holders.js';
-import type { GmemRange } from './memory-map.js';
+import type { Attribute, GmemRange } from './memory-map.js';
 import type { Policy } from './policies.js';
 import type { Userspace } from './userspace.js';
 
@@ -35,6 +36,8 @@ export class ConversionTask {
   eagains = 0;
   /** Steps spent waiting (for I/O, backoff, or a guest retry). */
   stalled = 0;
+  /** Per segment, the attributes the VMM knew before converting it (for the rollback). */
+  readonly before: Segment<Attribute | undefined>[][] = [];
   readonly released: Holder[] = [];
   readonly waited: Holder[] = [];
   awaiting: Holder[] = [];
@@ -141,6 +144,7 @@ export class ConversionManager {
 
   private call(t: ConversionTask): void {
     const range = t.request.segments[t.seg]!;
+    t.before[t.seg] ??= this.us.memory.attributesOf(range);
     const r = this.us.backend.setMemoryAttributes2(range.fd, {
       offset: BigInt(range.lo * PAGE_SIZE), size: BigInt((range.hi - range.lo) * PAGE_SIZE),
       attributes: t.request.to === 'private' ? MEMORY_ATTRIBUTES.PRIVATE : 0n, flags: 0n,
@@ -190,14 +194,21 @@ export class ConversionManager {
     this.us.events.emit('completed', { request: t.request, retries: t.retries, released: t.released, waited: t.waited });
   }
 
-  /** A request that cannot complete leaves no attribute changed: converted segments roll back. */
+  /**
+   * A request that cannot complete leaves no attribute changed: converted segments roll back to
+   * what they were (runs that already had the target stay; unknown runs get the opposite).
+   */
   private fail(t: ConversionTask, failure: Failure): void {
+    const back: Attribute = t.request.to === 'private' ? 'shared' : 'private';
     for (let i = t.seg - 1; i >= 0; i--) {
       const range = t.request.segments[i]!;
-      this.us.backend.setMemoryAttributes2(range.fd, {
-        offset: BigInt(range.lo * PAGE_SIZE), size: BigInt((range.hi - range.lo) * PAGE_SIZE),
-        attributes: t.request.to === 'private' ? 0n : MEMORY_ATTRIBUTES.PRIVATE, flags: 0n,
-      });
+      for (const run of t.before[i] ?? [{ lo: range.lo, hi: range.hi, value: undefined }]) {
+        if (run.value === t.request.to) continue;
+        this.us.backend.setMemoryAttributes2(range.fd, {
+          offset: BigInt(run.lo * PAGE_SIZE), size: BigInt((run.hi - run.lo) * PAGE_SIZE),
+          attributes: (run.value ?? back) === 'private' ? MEMORY_ATTRIBUTES.PRIVATE : 0n, flags: 0n,
+        });
+      }
     }
     t.seg = 0;
     this.us.unfence(t.request.id);

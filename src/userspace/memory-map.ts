@@ -1,12 +1,15 @@
-// The VMM's own view of guest memory: which user addresses map which guest_memfd pages, and
-// which GPA ranges its memslots bind to which guest_memfd pages. Built by watching the calls
-// the VMM makes (TrackingBackend forwards every call and records mmap, munmap, memslots and
-// close), so it works unchanged on the model and on real Linux.
+// The VMM's own view of guest memory: which user addresses map which guest_memfd pages, which
+// GPA ranges its memslots bind to which guest_memfd pages, and which attributes it set on each
+// guest_memfd (the kernel has no "get" for them). Built by watching the calls the VMM makes
+// (TrackingBackend forwards every call and records guest_memfd creation, mmap, munmap,
+// memslots, attribute changes and close), so it works unchanged on the model and on real Linux.
 import type { Backend } from '../backend/backend.js';
-import { PAGE_SIZE } from '../model/abi.js';
-import type { MemoryRegion2, MmapArgs, U64 } from '../model/kernel.js';
+import { GMEM_FLAGS, PAGE_SIZE } from '../model/abi.js';
+import { IntervalMap, type Segment } from '../model/interval-map.js';
+import type { MemoryAttributes2Args, MemoryRegion2, MmapArgs, U64 } from '../model/kernel.js';
 
 export interface GmemRange { readonly fd: number; readonly lo: number; readonly hi: number }
+export type Attribute = 'shared' | 'private';
 interface Mapping { readonly addr: number; readonly length: number; readonly fd: number | null; readonly pgoff: number }
 interface Slot { readonly vmFd: number; readonly slot: bigint; readonly gfn: number; readonly npages: number; readonly fd: number; readonly pgoff: number }
 
@@ -16,6 +19,25 @@ export class TranslationError extends Error {}
 export class MemoryMap {
   private readonly mappings: Mapping[] = [];
   private readonly slots: Slot[] = [];
+  /** Per guest_memfd fd: the attributes the VMM created it with and set since. */
+  private readonly attributes = new Map<number, IntervalMap<Attribute>>();
+
+  recordGmem(fd: number, size: number, flags: bigint): void {
+    const m = new IntervalMap<Attribute>();
+    m.set(0, Math.ceil(size / PAGE_SIZE), flags & GMEM_FLAGS.INIT_SHARED ? 'shared' : 'private');
+    this.attributes.set(fd, m);
+  }
+
+  recordAttributes(fd: number, args: MemoryAttributes2Args): void {
+    const lo = Number(args.offset) / PAGE_SIZE;
+    this.attributes.get(fd)?.set(lo, lo + Number(args.size) / PAGE_SIZE, BigInt(args.attributes) ? 'private' : 'shared');
+  }
+
+  /** What the VMM knows of the attributes of a range, as runs; undefined where it does not know. */
+  attributesOf(range: GmemRange): Segment<Attribute | undefined>[] {
+    const m = this.attributes.get(range.fd);
+    return m ? [...m.cover(range.lo, range.hi)] : [{ lo: range.lo, hi: range.hi, value: undefined }];
+  }
 
   recordMmap(addr: number, args: MmapArgs): void {
     const length = Math.ceil(Number(args.length) / PAGE_SIZE) * PAGE_SIZE;
@@ -40,6 +62,7 @@ export class MemoryMap {
   }
 
   recordClose(fd: number): void {
+    this.attributes.delete(fd);
     for (let i = this.slots.length - 1; i >= 0; i--) if (this.slots[i]!.vmFd === fd) this.slots.splice(i, 1);
   }
 
@@ -86,6 +109,16 @@ type Method = (...args: never[]) => unknown;
  */
 export function trackingBackend(inner: Backend, map: MemoryMap): Backend {
   const calls: Partial<Record<keyof Backend, Method>> = {
+    createGuestMemfd: ((vmFd: number, size: U64, flags: U64) => {
+      const r = inner.createGuestMemfd(vmFd, size, flags);
+      if (r.ok) map.recordGmem(r.value, Number(size), BigInt(flags));
+      return r;
+    }) as Method,
+    setMemoryAttributes2: ((fd: number, args: MemoryAttributes2Args) => {
+      const r = inner.setMemoryAttributes2(fd, args);
+      if (r.ok) map.recordAttributes(fd, args);
+      return r;
+    }) as Method,
     mmap: ((args: MmapArgs) => {
       const r = inner.mmap(args);
       if (r.ok) map.recordMmap(r.value, args);
