@@ -7,7 +7,7 @@ import { expandPaths, loadScenarioFile } from '../src/scenario/load.js';
 import { formatHuman } from '../src/scenario/report.js';
 import { runScenario } from '../src/scenario/run.js';
 
-const DIRS = ['examples', 'test/scenarios/selftests'];
+const DIRS = ['examples', 'conformance/selftests'];
 
 for (const file of expandPaths(DIRS)) {
   test(`scenario ${file}`, () => {

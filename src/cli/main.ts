@@ -5,16 +5,23 @@ import { PROFILES, profileNames } from '../model/profile.js';
 import { expandPaths, formatLoadError, loadScenarioFile, ScenarioError, type Scenario } from '../scenario/load.js';
 import { formatHuman, toJson } from '../scenario/report.js';
 import { runScenario, type ScenarioResult } from '../scenario/run.js';
+import { LinuxBackend } from '../linux/linux-backend.js';
 import { compareCommand } from './compare.js';
+import { CONFORMANCE_DIR, diffReport, diffScenarios, formatConform, linuxBackendFactory } from './kernel-commands.js';
 import { UsageError } from './usage.js';
 
 const USAGE = `gmemkit — executable model and test harness for KVM guest_memfd shared<->private conversion
 
 Usage:
-  gmemkit run [options] FILE|DIR...   run scenario files on the model and print each step
+  gmemkit run [options] FILE|DIR...   run scenario files and print each step
+      --backend model|linux           the model (default) or the running kernel through /dev/kvm
       --profile NAME                  run under this ABI profile (default: the scenario's)
       --json                          print a machine-readable result
-      --no-invariants                 do not check invariants I1-I11 after every step
+      --no-invariants                 do not check invariants I1-I11 after every step (model)
+  gmemkit diff [--profile NAME] [--json] FILE|DIR...
+                                      run on the model and on the kernel; report every step whose
+                                      outcome (errno, signal, data, value, exit) differs
+  gmemkit conform [--json] [DIR...]   the bundled conformance suite on both backends: a table per op
   gmemkit compare [options]           run the bundled CoCo workload under each policy and profile
       --profiles A,B                  profiles to compare (default: ipc-v8,rfc-2025,deferred,revoke)
       --policies A,B                  policies to compare (default: retry,preunmap,guest-retry,stop)
@@ -32,6 +39,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (cmd) {
       case 'run': return runCommand(rest);
+      case 'diff': return diffCommand(rest);
+      case 'conform': return conformCommand(rest);
       case 'profiles': return profilesCommand();
       case 'compare': {
         const { values, positionals } = parseFlags(rest, {
@@ -44,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return cmd === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command '${cmd}'; commands: run, compare, profiles, help`);
+        throw new UsageError(`unknown command '${cmd}'; commands: run, diff, conform, compare, profiles, help`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
@@ -71,17 +80,39 @@ function parseFlags<T extends NonNullable<Parameters<typeof parseArgs>[0]>['opti
 function runCommand(args: string[]): number {
   const { values, positionals } = parseFlags(args, {
     profile: { type: 'string' },
+    backend: { type: 'string', default: 'model' },
     json: { type: 'boolean', default: false },
     'no-invariants': { type: 'boolean', default: false },
   });
-  const profile = values.profile as string | undefined;
+  const profile = checkProfile(values.profile as string | undefined);
+  const backendName = values.backend as string;
+  if (backendName !== 'model' && backendName !== 'linux') throw new UsageError(`--backend: unknown backend '${backendName}'; allowed: model, linux`);
+  const scenarios = loadAll('run', positionals);
+  const backend = backendName === 'linux' ? linuxBackendFactory() : undefined;
+  const results: ScenarioResult[] = [];
+  for (const s of scenarios) {
+    const rs = runScenario(s, { ...(profile ? { profile } : {}), invariants: !values['no-invariants'], ...(backend ? { backend } : {}) });
+    results.push(...rs);
+    if (!values.json) for (const r of rs) console.log(`${formatHuman(r)}\n`);
+  }
+  const failed = results.filter((r) => !r.passed).length;
+  if (values.json) console.log(JSON.stringify(toJson(results), null, 2));
+  else console.log(`${results.length - failed} scenario run(s) passed, ${failed} failed`);
+  return failed ? 1 : 0;
+}
+
+function checkProfile(profile: string | undefined): string | undefined {
   if (profile !== undefined && !profileNames().includes(profile)) {
     throw new UsageError(`--profile: unknown profile '${profile}'; allowed: ${profileNames().join(', ')}`);
   }
-  if (positionals.length === 0) throw new UsageError('run: name at least one scenario file or directory');
-  const files = expandPaths(positionals);
-  if (files.length === 0) throw new UsageError(`run: no .yaml, .yml or .json files in ${positionals.join(', ')}`);
-  // Validate every file before anything runs.
+  return profile;
+}
+
+/** Load and validate every scenario before anything runs. */
+function loadAll(cmd: string, paths: string[]): Scenario[] {
+  if (paths.length === 0) throw new UsageError(`${cmd}: name at least one scenario file or directory`);
+  const files = expandPaths(paths);
+  if (files.length === 0) throw new UsageError(`${cmd}: no .yaml, .yml or .json files in ${paths.join(', ')}`);
   const scenarios: Scenario[] = [];
   const errors: ScenarioError[] = [];
   for (const f of files) {
@@ -91,15 +122,27 @@ function runCommand(args: string[]): number {
     }
   }
   if (errors.length) throw new ScenarioError(errors.flatMap((e) => e.errors));
-  const results: ScenarioResult[] = [];
-  for (const s of scenarios) {
-    const rs = runScenario(s, { ...(profile ? { profile } : {}), invariants: !values['no-invariants'] });
-    results.push(...rs);
-    if (!values.json) for (const r of rs) console.log(`${formatHuman(r)}\n`);
-  }
-  const failed = results.filter((r) => !r.passed).length;
-  if (values.json) console.log(JSON.stringify(toJson(results), null, 2));
-  else console.log(`${results.length - failed} scenario run(s) passed, ${failed} failed`);
+  return scenarios;
+}
+
+function diffCommand(args: string[]): number {
+  const { values, positionals } = parseFlags(args, { profile: { type: 'string' }, json: { type: 'boolean', default: false } });
+  const profile = checkProfile(values.profile as string | undefined);
+  const scenarios = loadAll('diff', positionals);
+  const { text, failed } = diffReport(diffScenarios(scenarios, profile), values.json as boolean);
+  console.log(text);
+  return failed ? 1 : 0;
+}
+
+function conformCommand(args: string[]): number {
+  const { values, positionals } = parseFlags(args, { json: { type: 'boolean', default: false } });
+  const scenarios = loadAll('conform', positionals.length ? positionals : [CONFORMANCE_DIR]);
+  const comparisons = diffScenarios(scenarios);
+  const probe = new LinuxBackend();
+  const id = probe.identity();
+  probe.dispose();
+  const { text, failed } = values.json ? diffReport(comparisons, true) : { text: formatConform(comparisons, `kernel ${id.kernel} (${id.flavour}) vs model`), failed: diffReport(comparisons, false).failed };
+  console.log(text);
   return failed ? 1 : 0;
 }
 

@@ -34,7 +34,12 @@ export interface ExecContext {
   value(ref: unknown): HandleValue;
 }
 
-export class HandleMissing extends Error {}
+export class HandleMissing extends Error {
+  /** The handle is missing because the backend could not do the step that creates it. */
+  constructor(message: string, readonly unsupported = false) {
+    super(message);
+  }
+}
 
 type Args = Readonly<Record<string, unknown>>;
 export interface ExecResult { result: BResult<unknown>; handle?: HandleValue; conversion?: ConversionSummary }

@@ -20,6 +20,11 @@ export interface Step {
   readonly written: Readonly<Record<string, unknown>>;
   readonly as?: string;
   readonly expect: StepExpect;
+  /**
+   * gmemkit extension: the model (by the documentation) and the running kernel are known to
+   * disagree on this step, and why; `gmemkit diff`/`conform` report it as marked, not as differing.
+   */
+  readonly knownDifference?: string;
 }
 
 export interface Scenario {
@@ -53,12 +58,14 @@ const FileSchema = z.strictObject({
   steps: z.array(z.record(z.string(), z.unknown()), { error: 'steps: required, a list of steps (mappings with op:)' }).min(1, { error: 'steps: must hold at least one step' }),
 });
 
-/** Expand directories (their *.yaml, *.yml, *.json files, sorted) into a file list. */
+/** Expand directories (their *.yaml, *.yml, *.json files, sorted, subdirectories too) into a file list. */
 export function expandPaths(paths: readonly string[]): string[] {
   const out: string[] = [];
   for (const p of paths) {
     if (statSync(p, { throwIfNoEntry: false })?.isDirectory()) {
-      out.push(...readdirSync(p).filter((f) => /\.(ya?ml|json)$/.test(f)).sort().map((f) => join(p, f)));
+      const entries = readdirSync(p, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+      out.push(...entries.filter((e) => e.isFile() && /\.(ya?ml|json)$/.test(e.name)).map((e) => join(p, e.name)));
+      out.push(...expandPaths(entries.filter((e) => e.isDirectory()).map((e) => join(p, e.name))));
     } else {
       out.push(p);
     }
@@ -128,7 +135,10 @@ type StepBody = Omit<Step, 'index' | 'line'>;
 function validateStep(
   rawStep: Record<string, unknown>, handles: Map<string, { kind: HandleKind; step: number }>, problems: string[], index: number,
 ): StepBody | undefined {
-  const { op, as, expect, ...fields } = rawStep;
+  const { op, as, expect, known_difference: knownDifference, ...fields } = rawStep;
+  if (knownDifference !== undefined && (typeof knownDifference !== 'string' || knownDifference.trim() === '')) {
+    problems.push(`known_difference: expected the reason as a non-empty string, got ${show(knownDifference)}`);
+  }
   if (typeof op !== 'string') {
     problems.push(op === undefined ? "missing field 'op'" : `op: expected an op name, got ${show(op)}`);
     return undefined;
@@ -141,7 +151,7 @@ function validateStep(
   }
   const allowed = Object.keys(spec.fields);
   for (const f of Object.keys(fields)) {
-    if (!allowed.includes(f)) problems.push(`${where}unknown field '${f}'; allowed: ${[...allowed, 'as', 'expect'].join(', ')}`);
+    if (!allowed.includes(f)) problems.push(`${where}unknown field '${f}'; allowed: ${[...allowed, 'as', 'expect', 'known_difference'].join(', ')}`);
   }
   for (const [name, f] of Object.entries(spec.fields)) {
     if (f.required && fields[name] === undefined) problems.push(`${where}missing field '${name}'`);
@@ -183,6 +193,7 @@ function validateStep(
   return {
     op, args, written: fields, expect: e.ok ? e.value : { base: { kind: 'ok' }, violations: [] },
     ...(typeof as === 'string' ? { as } : {}),
+    ...(typeof knownDifference === 'string' ? { knownDifference } : {}),
   };
 }
 

@@ -53,12 +53,17 @@ export function runScenario(scenario: Scenario, opts: RunOptions = {}): Scenario
 function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): ScenarioResult {
   const backend = (opts.backend ?? modelBackendFor(opts.invariants ?? true))(profile, scenario);
   const handles = new Map<string, HandleValue>();
-  const failedAt = new Map<string, number>();
+  const failedAt = new Map<string, { step: number; unsupported?: string }>();
   const resolve = (ref: unknown): HandleValue => {
     const r = ref as HandleRef;
     if ('raw' in r) return Number(r.raw);
     const v = handles.get(r.handle);
-    if (v === undefined) throw new HandleMissing(`handle '${r.handle}' was not created (step ${failedAt.get(r.handle)} did not succeed)`);
+    if (v === undefined) {
+      const f = failedAt.get(r.handle)!;
+      throw new HandleMissing(f.unsupported
+        ? `handle '${r.handle}' needs step ${f.step}, which this kernel cannot do (${f.unsupported})`
+        : `handle '${r.handle}' was not created (step ${f.step} did not succeed)`, f.unsupported !== undefined);
+    }
     return v;
   };
   const us = new Userspace(backend);
@@ -84,11 +89,11 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
         handle = r.handle;
       } catch (e) {
         if (!(e instanceof HandleMissing)) throw e;
-        outcome = { kind: 'skipped', why: e.message };
+        outcome = e.unsupported ? { kind: 'unsupported', why: e.message } : { kind: 'skipped', why: e.message };
       }
       if (step.as) {
         if (handle !== undefined) handles.set(step.as, handle);
-        else failedAt.set(step.as, step.index);
+        else failedAt.set(step.as, { step: step.index, ...(outcome.kind === 'unsupported' ? { unsupported: outcome.why } : {}) });
       }
       if (outcome.kind === 'ok' && step.as) outcome = { ...outcome, handle: step.as };
       const violations = backend.takeViolations();
