@@ -40,6 +40,18 @@ describe('reference protocol: reachable states and edges equal SPIN NOREDUCE', (
   }
 });
 
+describe('reference protocol: the word layout never changes the counts', () => {
+  // 12 bits per word spreads (3,2,2) over 4 words: the generic multi-word hash and copy paths.
+  it(`(3,2,2) in 4 words: 142435 states, 1501513 edges [${SPIN}, (3,2,2) NOREDUCE]`, () => {
+    const m = new ReferenceModel(referenceParams({}), { wordBits: 12 });
+    assert.equal(m.words, 4);
+    const res = check(m);
+    assert.equal(res.states, 142435);
+    assert.equal(res.edges, 1501513);
+    assert.equal(check(new ReferenceModel(referenceParams({ bug: 3 }), { wordBits: 12 })).counterexample?.depth, 4);
+  });
+});
+
 describe('reference protocol: bug variants, breadth-first shortest counterexample at (3,2,2)', () => {
   // depth = SPIN's "at depth" (trail length); for the S3 step assertion the failing step is
   // one more (rumur counts it: 5), so the trace has depth + 1 steps.

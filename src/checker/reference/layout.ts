@@ -8,7 +8,6 @@ export const F = {
   LEFT: 7, PH: 8, LO: 9, HI: 10, DIR: 11, BLK: 12, CUR: 13,
 } as const;
 const NFIELDS = 14;
-const WORD_BITS = 31;
 
 export interface Layout {
   readonly words: number;
@@ -27,7 +26,11 @@ export function bitsFor(maxValue: number): number {
   return b;
 }
 
-export function makeLayout(n: number, h: number, c: number, withCur: boolean): Layout {
+/**
+ * @param wordBits bits used per 32-bit word (at most 31: bit 31 belongs to the visited set);
+ *   smaller values spread a state over more words (tests use this for the multi-word paths).
+ */
+export function makeLayout(n: number, h: number, c: number, withCur: boolean, wordBits = 31): Layout {
   const pb = bitsFor(n - 1);
   const hb = bitsFor(n);
   const width = [n, n, n, n, 2 * n, 2 * n, h * hb, bitsFor(c), 2, pb, pb, 1, pb, withCur ? pb : 0];
@@ -40,7 +43,7 @@ export function makeLayout(n: number, h: number, c: number, withCur: boolean): L
     const w = width[f];
     mask[f] = w === 0 ? 0 : (1 << w) - 1;
     if (w === 0) continue;
-    let i = used.findIndex((u) => u + w <= WORD_BITS);
+    let i = used.findIndex((u) => u + w <= wordBits);
     if (i < 0) {
       i = used.length;
       used.push(0);

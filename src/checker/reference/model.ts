@@ -44,7 +44,8 @@ export class ReferenceModel implements PackedModel {
   private readonly fs: Int32Array;
   private readonly fm: Int32Array;
 
-  constructor(readonly params: ReferenceParams) {
+  /** `wordBits` (default 31) only changes how the state is spread over words, never the counts. */
+  constructor(readonly params: ReferenceParams, opts: { readonly wordBits?: number } = {}) {
     const err = validateReferenceParams(params);
     if (err) throw new Error(`reference model: ${err}`);
     const { pages: N, holders: H, requests: C, bug } = params;
@@ -55,7 +56,7 @@ export class ReferenceModel implements PackedModel {
     this.coop = params.coop;
     this.semantic = params.semantic;
     this.all = (1 << N) - 1;
-    this.layout = makeLayout(N, H, C, bug === 3);
+    this.layout = makeLayout(N, H, C, bug === 3, opts.wordBits ?? 31);
     this.words = this.layout.words;
     this.fw = this.layout.word;
     this.fs = this.layout.shift;
