@@ -22,7 +22,7 @@ const CASES: { name: string; steps: string; want: RegExp }[] = [
   { name: 'userspace op with a handle of the wrong kind', steps: `${VM}  - { op: convert, fd: vm, offset: 0, size: 4K, to: private }\n`, want: /^step 2: \(convert\) field 'fd': handle 'vm' is a vm \(step 1\); expected a gmem$/ },
   { name: 'unknown policy', steps: `${VM}  - { op: map_gpa_range, vm: vm, gpa: 0, size: 4K, to: private, policy: retyr }\n`, want: /field 'policy': unknown policy "retyr"; allowed: retry, preunmap, guest-retry, stop$/ },
   { name: 'missing field', steps: `${VM}  - { op: create_guest_memfd, vm: vm }\n`, want: /^step 2: \(create_guest_memfd\) missing field 'size'$/ },
-  { name: 'unknown field', steps: `${VM}  - { op: create_guest_memfd, vm: vm, size: 4K, colour: red }\n`, want: /^step 2: \(create_guest_memfd\) unknown field 'colour'; allowed: vm, size, flags, as, expect$/ },
+  { name: 'unknown field', steps: `${VM}  - { op: create_guest_memfd, vm: vm, size: 4K, colour: red }\n`, want: /^step 2: \(create_guest_memfd\) unknown field 'colour'; allowed: vm, size, flags, as, expect, known_difference$/ },
   { name: 'wrong type', steps: `${VM}${GMEM}  - { op: mmap, fd: gmem, length: true }\n`, want: /^step 3: \(mmap\) field 'length': expected a size \(an integer, or a string like "16K"\), got true$/ },
   { name: 'dangling handle', steps: `${VM}  - { op: mmap, fd: gmme, length: 4K }\n`, want: /^step 2: \(mmap\) field 'fd': handle 'gmme' is not defined \(defined so far: vm\)$/ },
   { name: 'handle of the wrong kind', steps: `${VM}  - { op: read, map: vm, length: 1 }\n`, want: /^step 2: \(read\) field 'map': handle 'vm' is a vm \(step 1\); expected a map$/ },
