@@ -212,6 +212,10 @@ export class ConversionManager {
     }
     t.seg = 0;
     this.us.unfence(t.request.id);
+    // Holders released before the ioctl (preunmap) come back: the range is still shared.
+    if (t.request.to === 'private' && t.request.policy.reestablishAfter) {
+      for (const range of t.request.segments) this.us.reestablishReleased(range, t.released);
+    }
     t.failure = failure;
     t.phase = 'failed';
     this.us.events.emit('failed', { request: t.request, reason: 'why' in failure ? failure.why : String(failure) });

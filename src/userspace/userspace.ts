@@ -128,11 +128,15 @@ export class Userspace implements HolderHost {
     this.releasedFor.push({ range, holder });
   }
 
-  reestablishReleased(range: GmemRange): void {
+  /**
+   * Re-establish holders released for a range (of those, only `only` when given). A holder that
+   * cannot be re-established yet (part of its range is still private) keeps its record.
+   */
+  reestablishReleased(range: GmemRange, only?: readonly Holder[]): void {
     for (let i = this.releasedFor.length - 1; i >= 0; i--) {
       const { range: r, holder } = this.releasedFor[i]!;
-      if (r.fd !== range.fd || r.hi <= range.lo || range.hi <= r.lo) continue;
-      if (holder.state === 'released') holder.reestablish();
+      if (r.fd !== range.fd || r.hi <= range.lo || range.hi <= r.lo || (only && !only.includes(holder))) continue;
+      if (holder.state === 'released' && !holder.reestablish().ok) continue;
       this.releasedFor.splice(i, 1);
     }
   }
