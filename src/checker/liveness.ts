@@ -151,71 +151,65 @@ function findFairCycle(space: Space, g: Graph, nProc: number, acct: MemoryAccoun
         members.push(w);
         if (w === v) break;
       }
-      const found = fairness(g, members, c, comp, all);
-      if (found) return lasso(space, g, members, c, comp, found);
+      if (fairness(g, members, c, comp, all)) return lasso(space, g, members, c, comp, all);
     }
   }
   return { kind: 'done' };
 }
 
-/** Waypoints of a fair cycle inside component c, or undefined if it has none. */
-interface Waypoints {
-  /** Per process: an internal edge it takes (>= 0), or -1 - (a member where it is disabled). */
-  readonly via: number[];
+/** Processes with an edge leaving state u (anywhere), as a bitmask. */
+function enabledAt(g: Graph, u: number): number {
+  let m = 0;
+  for (let e = g.off[u]; e < g.off[u + 1]; e++) m |= 1 << g.proc[e];
+  return m;
 }
 
-function fairness(g: Graph, members: number[], c: number, comp: Int32Array, all: number): Waypoints | undefined {
+/** Does component c hold a weakly fair cycle: an internal edge, and every process taken on
+ * an internal edge or disabled in one of its states? */
+function fairness(g: Graph, members: number[], c: number, comp: Int32Array, all: number): boolean {
   const { off, tgt, proc } = g;
   let internal = false;
   let ok = 0;
-  const via: number[] = [];
   for (const u of members) {
-    let enabled = 0;
     for (let e = off[u]; e < off[u + 1]; e++) {
-      const p = proc[e];
-      enabled |= 1 << p;
       if (comp[tgt[e]] === c) {
         internal = true;
-        if (!(ok & (1 << p))) { ok |= 1 << p; via[p] = e; }
+        ok |= 1 << proc[e];
       }
     }
-    const disabled = all & ~enabled & ~ok;
-    for (let p = 0; disabled >> p; p++) {
-      if (disabled & (1 << p)) { ok |= 1 << p; via[p] = -1 - u; }
-    }
+    ok |= all & ~enabledAt(g, u);
   }
-  if (!internal || (ok & all) !== all) return undefined;
-  return { via };
+  return internal && (ok & all) === all;
 }
 
-/** Prefix from the initial state to the component, then a cycle through every waypoint. */
-function lasso(space: Space, g: Graph, members: number[], c: number, comp: Int32Array, w: Waypoints): LiveStop {
-  const { off, tgt } = g;
+/**
+ * Prefix from the initial state to the component's entry (its state nearest the initial
+ * state), then a cycle built greedily: go to the nearest edge of a process that has neither
+ * moved nor been disabled yet, or the nearest state where one is disabled; then return.
+ */
+function lasso(space: Space, g: Graph, members: number[], c: number, comp: Int32Array, all: number): LiveStop {
+  const { off, tgt, proc } = g;
   const entry = Math.min(...members);
   const { root, ks } = pathTo(space, entry);
   const cycle: number[] = [];
   let cur = entry;
-  const goTo = (to: number): void => {
-    for (const e of pathWithin(g, cur, to, c, comp)) cycle.push(e);
-    cur = to;
+  let need = all & enabledAt(g, entry);
+  const follow = (edges: number[]): void => {
+    for (const e of edges) {
+      cycle.push(e);
+      need &= ~(1 << proc[e]);
+      cur = tgt[e];
+      need &= enabledAt(g, cur);
+    }
   };
-  for (const v of w.via) {
-    if (v === undefined) continue;
-    if (v >= 0) {
-      goTo(sourceOf(g, v));
-      cycle.push(v);
-      cur = tgt[v];
-    } else {
-      goTo(-1 - v);
-    }
-  }
-  goTo(entry);
+  while (need !== 0) follow(nearest(g, cur, c, comp, need));
+  follow(pathWithin(g, cur, entry, c, comp));
   if (cycle.length === 0) {
-    // Every waypoint was the entry state itself: take any internal edge and come back.
+    // Every process is disabled at the entry state: take any internal edge and come back.
     for (let e = off[entry]; e < off[entry + 1]; e++) {
-      if (comp[tgt[e]] === c) { cycle.push(e); cur = tgt[e]; break; }
+      if (comp[tgt[e]] === c) { follow([e]); break; }
     }
-    goTo(entry);
+    follow(pathWithin(g, cur, entry, c, comp));
   }
   const cks: number[] = [];
   let at = entry;
@@ -227,6 +221,39 @@ function lasso(space: Space, g: Graph, members: number[], c: number, comp: Int32
     kind: 'cycle', root, ks: [...ks, ...cks], cycleStart: ks.length + 1,
     message: `${space.livenessName}: a weakly fair cycle keeps the request outstanding forever`,
   };
+}
+
+/** Edges (inside component c) from a to the nearest edge of a process in `need`, or to the
+ * nearest state where a process in `need` is disabled. */
+function nearest(g: Graph, a: number, c: number, comp: Int32Array, need: number): number[] {
+  const { off, tgt, proc } = g;
+  const via = new Map<number, number>([[a, -1]]);
+  const pathTo = (v: number): number[] => {
+    const path: number[] = [];
+    for (let x = v; x !== a;) {
+      const pe = via.get(x) as number;
+      path.push(pe);
+      x = sourceOf(g, pe);
+    }
+    return path.reverse();
+  };
+  let frontier = [a];
+  while (frontier.length > 0) {
+    const next: number[] = [];
+    for (const u of frontier) {
+      if (need & ~enabledAt(g, u)) return pathTo(u);
+      for (let e = off[u]; e < off[u + 1]; e++) {
+        const v = tgt[e];
+        if (comp[v] !== c) continue;
+        if (need & (1 << proc[e])) return [...pathTo(u), e];
+        if (via.has(v)) continue;
+        via.set(v, e);
+        next.push(v);
+      }
+    }
+    frontier = next;
+  }
+  throw new Error('liveness: no waypoint in a fair component');
 }
 
 /** The state whose edge range holds edge e (binary search over off[0..n]). */
