@@ -99,6 +99,8 @@ export class IoUringBuffers extends Holder {
  */
 export class VfioDmaMapping extends Holder {
   importId: number | undefined;
+  /** Mapped by fd+offset (the kernel revokes instead of pinning); kept while a revoked import waits to map again. */
+  revocable = false;
   constructor(host: HolderHost, id: number, addr: number, length: number, readonly iova: bigint, name?: string) {
     super(host, id, 'vfio', addr, length, name);
   }
@@ -114,12 +116,12 @@ export class VfioDmaMapping extends Holder {
     const imp = b.gmemImport?.(this.range.fd, BigInt(this.range.lo * PAGE_SIZE), BigInt((this.range.hi - this.range.lo) * PAGE_SIZE));
     if (imp?.ok) {
       this.importId = imp.value;
+      this.revocable = true;
       return OK;
     }
     if (imp && !imp.ok && 'errno' in imp && imp.errno !== 'ENOTTY') return imp;
     return this.acquire(true);
   }
-  get revocable(): boolean { return this.importId !== undefined; }
   release(): ReleaseAnswer {
     if (this.importId !== undefined) this.host.backend.gmemUnimport?.(this.importId);
     this.importId = undefined;
@@ -141,7 +143,7 @@ export class VfioDmaMapping extends Holder {
   }
   /** The device's DMA through the mapping: the pinned folios, or the file's pages by fd+offset. */
   dma(offset: number, length: number, store?: Uint8Array): BResult<Uint8Array> {
-    if (!this.holding) return fail('EFAULT', `vfio ${this.name} is not mapped (IOMMU fault)`);
+    if (!this.holding || (this.importId === undefined && this.pin === undefined)) return fail('EFAULT', `vfio ${this.name} is not mapped (IOMMU fault)`);
     if (this.importId !== undefined) return this.host.backend.importAccess!(this.importId, offset, length, store);
     return this.host.backend.pinAccess(this.pin!, offset, length, store);
   }

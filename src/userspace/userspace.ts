@@ -144,7 +144,7 @@ export class Userspace implements HolderHost {
   /** Revocable importers over a range that is shared again map it again (revoke variant). */
   remapRevocable(range: GmemRange): void {
     for (const h of this.holders.values()) {
-      if (h instanceof VfioDmaMapping && h.revocable && h.range.fd === range.fd && h.range.lo < range.hi && range.lo < h.range.hi) h.reestablish();
+      if (h instanceof VfioDmaMapping && h.revocable && h.holding && h.range.fd === range.fd && h.range.lo < range.hi && range.lo < h.range.hi) h.reestablish();
     }
   }
 
