@@ -9,6 +9,7 @@ import type { MemoryAttributes2Args, MemoryAttributesArgs, U64 } from '../model/
 import { hasMemoryAttributes, VM_TYPE_FACTS, type MachineConfig } from '../model/platform.js';
 import type { Profile } from '../model/profile.js';
 import { unsupported, type Backend, type BResult } from './backend.js';
+import { decorate } from './decorate.js';
 
 export function capabilityGate(inner: Backend, profile: Profile, machine: MachineConfig): Backend {
   const caps = new Map<string, bigint>();
@@ -55,12 +56,5 @@ export function capabilityGate(inner: Backend, profile: Profile, machine: Machin
       return inner.setMemoryAttributes2(gmemFd, args);
     },
   };
-  return new Proxy(inner, {
-    get(target, prop, receiver) {
-      const own = gated[prop as keyof Backend];
-      if (own) return own;
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
+  return decorate(inner, gated);
 }
