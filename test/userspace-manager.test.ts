@@ -8,7 +8,7 @@
 // range), kernel-semantics.md §1.10(b) (EAGAIN + error_offset; all-or-nothing per call) and I4.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ODirectIo } from '../src/userspace/holders.js';
+import type { ODirectIo, SplicePipe } from '../src/userspace/holders.js';
 import type { ConversionTask, TaskPhase } from '../src/userspace/manager.js';
 import { GUEST_RETRY, PREUNMAP, RETRY, STOP } from '../src/userspace/policies.js';
 import { K, PAGE, ran, recordEvents, str, summary, text, World } from './userspace-world.js';
@@ -410,6 +410,34 @@ describe(`the event API  [${EVENTS}]`, () => {
     assert.equal(events.filter((e) => e === 'blocked@0[]').length, 9);
     assert.deepEqual(events.filter((e) => e.startsWith('retried')), ['#1', '#2', '#3', '#4', '#5', '#6', '#7', '#8'].map((n) => `retried${n}`));
     assert.equal(events.at(-1), 'failed');
+    w.dispose();
+  });
+});
+
+const PIPE = 'kernel-probe.md §6 (a vmsplice pipe holds page references until they are read)';
+
+describe(`a pipe's references end when its reader consumes them  [${PIPE}]`, () => {
+  test('read to the end in one read of exactly its length: released, the registry forgets it', () => {
+    const w = new World();
+    w.hostWrite(w.ram, 'pipe');
+    const p = w.must(w.us.vmsplice(w.ram, 4, 'p')) as SplicePipe;
+    assert.equal(str(w.must(p.read(4))), 'pipe');
+    assert.deepEqual([p.state, p.holding, w.registered(w.fd, 0, 4 * K)], ['released', false, []]);
+    const t = ran(w, w.us.convert(w.fd, 0, 4 * K, 'private', PREUNMAP));
+    assert.deepEqual(t.released, [], 'preunmap has nothing to release');
+    w.noViolations();
+    w.dispose();
+  });
+
+  test('read in parts: held until the last byte is read', () => {
+    const w = new World();
+    const p = w.must(w.us.vmsplice(w.ram, 8 * K, 'p')) as SplicePipe;
+    w.must(p.read(4 * K));
+    assert.deepEqual([p.state, w.registered(w.fd, 0, 8 * K)], ['held', [p.id]]);
+    w.must(p.read(4 * K));
+    assert.deepEqual([p.state, w.registered(w.fd, 0, 8 * K)], ['released', []]);
+    w.must(p.close(), 'closing the drained pipe');
+    w.noViolations();
     w.dispose();
   });
 });

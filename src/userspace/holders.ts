@@ -207,9 +207,12 @@ export class ODirectIo extends Holder {
 /** A pipe filled by vmsplice: page references until a reader consumes them. */
 export class SplicePipe extends Holder {
   readonly fd: number;
+  /** Bytes spliced in and not yet read: the pipe holds page references until this is 0. */
+  private unread: number;
   constructor(host: HolderHost, id: number, addr: number, length: number, fd: number, name?: string) {
     super(host, id, 'pipe', addr, length, name);
     this.fd = fd;
+    this.unread = length;
   }
   static splice(host: HolderHost, addr: number, length: number, name?: string): BResult<SplicePipe> {
     const probe = host.memory.addressToGmem(addr, length);
@@ -223,10 +226,12 @@ export class SplicePipe extends Holder {
   /** The reader side: consume up to `length` bytes (all by default). */
   read(length?: number): BResult<Uint8Array> {
     const r = this.host.backend.fdRead(this.fd, length);
-    if (r.ok && (length === undefined || r.value.length < length)) this.drained();
+    if (r.ok) this.unread -= r.value.length;
+    if (r.ok && this.unread <= 0 && this.state !== 'released') this.drained();
     return r;
   }
   private drained(): void {
+    this.unread = 0;
     this.host.registry.remove(this.range.fd, this.range.lo, this.range.hi, this.id);
     this.state = 'released';
   }
