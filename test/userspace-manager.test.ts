@@ -235,6 +235,7 @@ describe(`I/O in flight and the pin fence, one manager step at a time  [${FENCE}
     const w = new World();
     const io = w.must(w.us.odirect(w.ram + 4 * K, 4 * K, 'read', text('in flight'), 'io'));
     const outside = w.must(w.us.vfioDmaMap(w.ram + 32 * K, 4 * K, 0n, 'outside'));
+    const vhost = w.must(w.us.vhostUserAttach(w.ram, 64 * K, 'vhost'));
     const t = w.must(w.us.mapGpaRangeTask(w.vm, 0, 16 * K, 'private', RETRY));
     w.us.manager.step(t); // begin: the fence goes up
     w.us.manager.step(t); // EAGAIN at 4K: the manager waits for the read
@@ -253,6 +254,8 @@ describe(`I/O in flight and the pin fence, one manager step at a time  [${FENCE}
     for (const r of busy) assert.ok(!r.ok && 'errno' in r && r.errno === 'EBUSY' && /conversion to private/.test(r.why), JSON.stringify(r));
     const queued = w.must(w.us.odirect(w.ram + 8 * K, 4 * K, 'read', text('queued'), 'queued'));
     assert.equal(queued.state, 'queued');
+    const vhostQueued = w.must(vhost.io(12 * K, 4 * K, 'vhost-io'));
+    assert.equal(vhostQueued.state, 'queued', 'a vhost-user backend\'s I/O queues behind the fence too');
     const early = queued.complete();
     assert.ok(!early.ok && 'errno' in early && early.errno === 'EBUSY', 'a queued I/O cannot complete');
     assert.deepEqual(w.registered(w.fd, 8 * K, 4 * K), [], 'a queued I/O holds no pin');
@@ -268,6 +271,7 @@ describe(`I/O in flight and the pin fence, one manager step at a time  [${FENCE}
     assert.equal(str(w.must(w.guestRead(4 * K, 9))), 'in flight', 'the read\'s data is in the page');
     // The queued O_DIRECT was submitted after the conversion: its buffer is private now.
     assert.deepEqual([queued.state, queued.error], ['failed', 'EFAULT']);
+    assert.deepEqual([vhostQueued.state, vhostQueued.error], ['failed', 'EFAULT']);
     assert.equal(outside.holding, true);
     w.noViolations();
     w.dispose();
