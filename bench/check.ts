@@ -26,8 +26,8 @@ const self = fileURLToPath(import.meta.url);
 const repo = resolve(dirname(self), '..', '..');
 const pml = join(repo, '..', 'shared', 'anchors', 'spin', 'gmem.pml');
 
-interface GmemkitRun { states: number; edges: number; seconds: number; maxDepth: number; memoryMB: number; status: string }
-interface PanRun { states: number; transitions: number; transitionsText: string; seconds: number; depth: number; errors: number }
+interface GmemkitRun { states: number; edges: number; seconds: number; cpu: number; maxDepth: number; memoryMB: number; status: string }
+interface PanRun { states: number; transitions: number; transitionsText: string; seconds: number; cpu: number; depth: number; errors: number }
 
 function sh(cmd: string, args: string[], cwd?: string): { code: number; out: string } {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
@@ -56,7 +56,10 @@ function buildPan(dir: string, n: number, h: number, c: number): void {
 }
 
 function runPan(dir: string, w: number, m: number): PanRun {
-  const r = sh('./pan', [`-m${m}`, `-w${w}`], dir);
+  // bash's `times` prints the children's user and system CPU time after pan exits.
+  const r = sh('bash', ['-c', `./pan -m${m} -w${w}; times`], dir);
+  const t = /\n(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(r.out);
+  const cpu = t ? Number(t[1]) * 60 + Number(t[2]) + Number(t[3]) * 60 + Number(t[4]) : NaN;
   const num = (re: RegExp): string => {
     const x = re.exec(r.out);
     if (!x) throw new Error(`cannot parse pan output (${re}):\n${r.out}`);
@@ -69,6 +72,7 @@ function runPan(dir: string, w: number, m: number): PanRun {
     transitions: Number(transitionsText),
     transitionsText,
     seconds: Number(num(/pan: elapsed time ([\d.e+]+) seconds/)),
+    cpu,
     depth: Number(num(/depth reached (\d+)/)),
     errors: Number(num(/errors: (\d+)/)),
   };
@@ -84,9 +88,12 @@ function runGmemkit(n: number, h: number, c: number, symmetry: boolean): Gmemkit
 
 function child(argv: string[]): void {
   const [n, h, c, sym] = argv.map(Number);
-  const res = check(new ReferenceModel(referenceParams({ pages: n, holders: h, requests: c, symmetry: sym === 1 })));
+  const model = new ReferenceModel(referenceParams({ pages: n, holders: h, requests: c, symmetry: sym === 1 }));
+  const res = check(model);
+  const u = process.cpuUsage(); // the whole process, start-up included, like pan's
+
   const out: GmemkitRun = {
-    states: res.states, edges: res.edges, seconds: res.seconds, maxDepth: res.maxDepth,
+    states: res.states, edges: res.edges, seconds: res.seconds, cpu: (u.user + u.system) / 1e6, maxDepth: res.maxDepth,
     memoryMB: res.memoryBytes / 1048576, status: res.status,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
@@ -145,8 +152,9 @@ function main(argv: string[]): number {
         if (!plain || g.seconds < plain.seconds) plain = g;
         const s = runGmemkit(n, h, c, true);
         if (!sym || s.seconds < sym.seconds) sym = s;
-        console.log(`(${n},${h},${c}) run ${i + 1}: pan ${p.seconds} s, gmemkit ${g.seconds.toFixed(2)} s, `
-          + `gmemkit+symmetry ${s.seconds.toFixed(2)} s`);
+        console.log(`(${n},${h},${c}) run ${i + 1}: pan ${p.seconds} s (cpu ${p.cpu.toFixed(2)}), `
+          + `gmemkit ${g.seconds.toFixed(2)} s (cpu ${g.cpu.toFixed(2)}), `
+          + `gmemkit+symmetry ${s.seconds.toFixed(2)} s (cpu ${s.cpu.toFixed(2)})`);
       }
       if (!pan || !plain || !sym) throw new Error('no runs');
       const statesOk = pan.states === plain.states;
@@ -159,18 +167,21 @@ function main(argv: string[]): number {
         pan.seconds.toFixed(2), plain.seconds.toFixed(2),
         `${sym.seconds.toFixed(2)} (${fmt(sym.states)} states)`,
         (plain.seconds / pan.seconds).toFixed(2), (sym.seconds / pan.seconds).toFixed(2),
+        `${(plain.cpu / pan.cpu).toFixed(2)} / ${(sym.cpu / pan.cpu).toFixed(2)}`,
       ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
   const head = ['config', 'states SPIN', 'states gmemkit', 'equal', 'edges SPIN (transitions-1)', 'edges gmemkit',
-    'equal', 'SPIN pan s', 'gmemkit s (no reduction)', 'gmemkit s (symmetry)', 'ratio', 'ratio (symmetry)'];
+    'equal', 'SPIN pan s', 'gmemkit s (no reduction)', 'gmemkit s (symmetry)', 'ratio', 'ratio (symmetry)',
+    'CPU-time ratio (plain / symmetry)'];
   console.log('');
   console.log(`| ${head.join(' | ')} |`);
   console.log(`|${head.map(() => '---').join('|')}|`);
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
   console.log('\nratio = gmemkit s / SPIN pan s (search time only, single thread, invariants checked in every state).');
+  console.log('CPU-time ratio = user+system CPU of the whole gmemkit process / of the whole pan process (steadier on a busy machine).');
   console.log('symmetry: holders of the same behaviour (IOU, VFIO) are interchangeable; it changes nothing at H=2 (ST, IOU).');
   if (!ok) console.log('\nMISMATCH: gmemkit and SPIN disagree (see the table)');
   return ok ? 0 : 1;

@@ -79,7 +79,7 @@ export interface PackedModel {
   readonly maxEdges: number;
   /** Property names; property code c (>= 1) is properties[c - 1]. */
   readonly properties: readonly string[];
-  /** Stages the initial states (codes ignored). */
+  /** Stages the initial states, at most maxEdges of them (codes ignored). */
   initial(sink: EdgeSink): void;
   /**
    * Stages one edge per enabled (action, parameters) pair of the state at `state[off..]`,
