@@ -109,6 +109,7 @@ export function gmemPunchHole(s: KernelState, inode: GmemInode, lo: number, hi: 
 
 /** What a to-private conversion finds in its way: the first blocking folio, if any. */
 export function gmemFirstBlocker(inode: GmemInode, lo: number, hi: number, policy: ToPrivatePolicy): Folio | undefined {
+  if (policy.blockers === 'none') return undefined; // mutant: no refcount check
   const blocks = policy.blockers === 'extra-refs'
     ? (f: Folio) => extraRefs(f) > 0
     : (f: Folio) => f.mapCount > 0 || f.pinsShort + f.pinsLong > 0;
@@ -130,6 +131,14 @@ export function gmemSetAttributes(
   s: KernelState, inode: GmemInode, vmType: VmType, lo: number, hi: number, target: Attr, policy: ToPrivatePolicy,
 ): ErrnoFailure | undefined {
   if (inode.attributes.every(lo, hi, (a) => a === target)) return undefined;
+  if (target === 'private' && !policy.rollback) { // mutant: page by page, keeping what it did
+    for (let i = lo; i < hi; i++) {
+      const blocked = gmemCheckToPrivate(s, inode, i, i + 1, policy);
+      if (blocked) return blocked;
+      gmemCommitAttributes(inode, vmType, i, i + 1, target);
+    }
+    return undefined;
+  }
   if (target === 'private') {
     if (policy.revokeImporters) gmemRevokeImports(inode, lo, hi);
     const blocked = gmemCheckToPrivate(s, inode, lo, hi, policy);
@@ -166,8 +175,16 @@ export function gmemSettlePending(inode: GmemInode, policy: ToPrivatePolicy): bo
 /** The checking half of a to-private conversion: zaps per the policy, returns the failure. */
 export function gmemCheckToPrivate(s: KernelState, inode: GmemInode, lo: number, hi: number, policy: ToPrivatePolicy): ErrnoFailure | undefined {
   if (policy.zapGuestBeforeCheck) gmemInvalidateGuest(inode, lo, hi);
-  if (policy.zapHostMappings) unmapMappingRange(s, inode, lo, hi);
-  const blocker = gmemFirstBlocker(inode, lo, hi, policy);
+  let blocker: Folio | undefined;
+  if (policy.checkBeforeZap) { // mutant: the window between check and zap is open to GUP-fast
+    blocker = gmemFirstBlocker(inode, lo, hi, policy);
+    s.preemptionPoint?.();
+    if (policy.zapHostMappings) unmapMappingRange(s, inode, lo, hi);
+  } else {
+    if (policy.zapHostMappings) unmapMappingRange(s, inode, lo, hi);
+    s.preemptionPoint?.(); // what races here finds no PTE and cannot fault (lock held)
+    blocker = gmemFirstBlocker(inode, lo, hi, policy);
+  }
   if (!blocker) return undefined;
   const at = BigInt(Math.max(lo, blocker.index) * PAGE_SIZE);
   const why = `page at offset ${at} has ${describeRefs(blocker)}`;

@@ -11,7 +11,7 @@ import {
   kvmConvertVmRange, kvmCreateMemslot, kvmCreateVm, kvmDeleteMemslot, kvmGuestAccess, kvmSetVmAttributes,
   kvmVmPut, slotKey, vmHasPrivateMem,
 } from './kvm.js';
-import { findVma, gupPages, hex, hostAccess, insertVma, madviseRange, newVma, placeMapping, readFolio, unmapRange, vmasIn, writeFolio } from './mm.js';
+import { findVma, gupPages, hex, hostAccess, insertVma, madviseRange, newVma, placeMapping, pteKey, readFolio, unmapRange, vmasIn, writeFolio } from './mm.js';
 import { pipeCreate, pipeRead, pipeRelease, pipeSplicePages } from './pipe.js';
 import { FULL_MACHINE, hasMemoryAttributes, VM_TYPE_FACTS, type MachineConfig } from './platform.js';
 import { DEFAULT_PROFILE, type Profile } from './profile.js';
@@ -47,6 +47,7 @@ export class Kernel {
   constructor(opts: KernelOptions = {}) {
     this.profile = opts.profile ?? DEFAULT_PROFILE;
     this.machine = opts.machine ?? FULL_MACHINE;
+    this.state.faultAcceptsPrivate = this.profile.faultAcceptsPrivate ?? false;
   }
 
   // ---------------------------------------------------------------- fd table
@@ -324,6 +325,28 @@ export class Kernel {
       else f.pinsShort++;
     }
     const pin: Pin = { id: this.state.nextId++, address: addr, length, longterm, write, folios, released: false };
+    this.state.pins.set(pin.id, pin);
+    return ok(pin.id);
+  }
+
+  /**
+   * pin_user_pages_fast() without the slow-path fallback: only through PTEs already present,
+   * without faulting and without the invalidate lock (what can race inside a conversion).
+   */
+  pinUserPagesFast(addr: number, length: number, longterm: boolean): KResult<number> {
+    const first = addr - (addr % PAGE_SIZE);
+    const folios = [];
+    for (let at = first; at < addr + length; at += PAGE_SIZE) {
+      const vma = findVma(this.state, at);
+      const folio = vma?.ptes.get(pteKey(vma, at));
+      if (!vma || !folio || (vma.prot & PROT.WRITE) === 0n) return fail('EAGAIN', `GUP-fast: no writable PTE at ${hex(at)} (would fall back to the slow path)`);
+      folios.push(folio);
+    }
+    for (const f of folios) {
+      if (longterm) f.pinsLong++;
+      else f.pinsShort++;
+    }
+    const pin: Pin = { id: this.state.nextId++, address: addr, length, longterm, write: true, folios, released: false };
     this.state.pins.set(pin.id, pin);
     return ok(pin.id);
   }

@@ -125,7 +125,7 @@ export function handleFault(s: KernelState, addr: number, write: boolean): Fault
     const inode = vma.file.inode;
     if (key >= gmemNrPages(inode)) return signal('SIGBUS', addr, `file page ${key} is past EOF`);
     const attr = gmemAttr(inode, key);
-    if (attr !== 'shared') {
+    if (attr !== 'shared' && !s.faultAcceptsPrivate) {
       return signal('SIGBUS', addr, `file offset ${key * PAGE_SIZE} is ${attr === 'pending' ? 'on its way to private (deferred)' : 'private'}`);
     }
     folio = gmemGetFolio(s, inode, key);

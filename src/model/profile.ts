@@ -16,7 +16,11 @@ export interface ToPrivatePolicy {
    * v8/RFC25); `mapped-or-dma-pinned` = folio_mapped() || folio_maybe_dma_pinned() (RFC24:
    * plain FOLL_GET references are not seen).
    */
-  readonly blockers: 'extra-refs' | 'mapped-or-dma-pinned';
+  readonly blockers: 'extra-refs' | 'mapped-or-dma-pinned' | 'none';
+  /** Mutant only: check references before zapping host mappings (a GUP-fast pin slips in between). */
+  readonly checkBeforeZap: boolean;
+  /** All or nothing (every series); false is a mutant that converts page by page and keeps what it did. */
+  readonly rollback: boolean;
   /** The errno of a blocked call, and whether error_offset reports the first blocking page. */
   readonly blockedErrno: Errno;
   readonly reportsErrorOffset: boolean;
@@ -58,12 +62,15 @@ export interface Profile {
   readonly zeroSizeConversionIsNoop: boolean;
   /** Devices and backends may import guest_memfd ranges by fd+offset with revocation (variant). */
   readonly revocableImports: boolean;
+  /** Mutant only: the host fault path serves private pages too. */
+  readonly faultAcceptsPrivate?: boolean;
   readonly toPrivate: ToPrivatePolicy;
 }
 
 const EAGAIN_WITH_OFFSET: ToPrivatePolicy = {
   zapHostMappings: true, zapGuestBeforeCheck: false, blockers: 'extra-refs',
   blockedErrno: 'EAGAIN', reportsErrorOffset: true, onBlocked: 'fail', revokeImporters: false,
+  checkBeforeZap: false, rollback: true,
 };
 
 /** Linux 6.18: guest_memfd with MMAP and INIT_SHARED; no conversion of any kind in place. */
@@ -113,6 +120,7 @@ export const RFC_2024: Profile = {
   toPrivate: {
     zapHostMappings: false, zapGuestBeforeCheck: false, blockers: 'mapped-or-dma-pinned',
     blockedErrno: 'EINVAL', reportsErrorOffset: false, onBlocked: 'fail', revokeImporters: false,
+    checkBeforeZap: false, rollback: true,
   },
 };
 

@@ -169,12 +169,19 @@ export interface KernelState {
   nextId: number;
   /** Top of the next mmap placement (mappings grow down, like mmap_base). */
   mmapBase: number;
+  /**
+   * Checker hook: called inside a to-private conversion where another CPU could run (between
+   * the zap and the reference check). Only lock-free work (GUP-fast) may happen there.
+   */
+  preemptionPoint?: () => void;
+  /** From the profile (a mutant): the host fault path serves private pages. */
+  faultAcceptsPrivate: boolean;
 }
 
 export function newState(): KernelState {
   return {
     fds: new Map(), vms: [], inodes: new Set(), vmas: newTree(), pins: new Map(), imports: new Map(),
-    nextId: 1, mmapBase: 0x7f0000000000,
+    nextId: 1, mmapBase: 0x7f0000000000, faultAcceptsPrivate: false,
   };
 }
 
