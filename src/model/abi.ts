@@ -69,8 +69,10 @@ export const CAPS = {
 
 /** Limits that shape argument validation. */
 export const LIMITS = {
-  /** KVM_MEM_SLOTS_NUM (SHRT_MAX): slot ids at or above are invalid. */
-  memSlotsNum: 32767,
+  /** KVM_USER_MEM_SLOTS on x86 (KVM_MEM_SLOTS_NUM minus the private slots): user slot ids below. */
+  userMemSlots: 32764,
+  /** KVM_MEM_MAX_NR_PAGES: pages one memslot may hold. */
+  memMaxNrPages: (1n << 31n) - 1n,
   /** x86-64 TASK_SIZE_MAX with 4-level paging: user addresses lie below. */
   taskSizeMax: 0x7ffffffff000n,
   /** Largest value of a signed 64-bit loff_t. */

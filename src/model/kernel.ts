@@ -16,7 +16,7 @@ import { pipeCreate, pipeRead, pipeRelease, pipeSplicePages } from './pipe.js';
 import { FULL_MACHINE, hasMemoryAttributes, VM_TYPE_FACTS, type MachineConfig } from './platform.js';
 import { DEFAULT_PROFILE, type Profile } from './profile.js';
 import { fail, ok, OK, type AccessResult, type GuestResult, type KResult } from './result.js';
-import { newState, type FdEntry, type GmemFile, type Import, type KernelState, type Memslot, type Pin, type Vm } from './state.js';
+import { newState, type FdEntry, type Folio, type GmemFile, type Import, type KernelState, type Memslot, type Pin, type Vm } from './state.js';
 
 export type U64 = bigint | number;
 
@@ -222,12 +222,14 @@ export class Kernel {
   }
 
   /** pread(2)/pwrite(2): the file is not seekable (no FMODE_PREAD). */
-  pread(fd: number, _length: U64, _offset: U64): KResult<Uint8Array> {
+  pread(fd: number, _length: U64, offset: U64): KResult<Uint8Array> {
+    if (s64(offset) < 0n) return fail('EINVAL', 'negative position (checked before the fd)');
     if (!this.state.fds.has(fd)) return fail('EBADF', `fd ${fd} is not open`);
     return fail('ESPIPE', 'not seekable (no FMODE_PREAD)');
   }
 
-  pwrite(fd: number, _data: Uint8Array, _offset: U64): KResult<number> {
+  pwrite(fd: number, _data: Uint8Array, offset: U64): KResult<number> {
+    if (s64(offset) < 0n) return fail('EINVAL', 'negative position (checked before the fd)');
     if (!this.state.fds.has(fd)) return fail('EBADF', `fd ${fd} is not open`);
     return fail('ESPIPE', 'not seekable (no FMODE_PWRITE)');
   }
@@ -266,6 +268,7 @@ export class Kernel {
     if (args.fd === null) return fail('EBADF', 'no fd and no MAP_ANONYMOUS');
     const e = this.state.fds.get(args.fd);
     if (!e) return fail('EBADF', `fd ${args.fd} is not open`);
+    if (off + pages * PAGE > LIMITS.loffMax) return fail('EOVERFLOW', 'offset + length beyond MAX_LFS_FILESIZE (file_mmap_ok)');
     if (prot & PROT.EXEC) return fail('EPERM', 'PROT_EXEC on a noexec mount (anon_inode)');
     if (e.kind !== 'gmem') return fail('ENODEV', `a ${e.kind} fd has no mmap`);
     if (!(e.file.inode.flags & GMEM_FLAGS.MMAP)) return fail('ENODEV', 'guest_memfd created without MMAP');
@@ -388,11 +391,19 @@ export class Kernel {
   /** pipe2() + vmsplice(): a new pipe holding page references on [addr, addr+length). */
   vmsplice(addr: number, length: number): KResult<number> {
     if (length <= 0) return fail('EINVAL', 'length must be positive');
+    // vmsplice takes the pages before the first fault and returns a short count (-EFAULT if none).
     const first = addr - (addr % PAGE_SIZE);
-    const folios = gupPages(this.state, first, addr + length - first, false);
-    if (!Array.isArray(folios)) return folios;
+    const folios: Folio[] = [];
+    for (let at = first; at < addr + length; at += PAGE_SIZE) {
+      const got = gupPages(this.state, at, PAGE_SIZE, false);
+      if (!Array.isArray(got)) {
+        if (folios.length === 0) return got;
+        break;
+      }
+      folios.push(...got);
+    }
     const pipe = pipeCreate(this.state);
-    pipeSplicePages(pipe, folios, addr, length);
+    pipeSplicePages(pipe, folios, addr, Math.min(length, first + folios.length * PAGE_SIZE - addr));
     return ok(this.installFd({ kind: 'pipe', pipe }));
   }
 
@@ -464,8 +475,9 @@ export class Kernel {
     if (!aligned(uaddr) || uaddr + size > LIMITS.taskSizeMax) return fail('EINVAL', 'userspace_addr unaligned or not a user address');
     if (isGmem && (!aligned(goff) || u64(goff + size) < goff)) return fail('EINVAL', 'guest_memfd_offset unaligned or overflowing');
     const asIds = vmHasPrivateMem(vm.type) ? 1 : this.machine.addressSpaces; // SMM is a second space
-    if (asId >= asIds || id >= LIMITS.memSlotsNum) return fail('EINVAL', `slot ${id} / address space ${asId} out of range`);
+    if (asId >= asIds || id >= LIMITS.userMemSlots) return fail('EINVAL', `slot ${id} / address space ${asId} out of range (KVM_USER_MEM_SLOTS ${LIMITS.userMemSlots})`);
     if (u64(gpa + size) < gpa) return fail('EINVAL', 'guest_phys_addr + memory_size overflows');
+    if (size / PAGE > LIMITS.memMaxNrPages) return fail('EINVAL', 'memory_size above KVM_MEM_MAX_NR_PAGES');
     const old = vm.memslots.get(slotKey(asId, id));
     if (size === 0n) {
       if (!old) return fail('EINVAL', `slot ${id} does not exist`);
@@ -492,6 +504,7 @@ export class Kernel {
       gmem = { file: e.file, pgoff };
       gmemOnly = (e.file.inode.flags & GMEM_FLAGS.MMAP) !== 0n;
     }
+    if (gpa + size > 1n << BigInt(this.machine.gpaBits)) return fail('EINVAL', `the slot ends beyond the ${this.machine.gpaBits}-bit guest physical address space (kvm_mmu_max_gfn)`);
     kvmCreateMemslot(vm, { vm, asId, id, flags, baseGfn, npages, userspaceAddr: uaddr, gmem, gmemOnly });
     return OK;
   }

@@ -33,13 +33,15 @@ export interface MachineConfig {
   readonly preFaultMemory: boolean;
   /** Memslot address spaces of a VM without private memory (2 with SMM; KVM_CAP_MULTI_ADDRESS_SPACE). */
   readonly addressSpaces: number;
+  /** Guest physical address bits (kvm_mmu_max_gfn(): 52 with the shadow MMU, else MAXPHYADDR). */
+  readonly gpaBits: number;
 }
 
 /** A host with every modelled VM type (what the examples and most tests use). */
-export const FULL_MACHINE: MachineConfig = { vmTypes: MODELLED_VM_TYPES, preFaultMemory: false, addressSpaces: 2 };
+export const FULL_MACHINE: MachineConfig = { vmTypes: MODELLED_VM_TYPES, preFaultMemory: false, addressSpaces: 2, gpaBits: 52 };
 
 /** The machines of kernel-probe.md: only the default VM type (§1), no SMM address space (PVM). */
-export const PROBED_MACHINE: MachineConfig = { vmTypes: ['default'], preFaultMemory: false, addressSpaces: 1 };
+export const PROBED_MACHINE: MachineConfig = { vmTypes: ['default'], preFaultMemory: false, addressSpaces: 1, gpaBits: 52 };
 
 /** Memory attributes exist when a VM type with private memory is built in (x86 Kconfig). */
 export function hasMemoryAttributes(machine: MachineConfig): boolean {
