@@ -19,13 +19,13 @@ const GMEM = '  - { op: create_guest_memfd, vm: vm, size: 16K, flags: [MMAP, INI
 
 const CASES: { name: string; steps: string; want: RegExp }[] = [
   { name: 'unknown op', steps: '  - { op: create_vmm }\n', want: /^step 1: unknown op "create_vmm"; allowed: create_vm, check_extension/ },
-  { name: 'userspace op with a handle of the wrong kind', steps: `${VM}  - { op: convert, fd: vm, offset: 0, size: 4K, to: private }\n`, want: /^step 2: \(convert\) field 'fd': handle 'vm' is a vm \(step 1\); expected a gmem$/ },
+  { name: 'userspace op with a handle of the wrong kind', steps: `${VM}  - { op: convert, fd: vm, offset: 0, size: 4K, to: private }\n`, want: /^step 2: \(convert\) field 'fd': handle 'vm' is a vm handle \(step 1\); expected a gmem handle$/ },
   { name: 'unknown policy', steps: `${VM}  - { op: map_gpa_range, vm: vm, gpa: 0, size: 4K, to: private, policy: retyr }\n`, want: /field 'policy': unknown policy "retyr"; allowed: retry, preunmap, guest-retry, stop$/ },
   { name: 'missing field', steps: `${VM}  - { op: create_guest_memfd, vm: vm }\n`, want: /^step 2: \(create_guest_memfd\) missing field 'size'$/ },
   { name: 'unknown field', steps: `${VM}  - { op: create_guest_memfd, vm: vm, size: 4K, colour: red }\n`, want: /^step 2: \(create_guest_memfd\) unknown field 'colour'; allowed: vm, size, flags, as, expect, known_difference$/ },
   { name: 'wrong type', steps: `${VM}${GMEM}  - { op: mmap, fd: gmem, length: true }\n`, want: /^step 3: \(mmap\) field 'length': expected a size \(an integer, or a string like "16K"\), got true$/ },
   { name: 'dangling handle', steps: `${VM}  - { op: mmap, fd: gmme, length: 4K }\n`, want: /^step 2: \(mmap\) field 'fd': handle 'gmme' is not defined \(defined so far: vm\)$/ },
-  { name: 'handle of the wrong kind', steps: `${VM}  - { op: read, map: vm, length: 1 }\n`, want: /^step 2: \(read\) field 'map': handle 'vm' is a vm \(step 1\); expected a map$/ },
+  { name: 'handle of the wrong kind', steps: `${VM}  - { op: read, map: vm, length: 1 }\n`, want: /^step 2: \(read\) field 'map': handle 'vm' is a vm handle \(step 1\); expected a map handle$/ },
   { name: 'bad size string', steps: `${VM}  - { op: create_guest_memfd, vm: vm, size: 16Q }\n`, want: /^step 2: \(create_guest_memfd\) field 'size': expected a size like "16K", "0x1000" or "2\^63", got "16Q"$/ },
   { name: 'unknown flag name', steps: `${VM}  - { op: create_guest_memfd, vm: vm, size: 4K, flags: [MAP] }\n`, want: /field 'flags': unknown guest_memfd flag "MAP"; allowed: MMAP, INIT_SHARED or a number$/ },
   { name: 'unknown errno', steps: `${VM}  - { op: close, fd: vm, expect: { errno: EWHAT } }\n`, want: /^step 2: \(close\) expect: errno: expected one of EPERM, .*got "EWHAT"$/ },

@@ -178,7 +178,7 @@ function validateStep(
       const known = [...handles.keys()];
       problems.push(`${where}field '${name}': handle '${ref.handle}' is not defined${known.length ? ` (defined so far: ${known.join(', ')})` : ' (no handle is defined yet)'}`);
     } else if (!f.kind.kinds.includes(h.kind)) {
-      problems.push(`${where}field '${name}': handle '${ref.handle}' is a ${h.kind} (step ${h.step}); expected a ${f.kind.kinds.join('/')}`);
+      problems.push(`${where}field '${name}': handle '${ref.handle}' is a ${h.kind} handle (step ${h.step}); expected a ${f.kind.kinds.join('/')} handle`);
     }
   }
   if (as !== undefined) {

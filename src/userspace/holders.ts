@@ -60,6 +60,8 @@ export abstract class Holder {
 
   /** The manager asks this holder to drop its references on the pages of a conversion. */
   abstract release(): ReleaseAnswer;
+  /** A registration the VMM can make again (buffers, DMA maps), as opposed to I/O or pipes. */
+  get reestablishable(): boolean { return false; }
   /** Re-take the references after the range became shared again (preunmap policy). */
   reestablish(): BResult {
     return fail('EINVAL', `${this.kind} ${this.name} cannot be re-established`);
@@ -84,6 +86,7 @@ export class IoUringBuffers extends Holder {
     return r.ok ? ok(h) : r;
   }
   release(): ReleaseAnswer { this.drop(); this.state = 'released'; return 'released'; }
+  override get reestablishable(): boolean { return true; }
   override reestablish(): BResult {
     const r = this.acquire(true);
     if (r.ok) this.state = 'held';
@@ -104,6 +107,7 @@ export class VfioDmaMapping extends Holder {
   constructor(host: HolderHost, id: number, addr: number, length: number, readonly iova: bigint, name?: string) {
     super(host, id, 'vfio', addr, length, name);
   }
+  override get reestablishable(): boolean { return true; }
   static map(host: HolderHost, addr: number, length: number, iova: bigint, name?: string): BResult<VfioDmaMapping> {
     const h = new VfioDmaMapping(host, host.nextId(), addr, length, iova, name);
     if (host.fenced(h.range)) return fail('EBUSY', 'a conversion to private of these pages is in progress: DMA map refused until it completes');

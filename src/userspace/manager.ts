@@ -132,7 +132,7 @@ export class ConversionManager {
     const answer = h.release();
     if (!t.released.includes(h)) t.released.push(h);
     if (answer === 'wait') t.awaiting.push(h);
-    if (t.request.policy.reestablishAfter && (h.kind === 'io_uring' || h.kind === 'vfio')) this.us.rememberReleased(range, h);
+    if (t.request.policy.reestablishAfter && h.reestablishable) this.us.rememberReleased(range, h);
     this.us.events.emit('released', { request: t.request, holder: h, how: answer === 'wait' ? 'waiting for its I/O to complete' : 'released' });
   }
 
