@@ -16,7 +16,8 @@ const PAGE = BigInt(PAGE_SIZE);
 
 export class ModelBackend implements Backend {
   readonly kernel: Kernel;
-  private readonly checking: boolean;
+  /** Check I1–I11 around each call; a checker switches this off while it replays a path. */
+  checking: boolean;
   private violations: Violation[] = [];
 
   constructor(opts: ModelBackendOptions = {}) {

@@ -108,10 +108,10 @@ export function gmemPunchHole(s: KernelState, inode: GmemInode, lo: number, hi: 
 }
 
 /** What a to-private conversion finds in its way: the first blocking folio, if any. */
-export function gmemFirstBlocker(inode: GmemInode, lo: number, hi: number, policy: ToPrivatePolicy): Folio | undefined {
+export function gmemFirstBlocker(inode: GmemInode, lo: number, hi: number, policy: ToPrivatePolicy, ignoreMappings = false): Folio | undefined {
   if (policy.blockers === 'none') return undefined; // mutant: no refcount check
   const blocks = policy.blockers === 'extra-refs'
-    ? (f: Folio) => extraRefs(f) > 0
+    ? (f: Folio) => extraRefs(f) - (ignoreMappings ? f.mapCount : 0) > 0
     : (f: Folio) => f.mapCount > 0 || f.pinsShort + f.pinsLong > 0;
   for (const [index, folio] of inode.pages.entries(lo)) {
     if (index >= hi) break;
@@ -177,7 +177,7 @@ export function gmemCheckToPrivate(s: KernelState, inode: GmemInode, lo: number,
   if (policy.zapGuestBeforeCheck) gmemInvalidateGuest(inode, lo, hi);
   let blocker: Folio | undefined;
   if (policy.checkBeforeZap) { // mutant: the window between check and zap is open to GUP-fast
-    blocker = gmemFirstBlocker(inode, lo, hi, policy);
+    blocker = gmemFirstBlocker(inode, lo, hi, policy, true); // mapping refs are about to go
     s.preemptionPoint?.();
     if (policy.zapHostMappings) unmapMappingRange(s, inode, lo, hi);
   } else {

@@ -60,6 +60,13 @@ export abstract class Holder {
 
   /** The manager asks this holder to drop its references on the pages of a conversion. */
   abstract release(): ReleaseAnswer;
+  /** The kernel pin this holder holds, if any. */
+  get pinId(): number | undefined { return this.pin; }
+  /** The device's access through this holder's pin (DMA, READ_FIXED/WRITE_FIXED). */
+  dma(offset: number, length: number, store?: Uint8Array): BResult<Uint8Array> {
+    if (this.pin === undefined) return fail('EFAULT', `${this.kind} ${this.name} holds no pin`);
+    return this.host.backend.pinAccess(this.pin, offset, length, store);
+  }
   /** A registration the VMM can make again (buffers, DMA maps), as opposed to I/O or pipes. */
   get reestablishable(): boolean { return false; }
   /** Re-take the references after the range became shared again (preunmap policy). */
@@ -146,7 +153,7 @@ export class VfioDmaMapping extends Holder {
     return OK;
   }
   /** The device's DMA through the mapping: the pinned folios, or the file's pages by fd+offset. */
-  dma(offset: number, length: number, store?: Uint8Array): BResult<Uint8Array> {
+  override dma(offset: number, length: number, store?: Uint8Array): BResult<Uint8Array> {
     if (!this.holding || (this.importId === undefined && this.pin === undefined)) return fail('EFAULT', `vfio ${this.name} is not mapped (IOMMU fault)`);
     if (this.importId !== undefined) return this.host.backend.importAccess!(this.importId, offset, length, store);
     return this.host.backend.pinAccess(this.pin!, offset, length, store);

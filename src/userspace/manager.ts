@@ -54,6 +54,8 @@ export class ConversionTask {
 export interface ManagerOptions {
   /** Fence new pins in a range while it is being made private (default true). */
   readonly fence: boolean;
+  /** Wait for in-flight I/O before retrying (default true); false is a mutant for the checker. */
+  readonly waitForIo?: boolean;
 }
 
 /** The environment a task waits on: who completes in-flight I/O, and what users do meanwhile. */
@@ -177,7 +179,7 @@ export class ConversionManager {
       return this.fail(t, fail('EAGAIN', `gave up after ${t.retries} retries: offset ${offset} is still blocked${holders.length ? '' : ' by a reference no known holder owns'}`));
     }
     t.retries++;
-    if (t.awaiting.length) t.phase = 'wait';
+    if (t.awaiting.length && this.options.waitForIo !== false) t.phase = 'wait';
     else if (holders.length === 0) { t.backoff = 2 ** Math.min(t.retries, 6); t.phase = 'backoff'; }
     else this.resume(t);
   }

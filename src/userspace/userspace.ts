@@ -50,7 +50,7 @@ export class Userspace implements HolderHost {
 
   constructor(backend: Backend, opts: UserspaceOptions = {}) {
     this.backend = trackingBackend(backend, this.memory);
-    this.manager = new ConversionManager(this, { fence: opts.fence ?? true });
+    this.manager = new ConversionManager(this, { fence: opts.fence ?? true, waitForIo: opts.waitForIo ?? true });
   }
 
   nextId(): number { return this.ids++; }

@@ -1,0 +1,69 @@
+// The full gmemkit model as an ObjectModel for the checker engine: a state is the action path
+// from the initial world (plus the world itself while it is needed); successors replay the
+// path and apply each enabled action with the real Kernel, ModelBackend and Userspace code.
+// Invariants I1–I11 are checked by the ModelBackend on the last action of every path; the
+// checker's own properties (no private data observed, no data lost, a failed conversion changes
+// nothing, a cooperative request never fails) are recorded by World.apply.
+import type { EdgeLabel, ObjectModel, StateInvariant } from '../types.js';
+import { World, type Action, type FullConfig } from './world.js';
+
+export interface FullState {
+  readonly path: readonly Action[];
+  world?: World;
+  readonly violations: readonly string[];
+}
+
+export function actionLabel(a: Action): EdgeLabel {
+  switch (a.who) {
+    case 'host': return { process: 'host', action: a.what, params: { page: a.page } };
+    case 'holder': return { process: `holder ${a.h}`, action: a.what, params: 'page' in a ? { page: a.page } : {} };
+    case 'guest': return { process: 'guest', action: a.what, params: a.what === 'request' ? { lo: a.lo, hi: a.hi, to: a.to } : { page: a.page } };
+    case 'vmm': return { process: 'vmm', action: a.race ? 'step with GUP-fast race' : 'step', params: a.race ? { holder: a.race.h, page: a.race.page } : {} };
+  }
+}
+
+export class FullModel implements ObjectModel<FullState, Action> {
+  readonly kind = 'object' as const;
+  readonly name: string;
+  readonly invariants: readonly StateInvariant<FullState>[] = [{
+    name: 'I1–I11 and the manager’s properties',
+    check: (s) => (s.violations.length ? s.violations.join('; ') : null),
+  }];
+
+  constructor(readonly config: FullConfig) {
+    this.name = `full(${config.profile.name}, ${config.policy.name}, pages ${config.pages}, holders ${config.holders.join('+') || 'none'}, requests ${config.requests})`;
+  }
+
+  initialStates(): FullState[] {
+    return [{ path: [], world: new World(this.config), violations: [] }];
+  }
+
+  /** Rebuild the world of a path with the checks off (they ran when each step was first taken). */
+  private replay(path: readonly Action[]): World {
+    const w = new World(this.config);
+    w.backend.checking = false;
+    for (const a of path) w.apply(a);
+    return w;
+  }
+
+  successors(s: FullState, emit: (label: Action, next: FullState) => void): void {
+    const base = s.world ?? this.replay(s.path);
+    s.world = undefined;
+    const actions = base.enabled();
+    actions.forEach((a, i) => {
+      const w = i === actions.length - 1 ? base : this.replay(s.path);
+      w.backend.checking = true;
+      w.apply(a);
+      emit(a, { path: [...s.path, a], world: w, violations: w.violations });
+    });
+  }
+
+  encode(s: FullState): string {
+    const w = s.world ?? this.replay(s.path);
+    return w.encode();
+  }
+
+  describeEdge(a: Action): EdgeLabel {
+    return actionLabel(a);
+  }
+}

@@ -1,0 +1,236 @@
+// The world the full-model checker explores: one VM with one guest_memfd of N pages bound at
+// GPA 0 and mapped by the VMM, H pin holders of given kinds, a guest that makes up to C
+// conversion requests, and the conversion manager with a policy, all driven through the same
+// Kernel, ModelBackend and Userspace code as `gmemkit run`. A world is rebuilt by replaying
+// its action path (actions are deterministic), so no state is ever copied by hand.
+// Content is abstracted as in the reference protocol: ZERO, PUB (host-visible data) and SEC
+// (what the guest wrote while the page was private); ghost state tracks what the guest expects.
+import { ModelBackend } from '../../backend/model-backend.js';
+import { GMEM_FLAGS, MAP_FLAGS, PAGE_SIZE, PROT, VM_TYPES } from '../../model/abi.js';
+import type { Profile } from '../../model/profile.js';
+import type { Holder } from '../../userspace/holders.js';
+import type { ODirectIo } from '../../userspace/holders.js';
+import type { ConversionTask } from '../../userspace/manager.js';
+import type { Policy } from '../../userspace/policies.js';
+import { Userspace } from '../../userspace/userspace.js';
+
+export type HolderKind = 'odirect' | 'io_uring' | 'vfio';
+export const PUB = 0x50; // 'P'
+export const SEC = 0x53; // 'S'
+
+export interface FullConfig {
+  readonly pages: number;
+  readonly holders: readonly HolderKind[];
+  readonly requests: number;
+  readonly profile: Profile;
+  readonly policy: Policy;
+  readonly fence: boolean;
+  readonly waitForIo: boolean;
+}
+
+/** One action: who does what with which parameters. Deterministic given the world. */
+export type Action =
+  | { who: 'host'; what: 'read' | 'store' | 'zap' | 'punch'; page: number }
+  | { who: 'holder'; h: number; what: 'pin'; page: number }
+  | { who: 'holder'; h: number; what: 'complete' | 'unpin' | 'dma-write' | 'dma-read' }
+  | { who: 'guest'; what: 'request'; lo: number; hi: number; to: 'private' | 'shared' }
+  | { who: 'guest'; what: 'write' | 'read'; page: number }
+  | { who: 'vmm'; what: 'step'; race?: { h: number; page: number } };
+
+export class World {
+  readonly backend: ModelBackend;
+  readonly us: Userspace;
+  readonly vm: number;
+  readonly gmem: number;
+  readonly ram: number;
+  /** Per holder slot: its current userspace holder (if any) and a raw GUP-fast pin it raced in. */
+  readonly slots: { holder?: Holder; racePin?: number }[];
+  task?: ConversionTask;
+  requestsLeft: number;
+  /** Ghost: what the guest expects a private page to hold (0 = nothing in particular). */
+  readonly expect: number[];
+  /** Properties the last action broke (kernel invariants and the checker's own). */
+  violations: string[] = [];
+
+  constructor(readonly config: FullConfig) {
+    this.backend = new ModelBackend({ profile: config.profile, checkInvariants: false });
+    this.backend.takeViolations();
+    this.us = new Userspace(this.backend, { fence: config.fence, waitForIo: config.waitForIo });
+    const b = this.us.backend;
+    const size = config.pages * PAGE_SIZE;
+    this.vm = must(b.createVm(VM_TYPES.sw_protected));
+    this.gmem = must(b.createGuestMemfd(this.vm, size, GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED));
+    must(b.setUserMemoryRegion2(this.vm, { slot: 0, flags: 4n, guest_phys_addr: 0, memory_size: size, userspace_addr: 0, guest_memfd: this.gmem, guest_memfd_offset: 0 }));
+    this.ram = must(b.mmap({ fd: this.gmem, offset: 0, length: size, prot: PROT.READ | PROT.WRITE, flags: MAP_FLAGS.SHARED }));
+    this.slots = config.holders.map(() => ({}));
+    this.requestsLeft = config.requests;
+    this.expect = new Array<number>(config.pages).fill(0);
+  }
+
+  get inode() { return this.backend.kernel.gmemFile(this.gmem)!.inode; }
+  attr(page: number) { return this.inode.attributes.get(page); }
+
+  /** The actions enabled in this world, in a fixed order. */
+  enabled(): Action[] {
+    const out: Action[] = [];
+    const { pages, holders } = this.config;
+    for (let page = 0; page < pages; page++) {
+      for (const what of ['read', 'store', 'zap', 'punch'] as const) out.push({ who: 'host', what, page });
+    }
+    holders.forEach((kind, h) => {
+      const slot = this.slots[h]!;
+      const held = slot.holder?.holding ?? false;
+      if (!held && slot.racePin === undefined) for (let page = 0; page < pages; page++) out.push({ who: 'holder', h, what: 'pin', page });
+      if (slot.holder && slot.holder.state === 'in-flight') out.push({ who: 'holder', h, what: 'complete' });
+      if (kind !== 'odirect' && (held || slot.racePin !== undefined)) {
+        out.push({ who: 'holder', h, what: 'unpin' }, { who: 'holder', h, what: 'dma-write' }, { who: 'holder', h, what: 'dma-read' });
+      }
+    });
+    if (!this.task || this.task.terminal) {
+      if (this.requestsLeft > 0) {
+        for (let lo = 0; lo < pages; lo++) for (let hi = lo; hi < pages; hi++) for (const to of ['private', 'shared'] as const) out.push({ who: 'guest', what: 'request', lo, hi, to });
+      }
+      for (let page = 0; page < pages; page++) out.push({ who: 'guest', what: 'write', page }, { who: 'guest', what: 'read', page });
+    } else if (this.task.phase === 'bounced') {
+      out.push({ who: 'vmm', what: 'step' });
+    } else {
+      out.push({ who: 'vmm', what: 'step' });
+      // Inside the conversion ioctl another CPU may run lock-free GUP-fast (the TOCTOU window).
+      if (this.task.phase === 'call' && this.task.request.to === 'private') {
+        holders.forEach((_k, h) => {
+          const slot = this.slots[h]!;
+          if (!(slot.holder?.holding ?? false) && slot.racePin === undefined) for (let page = 0; page < pages; page++) out.push({ who: 'vmm', what: 'step', race: { h, page } });
+        });
+      }
+    }
+    return out;
+  }
+
+  apply(a: Action): void {
+    this.violations = [];
+    const b = this.us.backend;
+    const addr = (page: number) => this.ram + page * PAGE_SIZE;
+    switch (a.who) {
+      case 'host': {
+        if (a.what === 'read') {
+          const r = b.hostRead(addr(a.page), 1);
+          if (r.ok && r.value[0] === SEC) this.violations.push('host observed guest-private data');
+        } else if (a.what === 'store') {
+          b.hostWrite(addr(a.page), Uint8Array.of(PUB));
+        } else if (a.what === 'zap') {
+          b.madvise(addr(a.page), PAGE_SIZE, 4 /* DONTNEED */);
+        } else {
+          const r = b.fallocate(this.gmem, 3n, BigInt(a.page * PAGE_SIZE), BigInt(PAGE_SIZE));
+          if (r.ok) this.expect[a.page] = 0;
+        }
+        break;
+      }
+      case 'holder': this.holderAction(a); break;
+      case 'guest': this.guestAction(a); break;
+      case 'vmm': {
+        const t = this.task!;
+        if (t.phase === 'bounced') { this.us.manager.guestRetry(t); break; }
+        if (a.race) {
+          const { h, page } = a.race;
+          this.backend.kernel.state.preemptionPoint = () => {
+            const r = this.backend.kernel.pinUserPagesFast(addr(page), PAGE_SIZE, this.config.holders[h] !== 'odirect');
+            if (r.ok) this.slots[h]!.racePin = r.value;
+          };
+        }
+        const before = t.phase === 'call' ? this.inode.attributes.clone() : undefined;
+        this.us.manager.step(t);
+        this.backend.kernel.state.preemptionPoint = undefined;
+        if (t.phase === 'failed' && before && !before.equals(this.inode.attributes)) this.violations.push('a failed conversion changed attributes');
+        if (t.phase === 'failed') this.violations.push(`request ${t.request.id} failed although userspace is cooperative: ${t.failure && 'why' in t.failure ? t.failure.why : ''}`);
+        if (t.phase === 'done' && t.request.to === 'private') this.snapshotExpectations(t);
+        break;
+      }
+    }
+    this.violations.push(...this.backend.takeViolations().map((v) => `${v.invariant} ${v.title}: ${v.detail}`));
+  }
+
+  private holderAction(a: Extract<Action, { who: 'holder' }>): void {
+    const slot = this.slots[a.h]!;
+    const kind = this.config.holders[a.h]!;
+    const addr = this.ram + (a.what === 'pin' ? a.page : 0) * PAGE_SIZE;
+    if (a.what === 'pin') {
+      const r = kind === 'odirect' ? this.us.odirect(addr, PAGE_SIZE, 'read', Uint8Array.of(PUB))
+        : kind === 'io_uring' ? this.us.ioUringRegisterBuffers(addr, PAGE_SIZE) : this.us.vfioDmaMap(addr, PAGE_SIZE, 0n);
+      if (r.ok) slot.holder = r.value;
+      return;
+    }
+    if (a.what === 'complete') { (slot.holder as ODirectIo).complete(); return; }
+    if (a.what === 'unpin') {
+      if (slot.racePin !== undefined) { this.backend.kernel.unpinUserPages(slot.racePin); delete slot.racePin; }
+      if (slot.holder?.holding) slot.holder.close();
+      return;
+    }
+    // Device DMA through the pin (or the raced raw pin).
+    const write = a.what === 'dma-write';
+    const store = write ? Uint8Array.of(PUB) : undefined;
+    const r = slot.racePin !== undefined ? this.us.backend.pinAccess(slot.racePin, 0, 1, store) : slot.holder!.dma(0, 1, store);
+    if (!write && r.ok && r.value[0] === SEC) this.violations.push('a device observed guest-private data');
+  }
+
+  private guestAction(a: Extract<Action, { who: 'guest' }>): void {
+    const b = this.us.backend;
+    if (a.what === 'request') {
+      const t = this.us.mapGpaRangeTask(this.vm, a.lo * PAGE_SIZE, (a.hi - a.lo + 1) * PAGE_SIZE, a.to, this.config.policy);
+      if (t.ok) { this.task = t.value; this.requestsLeft--; }
+      return;
+    }
+    const isPrivate = this.attr(a.page) === 'private';
+    if (a.what === 'write') {
+      const r = b.guestWrite(this.vm, a.page * PAGE_SIZE, Uint8Array.of(isPrivate ? SEC : PUB));
+      if (r.ok && isPrivate) this.expect[a.page] = SEC;
+      return;
+    }
+    const r = b.guestRead(this.vm, a.page * PAGE_SIZE, 1);
+    const want = this.expect[a.page];
+    if (r.ok && isPrivate && want && r.value[0] !== want) this.violations.push(`private page ${a.page} lost its content: guest expects ${String.fromCharCode(want)}, reads ${r.value[0]}`);
+  }
+
+  /** When a range becomes private, the guest expects the content it had (sw_protected keeps it). */
+  private snapshotExpectations(t: ConversionTask): void {
+    for (const seg of t.request.segments) {
+      for (let p = seg.lo; p < seg.hi; p++) {
+        const f = this.inode.pages.get(p);
+        this.expect[p] = f?.data ? f.data[0]! : 0;
+      }
+    }
+  }
+
+  /** A canonical description of everything that matters; equal strings mean the same state. */
+  encode(): string {
+    const inode = this.inode;
+    const parts: string[] = [];
+    for (const seg of inode.attributes.segments()) parts.push(`${seg.lo}-${seg.hi}${seg.value[0]}`);
+    parts.push('|');
+    const folioName = new Map<object, string>();
+    for (const [i, f] of inode.pages.entries()) {
+      folioName.set(f, `c${i}`);
+      parts.push(`${i}:${f.data?.[0] ?? 0},${f.uptodate ? 1 : 0},${f.mapCount},${f.gets},${f.pinsShort},${f.pinsLong}`);
+    }
+    parts.push('|');
+    this.slots.forEach((slot, h) => {
+      const holder = slot.holder;
+      const folios = holder?.holding ? this.pinnedFolios(holder) : [];
+      const name = (f: { data: Uint8Array | null; pinsShort: number; pinsLong: number }) => folioName.get(f) ?? `d${f.data?.[0] ?? 0}.${f.pinsShort}.${f.pinsLong}`;
+      const race = slot.racePin !== undefined ? this.backend.kernel.state.pins.get(slot.racePin)?.folios.map(name).join('') : '';
+      parts.push(`h${h}:${holder?.state ?? '-'}@${holder?.range.lo ?? ''}:${folios.map(name).join('')}:${race}`);
+    });
+    const t = this.task;
+    parts.push('|', t ? `${t.phase},${t.seg},${t.retries},${t.noProgress},${t.backoff},${t.request.segments.map((s) => `${s.lo}-${s.hi}`).join('+')},${t.request.to},${t.awaiting.length}` : '-');
+    parts.push('|', String(this.requestsLeft), this.expect.join(','));
+    return parts.join(' ');
+  }
+
+  private pinnedFolios(h: Holder) {
+    return h.pinId === undefined ? [] : this.backend.kernel.state.pins.get(h.pinId)?.folios ?? [];
+  }
+}
+
+function must<T>(r: { ok: boolean; value?: T }): T {
+  if (!r.ok) throw new Error(`checker world setup failed: ${JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+  return r.value as T;
+}
