@@ -81,6 +81,13 @@ export interface Backend {
   gmemUnimport?(id: number): BResult;
   importAccess?(id: number, offset: number, length: number, store?: Uint8Array): BResult<Uint8Array>;
 
+  /**
+   * Model only, for replaying checker counterexamples: run `race` at the preemption point inside
+   * the next to-private conversion (lock-free work another CPU could do there), and GUP-fast.
+   */
+  setPreemptionPoint?(race: (() => void) | undefined): void;
+  pinUserPagesFast?(addr: number, length: number, longterm: boolean): BResult<number>;
+
   /** Invariants broken by the last call (empty for backends that cannot see kernel state). */
   takeViolations(): Violation[];
   /** Close every fd, mapping, pin and pipe this backend opened. */

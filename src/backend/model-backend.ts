@@ -97,6 +97,8 @@ export class ModelBackend implements Backend {
   unpinUserPages(pin: number) { return this.step(() => this.kernel.unpinUserPages(pin)); }
   pinAccess(pin: number, offset: number, length: number, store?: Uint8Array) { return this.step(() => this.kernel.pinAccess(pin, offset, length, store)); }
   vmsplice(addr: number, length: number) { return this.step(() => this.kernel.vmsplice(addr, length)); }
+  setPreemptionPoint(race: (() => void) | undefined): void { this.kernel.state.preemptionPoint = race; }
+  pinUserPagesFast(addr: number, length: number, longterm: boolean) { return this.step(() => this.kernel.pinUserPagesFast(addr, length, longterm)); }
   gmemImport(gmemFd: number, offset: U64, length: U64) { return this.step(() => this.kernel.gmemImport(gmemFd, offset, length)); }
   gmemUnimport(id: number) { return this.step(() => this.kernel.gmemUnimport(id)); }
   importAccess(id: number, offset: number, length: number, store?: Uint8Array) { return this.step(() => this.kernel.importAccess(id, offset, length, store)); }

@@ -3,7 +3,7 @@
 // Sources: kernel-semantics.md §0, §1.10, §4, §5.4 and thread-and-userspace.md §2.2.
 import type { Errno } from './abi.js';
 
-export type ProfileStatus = 'mainline' | 'posted-series' | 'variant';
+export type ProfileStatus = 'mainline' | 'posted-series' | 'variant' | 'mutant';
 
 /** How a shared->private conversion treats pages that carry references. */
 export interface ToPrivatePolicy {
@@ -172,10 +172,23 @@ export const REVOKE: Profile = {
 export const PROFILES: readonly Profile[] = [MAINLINE_6_18, IPC_V8, RFC_2024, RFC_2025, DEFERRED, REVOKE];
 export const DEFAULT_PROFILE = IPC_V8;
 
+const mutant = (name: string, title: string, change: Omit<Partial<Profile>, 'toPrivate'> & { toPrivate?: Partial<ToPrivatePolicy> }): Profile => ({
+  ...IPC_V8, ...change, name: `mutant-${name}`, title: `MUTANT (a seeded bug, no design): ${title}`, status: 'mutant',
+  source: 'gmemkit check --mutant', toPrivate: { ...IPC_V8.toPrivate, ...change.toPrivate },
+});
+
+/** Seeded kernel bugs for the checker (gmemkit check --mutant); scenarios may name them too. */
+export const MUTANT_PROFILES: readonly Profile[] = [
+  mutant('no-refcount-check', 'to-private never checks references', { toPrivate: { blockers: 'none' } }),
+  mutant('check-before-unmap', 'references are checked before host mappings are zapped (GUP-fast slips in)', { toPrivate: { checkBeforeZap: true } }),
+  mutant('no-rollback', 'conversion page by page, keeping the pages before the blocked one', { toPrivate: { rollback: false } }),
+  mutant('fault-accepts-private', 'the host fault path serves private pages', { faultAcceptsPrivate: true }),
+];
+
 export function profileNames(): string[] {
-  return PROFILES.map((p) => p.name);
+  return [...PROFILES, ...MUTANT_PROFILES].map((p) => p.name);
 }
 
 export function findProfile(name: string): Profile | undefined {
-  return PROFILES.find((p) => p.name === name);
+  return [...PROFILES, ...MUTANT_PROFILES].find((p) => p.name === name);
 }

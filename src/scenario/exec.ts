@@ -3,15 +3,16 @@
 import type { Backend, BResult } from '../backend/backend.js';
 import { CAPS, PAGE_SIZE } from '../model/abi.js';
 import type { Profile } from '../model/profile.js';
-import { ok } from '../model/result.js';
-import { ODirectIo, SplicePipe, VfioDmaMapping, VhostUserBackend, type Holder } from '../userspace/holders.js';
+import { fail, ok } from '../model/result.js';
+import { unsupported } from '../backend/backend.js';
+import { ODirectIo, SplicePipe, VhostUserBackend, type Holder } from '../userspace/holders.js';
 import type { ConversionTask, Direction } from '../userspace/manager.js';
 import { POLICIES, type Policy } from '../userspace/policies.js';
 import type { Userspace } from '../userspace/userspace.js';
 import type { HandleRef } from './ops.js';
 
 export interface MapHandle { readonly addr: number; readonly length: number }
-export type HandleValue = number | MapHandle | Holder;
+export type HandleValue = number | MapHandle | Holder | ConversionTask;
 
 /** What a conversion request did, for `expect: { retries, released, waited }`. */
 export interface ConversionSummary {
@@ -147,8 +148,8 @@ export const EXEC: Readonly<Record<string, Exec>> = {
   io_uring_unregister_buffers: (a, c) => call(c.holder(a.ring).close()),
   vfio_dma_map: (a, c, as) => produce(c.us.vfioDmaMap(at(c, a), int(a.length), big(a.iova), as)),
   vfio_dma_unmap: (a, c) => call(c.holder(a.dma).close()),
-  dma_read: (a, c) => call((c.holder(a.dma) as VfioDmaMapping).dma(int(a.offset), int(a.length))),
-  dma_write: (a, c) => call((c.holder(a.dma) as VfioDmaMapping).dma(int(a.offset), bytesOf(a).length, bytesOf(a))),
+  dma_read: (a, c) => call(c.holder(a.dma).dma(int(a.offset), int(a.length))),
+  dma_write: (a, c) => call(c.holder(a.dma).dma(int(a.offset), bytesOf(a).length, bytesOf(a))),
   odirect_read: (a, c, as) => produce(c.us.odirect(at(c, a), int(a.length), 'read', (a.data ?? a.bytes) as Uint8Array | undefined, as)),
   odirect_write: (a, c, as) => produce(c.us.odirect(at(c, a), int(a.length), 'write', undefined, as)),
   io_complete: (a, c) => {
@@ -165,5 +166,29 @@ export const EXEC: Readonly<Record<string, Exec>> = {
   },
   vhost_user_io: (a, c, as) => produce((c.holder(a.vhost) as VhostUserBackend).io(int(a.offset), int(a.length), as)),
   convert: (a, c) => conversionResult(c.us.convert(c.num(a.fd), int(a.offset), int(a.size), directionOf(a.to), policyOf(a.policy))),
+  request_start: (a, c) => {
+    const base = policyOf(a.policy);
+    const policy = a.max_retries === undefined ? base : { ...base, maxRetries: int(a.max_retries) };
+    const r = c.us.mapGpaRangeTask(c.num(a.vm), int(a.gpa), int(a.size), directionOf(a.to), policy);
+    return r.ok ? { result: ok(undefined), handle: r.value } : { result: r };
+  },
+  manager_step: (a, c) => {
+    const task = c.value(a.request) as ConversionTask;
+    if (task.terminal) return call(fail('EINVAL', `request ${task.request.id} has already ${task.phase === 'done' ? 'completed' : 'failed'}`));
+    let racePin: number | undefined;
+    if (a.race_map !== undefined) {
+      if (!c.backend.setPreemptionPoint || !c.backend.pinUserPagesFast) return call(unsupported('a race inside the conversion can only be injected into the model'));
+      const addr = c.map(a.race_map).addr + int(a.race_offset ?? 0n);
+      c.backend.setPreemptionPoint(() => {
+        const r = c.backend.pinUserPagesFast!(addr, PAGE_SIZE, a.race_longterm as boolean);
+        if (r.ok) racePin = r.value;
+      });
+    }
+    if (task.phase === 'bounced') c.us.manager.guestRetry(task);
+    else c.us.manager.step(task);
+    c.backend.setPreemptionPoint?.(undefined);
+    const result = task.phase === 'failed' ? task.failure! : ok(undefined);
+    return { result, conversion: summarize(task), ...(racePin !== undefined ? { handle: racePin } : {}) };
+  },
   map_gpa_range: (a, c) => conversionResult(c.us.mapGpaRange(c.num(a.vm), int(a.gpa), int(a.size), directionOf(a.to), policyOf(a.policy))),
 };

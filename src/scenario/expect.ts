@@ -99,6 +99,7 @@ function parseOne(v: unknown): Parsed<{ expect: Expect; violations: string[] }> 
 
 function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ expect: Expect; violations: string[] }> {
   const done = (expect: Expect) => ({ ok: true as const, value: { expect, violations } });
+  if (o.any === true && Object.keys(o).length === 1) return done({ kind: 'any' }); // { any: true, violations: [...] }
   const keys = Object.keys(o);
   if (keys.length === 0) return done({ kind: 'ok' });
   const only = (allowed: string[]) => {

@@ -35,6 +35,8 @@ export interface Scenario {
   readonly profiles: readonly string[];
   /** The host the model imitates: `full` (every VM type) or `probed` (kernel-probe.md). */
   readonly machine: 'full' | 'probed';
+  /** Options of the userspace half (the checker's manager mutants): pin fence, waiting for I/O. */
+  readonly manager: { readonly fence: boolean; readonly waitForIo: boolean };
   readonly steps: readonly Step[];
 }
 
@@ -55,6 +57,10 @@ const FileSchema = z.strictObject({
   description: z.string({ error: 'description: expected a string' }).optional(),
   profile: z.union([z.string(), z.array(z.string()).min(1)], { error: 'profile: expected a profile name or a list of them' }).optional(),
   machine: z.enum(['full', 'probed'], { error: "machine: expected 'full' or 'probed'" }).optional(),
+  manager: z.strictObject({
+    fence: z.boolean({ error: 'manager.fence: expected true or false' }).optional(),
+    wait_for_io: z.boolean({ error: 'manager.wait_for_io: expected true or false' }).optional(),
+  }, { error: 'manager: expected a mapping with fence and/or wait_for_io (true or false)' }).optional(),
   steps: z.array(z.record(z.string(), z.unknown()), { error: 'steps: required, a list of steps (mappings with op:)' }).min(1, { error: 'steps: must hold at least one step' }),
 });
 
@@ -97,7 +103,7 @@ export function parseScenario(text: string, file = '<scenario>'): Scenario {
     throw new ScenarioError(top.error.issues.map((i) => ({
       file,
       message: !isObj ? 'a scenario is a mapping with name: and steps:'
-        : i.code === 'unrecognized_keys' ? `unknown top-level field(s) ${i.keys.join(', ')}; allowed: name, description, profile, machine, steps`
+        : i.code === 'unrecognized_keys' ? `unknown ${i.path.length ? `${i.path.join('.')} ` : 'top-level '}field(s) ${i.keys.join(', ')}; allowed: ${i.path.length ? 'fence, wait_for_io' : 'name, description, profile, machine, manager, steps'}`
         : i.message,
     })));
   }
@@ -126,6 +132,7 @@ export function parseScenario(text: string, file = '<scenario>'): Scenario {
   if (errors.length) throw new ScenarioError(errors);
   return {
     file, name: top.data.name, profiles, machine: top.data.machine ?? 'full', steps,
+    manager: { fence: top.data.manager?.fence ?? true, waitForIo: top.data.manager?.wait_for_io ?? true },
     ...(top.data.description ? { description: top.data.description } : {}),
   };
 }

@@ -6,7 +6,7 @@ import { CAPS, type FlagTable } from '../model/abi.js';
 import { POLICIES } from '../userspace/policies.js';
 import { parseBytes, parseFlags, parseNamed, parseSize, TABLES, show, type Parsed } from './values.js';
 
-export type HandleKind = 'vm' | 'gmem' | 'map' | 'pin' | 'pipe' | 'ring' | 'dma' | 'io' | 'vhost';
+export type HandleKind = 'vm' | 'gmem' | 'map' | 'pin' | 'pipe' | 'ring' | 'dma' | 'io' | 'vhost' | 'request';
 /** Handles that are file descriptors (usable where an `fd` is expected). */
 export const FD_KINDS: readonly HandleKind[] = ['vm', 'gmem', 'pipe'];
 /** Handles that are pin holders of the userspace half. */
@@ -113,8 +113,8 @@ export const USERSPACE_OPS: Readonly<Record<string, OpSpec>> = {
   io_uring_unregister_buffers: { summary: 'IORING_UNREGISTER_BUFFERS', fields: { ring: req({ type: 'handle', kinds: ['ring'] }) } },
   vfio_dma_map: { summary: 'VFIO_IOMMU_MAP_DMA (long-term pin + IOMMU mapping)', produces: 'dma', fields: { map: req(map), offset: opt(size, 0), length: req(size), iova: req(size) } },
   vfio_dma_unmap: { summary: 'VFIO_IOMMU_UNMAP_DMA', fields: { dma: req({ type: 'handle', kinds: ['dma'] }) } },
-  dma_read: { summary: 'the device reads through its DMA mapping (gmemkit extension)', fields: { dma: req({ type: 'handle', kinds: ['dma'] }), offset: opt(size, 0), length: req(size) } },
-  dma_write: { summary: 'the device writes through its DMA mapping (gmemkit extension)', oneOf: ['data', 'bytes'], fields: { dma: req({ type: 'handle', kinds: ['dma'] }), offset: opt(size, 0), ...data } },
+  dma_read: { summary: 'the device reads through its DMA mapping or fixed buffer (gmemkit extension)', fields: { dma: req({ type: 'handle', kinds: ['dma', 'ring'] }), offset: opt(size, 0), length: req(size) } },
+  dma_write: { summary: 'the device writes through its DMA mapping or fixed buffer (gmemkit extension)', oneOf: ['data', 'bytes'], fields: { dma: req({ type: 'handle', kinds: ['dma', 'ring'] }), offset: opt(size, 0), ...data } },
   odirect_read: { summary: 'O_DIRECT read into the buffer, in flight until io_complete', produces: 'io', fields: { map: req(map), offset: opt(size, 0), length: req(size), data: opt(bytes), bytes: opt(bytes) } },
   odirect_write: { summary: 'O_DIRECT write from the buffer, in flight until io_complete', produces: 'io', fields: { map: req(map), offset: opt(size, 0), length: req(size) } },
   io_complete: { summary: 'the device completes an I/O (returns what a write sent)', fields: { io: req({ type: 'handle', kinds: ['io'] }) } },
@@ -125,6 +125,14 @@ export const USERSPACE_OPS: Readonly<Record<string, OpSpec>> = {
   convert: {
     summary: 'the conversion manager converts guest_memfd bytes',
     fields: { fd: req({ type: 'handle', kinds: ['gmem'], raw: 'number' }), offset: req(size), size: req(size), to: req(direction), policy: opt(policy, 'retry') },
+  },
+  request_start: {
+    summary: 'a guest request the manager will serve step by step (gmemkit extension; see manager_step)', produces: 'request',
+    fields: { vm: req(vm), gpa: req(size), size: req(size), to: req(direction), policy: opt(policy, 'retry'), max_retries: opt(size) },
+  },
+  manager_step: {
+    summary: 'one action of the conversion manager; race_* runs a GUP-fast pin inside the conversion ioctl (model only)', produces: 'pin',
+    fields: { request: req({ type: 'handle', kinds: ['request'] }), race_map: opt(map), race_offset: opt(size), race_longterm: opt(bool, true) },
   },
   map_gpa_range: {
     summary: 'the guest asks KVM_HC_MAP_GPA_RANGE; the manager converts (gmemkit extension)',

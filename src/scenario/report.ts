@@ -30,7 +30,7 @@ function outcomeText(o: Outcome): string {
 export function formatHuman(res: ScenarioResult): string {
   const { scenario, identity } = res;
   const lines: string[] = [];
-  const flavour = identity.flavour === 'variant' ? 'VARIANT: a design no kernel has' : identity.flavour;
+  const flavour = identity.flavour === 'variant' ? 'VARIANT: a design no kernel has' : identity.flavour === 'mutant' ? 'MUTANT: a seeded bug' : identity.flavour;
   const who = `${identity.backend} ${identity.kernel} (${flavour})`;
   lines.push(`▶ ${scenario.name}  ${dim(`[${who}] ${scenario.file}`)}`);
   if (scenario.description) lines.push(dim(`  ${scenario.description.trim().replace(/\n/g, '\n  ')}`));

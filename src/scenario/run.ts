@@ -66,7 +66,7 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
     }
     return v;
   };
-  const us = new Userspace(backend);
+  const us = new Userspace(backend, { fence: scenario.manager.fence, waitForIo: scenario.manager.waitForIo });
   const ctx: ExecContext = {
     backend: us.backend, us, profile,
     num: (ref) => {
