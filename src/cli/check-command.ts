@@ -1,5 +1,5 @@
-// `gmemkit check`: explicit-state model checking of the bundled reference protocol (and,
-// later, the full kernel model). Parses and validates the flags, runs the engine with
+// `gmemkit check`: explicit-state model checking of the bundled reference protocol (the full
+// gmemkit model is check-full.ts). Parses and validates the flags, runs the engine with
 // progress on stderr, and prints a summary (or JSON) with the counterexample as numbered steps.
 // It must never call process.exit or change global state: it returns the exit code.
 import { check, checkLiveness } from '../checker/engine.js';
@@ -9,6 +9,7 @@ import {
   HOLDER_KINDS, RANGES, referenceParams, validateReferenceParams, type HolderKind, type ReferenceParams,
 } from '../checker/reference/params.js';
 import { formatCounterexample } from '../checker/trace.js';
+import { checkFullCommand } from './check-full.js';
 import type { CheckResult, Progress } from '../checker/types.js';
 
 /** Exit codes: property holds, violation found, bad usage, search incomplete. */
@@ -18,7 +19,8 @@ const USAGE = `usage: gmemkit check --model reference [--pages N] [--holders H] 
                      [--bug K] [--coop] [--kinds K0,K1,K2] [--semantic]
                      [--dfs | --liveness] [--symmetry] [--max-memory MB] [--json]
 
-  --model reference   the reference protocol of anchors/spin (gmem.pml); 'full' is not yet available
+  --model reference   the reference protocol of anchors/spin (gmem.pml)
+  --model full        the full gmemkit model: see 'gmemkit check --model full --help'
   --pages N           pages in the file, ${RANGES.pages[0]}..${RANGES.pages[1]} (default 3)
   --holders H         pin holders, ${RANGES.holders[0]}..${RANGES.holders[1]} (default 2)
   --requests C        conversion requests the guest may make, ${RANGES.requests[0]}..${RANGES.requests[1]} (default 2)
@@ -174,11 +176,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     process.stderr.write(`gmemkit check: ${f}\n${USAGE}\n`);
     return EXIT.USAGE;
   }
-  if (f.model === 'full') {
-    process.stderr.write('gmemkit check: --model full (the full gmemkit kernel model) is not yet available; '
-      + 'use --model reference\n');
-    return EXIT.USAGE;
-  }
+  if (f.model === 'full') return checkFullCommand(argv);
   const model = new ReferenceModel(f.params);
   const onProgress = (p: Progress): void => { process.stderr.write(`${progressLine(p)}\n`); };
   const opts = {

@@ -6,6 +6,8 @@ import { expandPaths, formatLoadError, loadScenarioFile, ScenarioError, type Sce
 import { formatHuman, toJson } from '../scenario/report.js';
 import { runScenario, type ScenarioResult } from '../scenario/run.js';
 import { LinuxBackend } from '../linux/linux-backend.js';
+import { checkFullCommand } from './check-full.js';
+import { checkCommand } from './check-command.js';
 import { compareCommand } from './compare.js';
 import { CONFORMANCE_DIR, diffReport, diffScenarios, formatConform, linuxBackendFactory } from './kernel-commands.js';
 import { UsageError } from './usage.js';
@@ -27,6 +29,8 @@ Usage:
       --policies A,B                  policies to compare (default: retry,preunmap,guest-retry,stop)
       --seed N                        scheduler seed (default 1)
       --json                          print the rows as JSON
+  gmemkit check --model full|reference [options]
+                                      exhaustive model checking; 'gmemkit check --help' for options
   gmemkit profiles                    list the ABI profiles
   gmemkit help                        this text
 
@@ -40,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'run': return runCommand(rest);
       case 'diff': return diffCommand(rest);
+      case 'check': return isFullModel(rest) ? checkFullCommand(rest) : checkCommand(rest);
       case 'conform': return conformCommand(rest);
       case 'profiles': return profilesCommand();
       case 'compare': {
@@ -53,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return cmd === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command '${cmd}'; commands: run, diff, conform, compare, profiles, help`);
+        throw new UsageError(`unknown command '${cmd}'; commands: run, diff, conform, check, compare, profiles, help`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
@@ -99,6 +104,11 @@ function runCommand(args: string[]): number {
   if (values.json) console.log(JSON.stringify(toJson(results), null, 2));
   else console.log(`${results.length - failed} scenario run(s) passed, ${failed} failed`);
   return failed ? 1 : 0;
+}
+
+/** `--model full` / `--model=full` selects the full gmemkit model; anything else is the reference checker's. */
+function isFullModel(args: string[]): boolean {
+  return args.includes('--model=full') || args.some((a, i) => a === '--model' && args[i + 1] === 'full');
 }
 
 function checkProfile(profile: string | undefined): string | undefined {

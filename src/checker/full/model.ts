@@ -58,8 +58,10 @@ export class FullModel implements ObjectModel<FullState, Action> {
     });
   }
 
+  /** Encode, then let the world go: a queued state keeps only its path (it is replayed when expanded). */
   encode(s: FullState): string {
     const w = s.world ?? this.replay(s.path);
+    s.world = undefined;
     return w.encode();
   }
 
