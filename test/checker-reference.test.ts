@@ -218,10 +218,10 @@ describe('gmemkit check', () => {
       assert.match(r.err, msg);
     });
   }
-  it('--model full is not yet available (exit 2)', async () => {
-    const r = await runCheck(['--model', 'full']);
+  it('--model full goes to the full-model checker, which names a bad flag (exit 2)', async () => {
+    const r = await runCheck(['--model', 'full', '--holders', 'nvme']);
     assert.equal(r.code, 2);
-    assert.match(r.err, /not yet available/);
+    assert.match(r.err, /--holders: unknown kind 'nvme'; allowed: odirect, io_uring, vfio/);
   });
   it(`--json (2,1,1): states and edges as SPIN [${SPIN}]`, async () => {
     const r = await runCheck([...base, '--pages', '2', '--holders', '1', '--requests', '1', '--json']);

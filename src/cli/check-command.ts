@@ -167,6 +167,7 @@ function summary(r: CheckResult, f: Flags): string[] {
 }
 
 export async function checkCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--model=full') || argv.some((a, i) => a === '--model' && argv[i + 1] === 'full')) return checkFullCommand(argv);
   const f = parseFlags(argv);
   if (f === 'help') {
     process.stdout.write(`${USAGE}\n`);
@@ -176,7 +177,6 @@ export async function checkCommand(argv: string[]): Promise<number> {
     process.stderr.write(`gmemkit check: ${f}\n${USAGE}\n`);
     return EXIT.USAGE;
   }
-  if (f.model === 'full') return checkFullCommand(argv);
   const model = new ReferenceModel(f.params);
   const onProgress = (p: Progress): void => { process.stderr.write(`${progressLine(p)}\n`); };
   const opts = {

@@ -6,7 +6,6 @@ import { expandPaths, formatLoadError, loadScenarioFile, ScenarioError, type Sce
 import { formatHuman, toJson } from '../scenario/report.js';
 import { runScenario, type ScenarioResult } from '../scenario/run.js';
 import { LinuxBackend } from '../linux/linux-backend.js';
-import { checkFullCommand } from './check-full.js';
 import { checkCommand } from './check-command.js';
 import { compareCommand } from './compare.js';
 import { CONFORMANCE_DIR, diffReport, diffScenarios, formatConform, linuxBackendFactory } from './kernel-commands.js';
@@ -44,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'run': return runCommand(rest);
       case 'diff': return diffCommand(rest);
-      case 'check': return isFullModel(rest) ? checkFullCommand(rest) : checkCommand(rest);
+      case 'check': return checkCommand(rest);
       case 'conform': return conformCommand(rest);
       case 'profiles': return profilesCommand();
       case 'compare': {
@@ -104,11 +103,6 @@ function runCommand(args: string[]): number {
   if (values.json) console.log(JSON.stringify(toJson(results), null, 2));
   else console.log(`${results.length - failed} scenario run(s) passed, ${failed} failed`);
   return failed ? 1 : 0;
-}
-
-/** `--model full` / `--model=full` selects the full gmemkit model; anything else is the reference checker's. */
-function isFullModel(args: string[]): boolean {
-  return args.includes('--model=full') || args.some((a, i) => a === '--model' && args[i + 1] === 'full');
 }
 
 function checkProfile(profile: string | undefined): string | undefined {
