@@ -4,7 +4,7 @@
 // written as a scenario, replays under `gmemkit run` with the same violation.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { check } from '../src/checker/index.js';
+import { check, checkLiveness } from '../src/checker/index.js';
 import { FullModel } from '../src/checker/full/model.js';
 import { MUTANTS } from '../src/checker/full/mutants.js';
 import { counterexampleScenario } from '../src/checker/full/scenario-writer.js';
@@ -24,6 +24,12 @@ test('the correct design (ipc-v8, retry, fence) holds every property: 1 page, O_
   const r = check(new FullModel(config({ pages: 1, holders: ['odirect', 'vfio'] })));
   assert.equal(r.status, 'ok', JSON.stringify(r.counterexample, null, 1));
   assert.ok(r.states > 100 && r.edges > r.states);
+});
+
+test('liveness: under weak fairness every guest request completes (1 page, O_DIRECT + io_uring)', () => {
+  const r = checkLiveness(new FullModel(config({ pages: 1 })));
+  assert.equal(r.status, 'ok', JSON.stringify(r.counterexample, null, 1));
+  assert.equal(r.search, 'liveness');
 });
 
 // Expected shortest traces: what breaks, and after how many steps (BFS, so nothing shorter exists).

@@ -4,7 +4,7 @@
 // counterexample as numbered steps, and writes it as a scenario that `gmemkit run` replays.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { check } from '../checker/engine.js';
+import { check, checkLiveness } from '../checker/engine.js';
 import { FullModel } from '../checker/full/model.js';
 import { findMutant, MUTANTS } from '../checker/full/mutants.js';
 import { counterexampleScenario } from '../checker/full/scenario-writer.js';
@@ -19,7 +19,7 @@ const CONVERTING = PROFILES.filter((p) => p.conversion === 'gmem-ioctl').map((p)
 
 export const FULL_USAGE = `usage: gmemkit check --model full [--pages N] [--holders K,K] [--requests C]
                      [--profile P] [--policy P] [--max-retries R] [--mutant NAME]
-                     [--dfs] [--max-memory MB] [--json] [--out FILE]
+                     [--dfs | --liveness] [--max-memory MB] [--json] [--out FILE]
 
   --pages N        guest_memfd pages, 1..3 (default 2)
   --holders K,K    pin holders by kind: ${KINDS.join(', ')} (default odirect,io_uring; '' for none)
@@ -29,6 +29,7 @@ export const FULL_USAGE = `usage: gmemkit check --model full [--pages N] [--hold
   --max-retries R  the policy's retry budget, 0..8 (default 2: keeps traces short)
   --mutant NAME    a seeded bug: ${MUTANTS.map((m) => m.name).join(', ')}
   --dfs            iterative depth-first search (default breadth-first: shortest counterexample)
+  --liveness       check 'every guest request completes' under weak fairness per process
   --max-memory MB  stop with the statistics so far once the search needs more than MB
   --json           print the result as JSON
   --out FILE       where to write the counterexample scenario (default counterexample.yaml)
@@ -47,7 +48,7 @@ function intFlag(name: string, v: string | undefined, dflt: number, lo: number, 
   return Number(v);
 }
 
-export function parseFullConfig(argv: string[]): { config: FullConfig; mutant?: string; dfs: boolean; maxMemoryMB?: number; json: boolean; out: string } {
+export function parseFullConfig(argv: string[]): { config: FullConfig; mutant?: string; dfs: boolean; liveness: boolean; maxMemoryMB?: number; json: boolean; out: string } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -55,7 +56,7 @@ export function parseFullConfig(argv: string[]): { config: FullConfig; mutant?: 
       options: {
         model: { type: 'string' }, pages: { type: 'string' }, holders: { type: 'string' }, requests: { type: 'string' },
         profile: { type: 'string' }, policy: { type: 'string' }, 'max-retries': { type: 'string' }, mutant: { type: 'string' },
-        dfs: { type: 'boolean' }, 'max-memory': { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean' },
+        dfs: { type: 'boolean' }, liveness: { type: 'boolean' }, 'max-memory': { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -81,7 +82,8 @@ export function parseFullConfig(argv: string[]): { config: FullConfig; mutant?: 
     waitForIo: mutant?.waitForIo ?? true,
   };
   const maxMemoryMB = v['max-memory'] === undefined ? undefined : intFlag('max-memory', v['max-memory'], 0, 1, 1 << 20);
-  return { config, ...(mutant ? { mutant: mutant.name } : {}), dfs: v.dfs ?? false, ...(maxMemoryMB ? { maxMemoryMB } : {}), json: v.json ?? false, out: v.out ?? 'counterexample.yaml' };
+  if (v.dfs && v.liveness) throw new FlagError('--dfs and --liveness exclude each other');
+  return { config, ...(mutant ? { mutant: mutant.name } : {}), dfs: v.dfs ?? false, liveness: v.liveness ?? false, ...(maxMemoryMB ? { maxMemoryMB } : {}), json: v.json ?? false, out: v.out ?? 'counterexample.yaml' };
 }
 
 export async function checkFullCommand(argv: string[]): Promise<number> {
@@ -101,7 +103,7 @@ export async function checkFullCommand(argv: string[]): Promise<number> {
   const onProgress = (p: Progress): void => {
     process.stderr.write(`  ${p.states.toLocaleString('en')} states, ${Math.round(p.statesPerSecond).toLocaleString('en')} states/s, depth ${p.depth}, queue ${p.queue.toLocaleString('en')}, ${(p.memoryBytes / 2 ** 20).toFixed(0)} MB\n`);
   };
-  const r = check(model, { search: f.dfs ? 'dfs' : 'bfs', onProgress, ...(f.maxMemoryMB ? { maxMemoryMB: f.maxMemoryMB } : {}) });
+  const r = (f.liveness ? checkLiveness : check)(model, { search: f.dfs ? 'dfs' : 'bfs', onProgress, ...(f.maxMemoryMB ? { maxMemoryMB: f.maxMemoryMB } : {}) });
   let written: string | undefined;
   if (r.counterexample) {
     const ce = r.counterexample;

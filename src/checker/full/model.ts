@@ -11,6 +11,8 @@ export interface FullState {
   readonly path: readonly Action[];
   world?: World;
   readonly violations: readonly string[];
+  /** A guest request is outstanding (for the liveness property). */
+  readonly pending: boolean;
 }
 
 export function actionLabel(a: Action): EdgeLabel {
@@ -30,12 +32,17 @@ export class FullModel implements ObjectModel<FullState, Action> {
     check: (s) => (s.violations.length ? s.violations.join('; ') : null),
   }];
 
+  /** Liveness: every request completes, under weak fairness of these processes. */
+  readonly processes: readonly string[];
+  readonly liveness = { name: 'every guest request completes', pending: (s: FullState) => s.pending };
+
   constructor(readonly config: FullConfig) {
+    this.processes = ['host', ...config.holders.map((_k, h) => `holder ${h}`), 'guest', 'vmm'];
     this.name = `full(${config.profile.name}, ${config.policy.name}, pages ${config.pages}, holders ${config.holders.join('+') || 'none'}, requests ${config.requests})`;
   }
 
   initialStates(): FullState[] {
-    return [{ path: [], world: new World(this.config), violations: [] }];
+    return [{ path: [], world: new World(this.config), violations: [], pending: false }];
   }
 
   /** Rebuild the world of a path with the checks off (they ran when each step was first taken). */
@@ -54,7 +61,7 @@ export class FullModel implements ObjectModel<FullState, Action> {
       const w = i === actions.length - 1 ? base : this.replay(s.path);
       w.backend.checking = true;
       w.apply(a);
-      emit(a, { path: [...s.path, a], world: w, violations: w.violations });
+      emit(a, { path: [...s.path, a], world: w, violations: w.violations, pending: w.task !== undefined && !w.task.terminal });
     });
   }
 
@@ -67,5 +74,9 @@ export class FullModel implements ObjectModel<FullState, Action> {
 
   describeEdge(a: Action): EdgeLabel {
     return actionLabel(a);
+  }
+
+  processOf(a: Action): number {
+    return this.processes.indexOf(actionLabel(a).process);
   }
 }
