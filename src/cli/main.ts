@@ -1,7 +1,7 @@
 // The `gmemkit` command line: parses arguments, dispatches to a subcommand, and turns every
 // user error into a message and exit code 2 (never a stack trace). Exit 1 means a check failed.
 import { parseArgs } from 'node:util';
-import { PROFILES, profileNames } from '../model/profile.js';
+import { MUTANT_PROFILES, PROFILES, profileNames } from '../model/profile.js';
 import { expandPaths, formatLoadError, loadScenarioFile, ScenarioError, type Scenario } from '../scenario/load.js';
 import { formatHuman, toJson } from '../scenario/report.js';
 import { runScenario, type ScenarioResult } from '../scenario/run.js';
@@ -151,6 +151,6 @@ function conformCommand(args: string[]): number {
 }
 
 function profilesCommand(): number {
-  for (const p of PROFILES) console.log(`${p.name.padEnd(14)} ${p.status.padEnd(14)} ${p.title}\n${''.padEnd(30)}source: ${p.source}`);
+  for (const p of [...PROFILES, ...MUTANT_PROFILES]) console.log(`${p.name.padEnd(30)} ${p.status.padEnd(14)} ${p.title}\n${''.padEnd(45)}source: ${p.source}`);
   return 0;
 }
