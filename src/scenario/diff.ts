@@ -1,6 +1,7 @@
 // Differential comparison: the same scenario run on two backends, step by step. Two outcomes
 // agree when they are the same kind with the same errno and out-values, signal, data, value or
 // exit (gpa, size, private); the model's reasons and the handles' numbers are not compared.
+import type { BackendIdentity } from '../backend/backend.js';
 import { describeOutcome, type Outcome } from './expect.js';
 import type { ScenarioResult } from './run.js';
 
@@ -18,6 +19,8 @@ export interface StepComparison {
 }
 
 export interface ScenarioComparison {
+  /** The kernel side's identity: `uname -r` and the KVM flavour. */
+  readonly kernelIdentity: BackendIdentity;
   readonly file: string;
   readonly name: string;
   readonly profile: string;
@@ -63,15 +66,15 @@ export function compareRuns(model: ScenarioResult, kernel: ScenarioResult): Scen
     ...model.steps.filter((s) => s.failure).map((s) => `model, step ${s.step.index} (${s.step.op}): ${s.failure}`),
     ...kernel.steps.filter((s) => s.failure && s.outcome.kind !== 'unsupported' && !s.step.knownDifference).map((s) => `kernel, step ${s.step.index} (${s.step.op}): ${s.failure}`),
   ];
-  return { file: model.scenario.file, name: model.scenario.name, profile: model.profile, steps, expectationFailures };
+  return { kernelIdentity: kernel.identity, file: model.scenario.file, name: model.scenario.name, profile: model.profile, steps, expectationFailures };
 }
 
 export function formatComparison(c: ScenarioComparison): string {
-  const lines = [`▶ ${c.name}  [${c.profile}] ${c.file}`];
+  const lines = [`▶ ${c.name}  [model ${c.profile} vs ${c.kernelIdentity.backend} ${c.kernelIdentity.kernel} (${c.kernelIdentity.flavour})] ${c.file}`];
   for (const s of c.steps) {
     if (s.verdict === 'agree') continue;
     const where = `step ${s.index}${s.line ? ` (line ${s.line})` : ''} ${s.op}`;
-    if (s.verdict === 'unsupported') lines.push(`  – ${where}: unsupported (${describeOutcome(s.kernel.kind === 'unsupported' ? s.kernel : s.model)})`);
+    if (s.verdict === 'unsupported') lines.push(`  – ${where}: ${describeOutcome(s.kernel.kind === 'unsupported' ? s.kernel : s.model)}`);
     else if (s.verdict === 'marked') lines.push(`  ≠ ${where}: known difference (${s.reason}): model ${describeOutcome(s.model)}, kernel ${describeOutcome(s.kernel)}`);
     else lines.push(`  ✗ ${where}: model ${describeOutcome(s.model)}, kernel ${describeOutcome(s.kernel)}`);
   }

@@ -36,8 +36,8 @@ export interface ExecContext {
 }
 
 export class HandleMissing extends Error {
-  /** The handle is missing because the backend could not do the step that creates it. */
-  constructor(message: string, readonly unsupported = false) {
+  /** `unsupported`: the backend could not do the step that creates the handle, and why. */
+  constructor(message: string, readonly unsupported?: string) {
     super(message);
   }
 }

@@ -61,8 +61,8 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
     if (v === undefined) {
       const f = failedAt.get(r.handle)!;
       throw new HandleMissing(f.unsupported
-        ? `handle '${r.handle}' needs step ${f.step}, which this kernel cannot do (${f.unsupported})`
-        : `handle '${r.handle}' was not created (step ${f.step} did not succeed)`, f.unsupported !== undefined);
+        ? `needs '${r.handle}' of step ${f.step}: ${f.unsupported}`
+        : `handle '${r.handle}' was not created (step ${f.step} did not succeed)`, f.unsupported);
     }
     return v;
   };
@@ -83,17 +83,19 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
       const expected = expectFor(step.expect, profile.name);
       let outcome: Outcome;
       let handle: HandleValue | undefined;
+      let rootCause: string | undefined;
       try {
         const r = EXEC[step.op]!(step.args, ctx, step.as);
         outcome = toOutcome(r.result, r.conversion);
         handle = r.handle;
       } catch (e) {
         if (!(e instanceof HandleMissing)) throw e;
-        outcome = e.unsupported ? { kind: 'unsupported', why: e.message } : { kind: 'skipped', why: e.message };
+        outcome = e.unsupported !== undefined ? { kind: 'unsupported', why: e.message } : { kind: 'skipped', why: e.message };
+        rootCause = e.unsupported;
       }
       if (step.as) {
         if (handle !== undefined) handles.set(step.as, handle);
-        else failedAt.set(step.as, { step: step.index, ...(outcome.kind === 'unsupported' ? { unsupported: outcome.why } : {}) });
+        else failedAt.set(step.as, { step: step.index, ...(outcome.kind === 'unsupported' ? { unsupported: rootCause ?? outcome.why } : {}) });
       }
       if (outcome.kind === 'ok' && step.as) outcome = { ...outcome, handle: step.as };
       const violations = backend.takeViolations();
