@@ -1,10 +1,9 @@
 // Executing one scenario step on a backend: resolve the step's handles to fds, addresses and
 // pin ids, make the call, and say what handle (if any) the result is. One entry per op.
-import type { Backend, BResult } from '../backend/backend.js';
+import { unsupported, type Backend, type BResult } from '../backend/backend.js';
 import { CAPS, PAGE_SIZE } from '../model/abi.js';
 import type { Profile } from '../model/profile.js';
 import { fail, ok } from '../model/result.js';
-import { unsupported } from '../backend/backend.js';
 import { ODirectIo, SplicePipe, VhostUserBackend, type Holder } from '../userspace/holders.js';
 import type { ConversionTask, Direction } from '../userspace/manager.js';
 import { POLICIES, type Policy } from '../userspace/policies.js';
