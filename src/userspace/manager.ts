@@ -166,11 +166,12 @@ export class ConversionManager {
       t.vmStopped = true;
       return this.fail(t, fail('EAGAIN', `conversion blocked at offset ${offset}; the VMM stops the VM`));
     }
-    for (const h of holders) this.releaseHolder(t, h, range);
+    // Out of budget: fail without releasing anything more (there is no next attempt to clear the way for).
     if (policy.onBlocked === 'bounce-to-guest') {
       if (++t.noProgress > policy.maxRetries) {
         return this.fail(t, fail('EAGAIN', `the guest gave up after ${policy.maxRetries} retries without progress at offset ${offset}`));
       }
+      for (const h of holders) this.releaseHolder(t, h, range);
       t.nextGpa = t.request.vmFd === undefined ? undefined : this.us.memory.gmemToGpa(t.request.vmFd, range.fd, range.lo);
       t.phase = 'bounced';
       return;
@@ -178,6 +179,7 @@ export class ConversionManager {
     if (t.retries >= policy.maxRetries) {
       return this.fail(t, fail('EAGAIN', `gave up after ${t.retries} retries: offset ${offset} is still blocked${holders.length ? '' : ' by a reference no known holder owns'}`));
     }
+    for (const h of holders) this.releaseHolder(t, h, range);
     t.retries++;
     if (t.awaiting.length && this.options.waitForIo !== false) t.phase = 'wait';
     else if (holders.length === 0) { t.backoff = 2 ** Math.min(t.retries, 6); t.phase = 'backoff'; }
