@@ -4,6 +4,7 @@
 // (TrackingBackend forwards every call and records guest_memfd creation, mmap, munmap,
 // memslots, attribute changes and close), so it works unchanged on the model and on real Linux.
 import type { Backend } from '../backend/backend.js';
+import { decorate } from '../backend/decorate.js';
 import { GMEM_FLAGS, PAGE_SIZE } from '../model/abi.js';
 import { IntervalMap, type Segment } from '../model/interval-map.js';
 import type { MemoryAttributes2Args, MemoryRegion2, MmapArgs, U64 } from '../model/kernel.js';
@@ -101,51 +102,41 @@ export class MemoryMap {
   }
 }
 
-type Method = (...args: never[]) => unknown;
-
 /**
  * A Backend that forwards every call to another one and keeps the MemoryMap current. The
  * userspace half talks to this, so the VMM never asks the kernel what it mapped.
  */
 export function trackingBackend(inner: Backend, map: MemoryMap): Backend {
-  const calls: Partial<Record<keyof Backend, Method>> = {
-    createGuestMemfd: ((vmFd: number, size: U64, flags: U64) => {
+  return decorate(inner, {
+    createGuestMemfd(vmFd: number, size: U64, flags: U64) {
       const r = inner.createGuestMemfd(vmFd, size, flags);
       if (r.ok) map.recordGmem(r.value, Number(size), BigInt(flags));
       return r;
-    }) as Method,
-    setMemoryAttributes2: ((fd: number, args: MemoryAttributes2Args) => {
+    },
+    setMemoryAttributes2(fd: number, args: MemoryAttributes2Args) {
       const r = inner.setMemoryAttributes2(fd, args);
       if (r.ok) map.recordAttributes(fd, args);
       return r;
-    }) as Method,
-    mmap: ((args: MmapArgs) => {
+    },
+    mmap(args: MmapArgs) {
       const r = inner.mmap(args);
       if (r.ok) map.recordMmap(r.value, args);
       return r;
-    }) as Method,
-    munmap: ((addr: number, length: U64) => {
+    },
+    munmap(addr: number, length: U64) {
       const r = inner.munmap(addr, length);
       if (r.ok) map.recordMunmap(addr, Number(length));
       return r;
-    }) as Method,
-    setUserMemoryRegion2: ((vmFd: number, region: MemoryRegion2) => {
+    },
+    setUserMemoryRegion2(vmFd: number, region: MemoryRegion2) {
       const r = inner.setUserMemoryRegion2(vmFd, region);
       if (r.ok) map.recordMemslot(vmFd, region);
       return r;
-    }) as Method,
-    close: ((fd: number) => {
+    },
+    close(fd: number) {
       const r = inner.close(fd);
       if (r.ok) map.recordClose(fd);
       return r;
-    }) as Method,
-  };
-  return new Proxy(inner, {
-    get(target, prop, receiver) {
-      const own = calls[prop as keyof Backend];
-      if (own) return own;
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === 'function' ? (v as Method).bind(target) : v;
     },
   });
 }
