@@ -26,6 +26,11 @@ test('the correct design (ipc-v8, retry, fence) holds every property: 1 page, O_
   assert.ok(r.states > 100 && r.edges > r.states);
 });
 
+test('two requests (private, then shared on purpose): the guest sharing its data is not a leak', () => {
+  const r = check(new FullModel(config({ pages: 1, requests: 2 })));
+  assert.equal(r.status, 'ok', JSON.stringify(r.counterexample, null, 1));
+});
+
 test('liveness: under weak fairness every guest request completes (1 page, O_DIRECT + io_uring)', () => {
   const r = checkLiveness(new FullModel(config({ pages: 1 })));
   assert.equal(r.status, 'ok', JSON.stringify(r.counterexample, null, 1));

@@ -17,12 +17,13 @@ import { findPolicy, POLICIES } from '../userspace/policies.js';
 const KINDS: readonly HolderKind[] = ['odirect', 'io_uring', 'vfio'];
 const CONVERTING = PROFILES.filter((p) => p.conversion === 'gmem-ioctl').map((p) => p.name);
 
-export const FULL_USAGE = `usage: gmemkit check --model full [--pages N] [--holders K,K] [--requests C]
+export const FULL_USAGE = `usage: gmemkit check --model full [--vm-type T] [--pages N] [--holders K,K] [--requests C]
                      [--profile P] [--policy P] [--max-retries R] [--mutant NAME]
                      [--dfs | --liveness] [--max-memory MB] [--json] [--out FILE]
 
+  --vm-type T      sw_protected (content kept across conversions; default), snp or tdx (content destroyed)
   --pages N        guest_memfd pages, 1..3 (default 2)
-  --holders K,K    pin holders by kind: ${KINDS.join(', ')} (default odirect,io_uring; '' for none)
+  --holders K,K    pin holders by kind: ${KINDS.join(', ')} (default odirect; '' for none)
   --requests C     conversion requests the guest may make, 0..2 (default 1)
   --profile P      kernel profile with a guest_memfd conversion ioctl: ${CONVERTING.join(', ')} (default ipc-v8)
   --policy P       manager policy: ${POLICIES.map((p) => p.name).join(', ')} (default retry)
@@ -54,7 +55,7 @@ export function parseFullConfig(argv: string[]): { config: FullConfig; mutant?: 
     parsed = parseArgs({
       args: argv, strict: true, allowPositionals: false,
       options: {
-        model: { type: 'string' }, pages: { type: 'string' }, holders: { type: 'string' }, requests: { type: 'string' },
+        model: { type: 'string' }, 'vm-type': { type: 'string' }, pages: { type: 'string' }, holders: { type: 'string' }, requests: { type: 'string' },
         profile: { type: 'string' }, policy: { type: 'string' }, 'max-retries': { type: 'string' }, mutant: { type: 'string' },
         dfs: { type: 'boolean' }, liveness: { type: 'boolean' }, 'max-memory': { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean' },
       },
@@ -63,7 +64,7 @@ export function parseFullConfig(argv: string[]): { config: FullConfig; mutant?: 
     throw new FlagError((e as Error).message.replace(/\. To specify.*$/s, ''));
   }
   const v = parsed.values;
-  const holders = (v.holders ?? 'odirect,io_uring').split(',').filter((x) => x !== '');
+  const holders = (v.holders ?? 'odirect').split(',').filter((x) => x !== '');
   for (const h of holders) if (!(KINDS as readonly string[]).includes(h)) throw new FlagError(`--holders: unknown kind '${h}'; allowed: ${KINDS.join(', ')}`);
   if (holders.length > 3) throw new FlagError('--holders: at most 3 holders');
   const profile = findProfile(v.profile ?? 'ipc-v8');
@@ -72,7 +73,10 @@ export function parseFullConfig(argv: string[]): { config: FullConfig; mutant?: 
   if (!basePolicy) throw new FlagError(`--policy must be one of ${POLICIES.map((p) => p.name).join(', ')} (got '${v.policy}')`);
   const mutant = v.mutant === undefined ? undefined : findMutant(v.mutant);
   if (v.mutant !== undefined && !mutant) throw new FlagError(`--mutant must be one of ${MUTANTS.map((m) => m.name).join(', ')} (got '${v.mutant}')`);
+  const vmType = v['vm-type'] ?? 'sw_protected';
+  if (vmType !== 'sw_protected' && vmType !== 'snp' && vmType !== 'tdx') throw new FlagError(`--vm-type must be one of sw_protected, snp, tdx (got '${vmType}')`);
   const config: FullConfig = {
+    vmType,
     pages: intFlag('pages', v.pages, 2, 1, 3),
     holders: holders as HolderKind[],
     requests: intFlag('requests', v.requests, 1, 0, 2),

@@ -38,7 +38,7 @@ export class FullModel implements ObjectModel<FullState, Action> {
 
   constructor(readonly config: FullConfig) {
     this.processes = ['host', ...config.holders.map((_k, h) => `holder ${h}`), 'guest', 'vmm'];
-    this.name = `full(${config.profile.name}, ${config.policy.name}, pages ${config.pages}, holders ${config.holders.join('+') || 'none'}, requests ${config.requests})`;
+    this.name = `full(${config.vmType ?? 'sw_protected'}, ${config.profile.name}, ${config.policy.name}, pages ${config.pages}, holders ${config.holders.join('+') || 'none'}, requests ${config.requests})`;
   }
 
   initialStates(): FullState[] {

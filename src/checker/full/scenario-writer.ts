@@ -27,7 +27,7 @@ export function actionOf(l: EdgeLabel): Action {
 export function counterexampleScenario(config: FullConfig, labels: readonly EdgeLabel[], property: string, message: string): string {
   const w = new World(config);
   const steps: Record<string, unknown>[] = [
-    { op: 'create_vm', type: 'sw_protected', as: 'vm' },
+    { op: 'create_vm', type: config.vmType ?? 'sw_protected', as: 'vm' },
     { op: 'create_guest_memfd', vm: 'vm', size: K(config.pages), flags: ['MMAP', 'INIT_SHARED'], as: 'gmem' },
     { op: 'set_user_memory_region2', vm: 'vm', slot: 0, guest_phys_addr: 0, memory_size: K(config.pages), guest_memfd: 'gmem' },
     { op: 'mmap', fd: 'gmem', length: K(config.pages), as: 'ram' },
@@ -60,6 +60,8 @@ export function counterexampleScenario(config: FullConfig, labels: readonly Edge
         if (a.what === 'read') return { op: 'read', map: 'ram', offset: K(a.page), length: 1 };
         if (a.what === 'store') return { op: 'write', map: 'ram', offset: K(a.page), data: 'P' };
         if (a.what === 'zap') return { op: 'madvise', map: 'ram', offset: K(a.page), length: '4K', advice: 'DONTNEED' };
+        if (a.what === 'munmap') return { op: 'munmap', map: 'ram', offset: K(a.page), length: '4K' };
+        if (a.what === 'fallocate') return { op: 'fallocate', fd: 'gmem', mode: ['KEEP_SIZE'], offset: K(a.page), length: '4K' };
         return { op: 'fallocate', fd: 'gmem', mode: ['KEEP_SIZE', 'PUNCH_HOLE'], offset: K(a.page), length: '4K' };
       case 'holder': {
         const kind = config.holders[a.h]!;

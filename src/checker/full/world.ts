@@ -19,6 +19,8 @@ export const PUB = 0x50; // 'P'
 export const SEC = 0x53; // 'S'
 
 export interface FullConfig {
+  /** The VM type (sw_protected keeps content across conversions; snp and tdx destroy it). */
+  readonly vmType?: 'sw_protected' | 'snp' | 'tdx';
   readonly pages: number;
   readonly holders: readonly HolderKind[];
   readonly requests: number;
@@ -30,7 +32,7 @@ export interface FullConfig {
 
 /** One action: who does what with which parameters. Deterministic given the world. */
 export type Action =
-  | { who: 'host'; what: 'read' | 'store' | 'zap' | 'punch'; page: number }
+  | { who: 'host'; what: 'read' | 'store' | 'zap' | 'munmap' | 'fallocate' | 'punch'; page: number }
   | { who: 'holder'; h: number; what: 'pin'; page: number }
   | { who: 'holder'; h: number; what: 'complete' | 'unpin' | 'dma-write' | 'dma-read' }
   | { who: 'guest'; what: 'request'; lo: number; hi: number; to: 'private' | 'shared' }
@@ -49,6 +51,8 @@ export class World {
   requestsLeft: number;
   /** Ghost: what the guest expects a private page to hold (0 = nothing in particular). */
   readonly expect: number[];
+  /** Ghost: the page holds what the guest wrote while private and has not shared since. */
+  readonly secret: boolean[];
   /** Properties the last action broke (kernel invariants and the checker's own). */
   violations: string[] = [];
 
@@ -58,13 +62,14 @@ export class World {
     this.us = new Userspace(this.backend, { fence: config.fence, waitForIo: config.waitForIo });
     const b = this.us.backend;
     const size = config.pages * PAGE_SIZE;
-    this.vm = must(b.createVm(VM_TYPES.sw_protected));
+    this.vm = must(b.createVm(VM_TYPES[config.vmType ?? 'sw_protected']));
     this.gmem = must(b.createGuestMemfd(this.vm, size, GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED));
     must(b.setUserMemoryRegion2(this.vm, { slot: 0, flags: 4n, guest_phys_addr: 0, memory_size: size, userspace_addr: 0, guest_memfd: this.gmem, guest_memfd_offset: 0 }));
     this.ram = must(b.mmap({ fd: this.gmem, offset: 0, length: size, prot: PROT.READ | PROT.WRITE, flags: MAP_FLAGS.SHARED }));
     this.slots = config.holders.map(() => ({}));
     this.requestsLeft = config.requests;
     this.expect = new Array<number>(config.pages).fill(0);
+    this.secret = new Array<boolean>(config.pages).fill(false);
   }
 
   get inode() { return this.backend.kernel.gmemFile(this.gmem)!.inode; }
@@ -75,7 +80,7 @@ export class World {
     const out: Action[] = [];
     const { pages, holders } = this.config;
     for (let page = 0; page < pages; page++) {
-      for (const what of ['read', 'store', 'zap', 'punch'] as const) out.push({ who: 'host', what, page });
+      for (const what of ['read', 'store', 'zap', 'munmap', 'fallocate', 'punch'] as const) out.push({ who: 'host', what, page });
     }
     holders.forEach((kind, h) => {
       const slot = this.slots[h]!;
@@ -95,11 +100,13 @@ export class World {
       out.push({ who: 'vmm', what: 'step' });
     } else {
       out.push({ who: 'vmm', what: 'step' });
-      // Inside the conversion ioctl another CPU may run lock-free GUP-fast (the TOCTOU window).
+      // Inside the conversion ioctl another CPU may run lock-free GUP-fast on the pages being
+      // converted (the TOCTOU window). Pins elsewhere are ordinary `pin` actions.
       if (this.task.phase === 'call' && this.task.request.to === 'private') {
+        const seg = this.task.request.segments[this.task.seg]!;
         holders.forEach((_k, h) => {
           const slot = this.slots[h]!;
-          if (!(slot.holder?.holding ?? false) && slot.racePin === undefined) for (let page = 0; page < pages; page++) out.push({ who: 'vmm', what: 'step', race: { h, page } });
+          if (!(slot.holder?.holding ?? false) && slot.racePin === undefined) for (let page = seg.lo; page < seg.hi; page++) out.push({ who: 'vmm', what: 'step', race: { h, page } });
         });
       }
     }
@@ -114,14 +121,18 @@ export class World {
       case 'host': {
         if (a.what === 'read') {
           const r = b.hostRead(addr(a.page), 1);
-          if (r.ok && r.value[0] === SEC) this.violations.push('host observed guest-private data');
+          if (r.ok && r.value[0] === SEC && this.secret[a.page]) this.violations.push('host observed guest-private data');
         } else if (a.what === 'store') {
           b.hostWrite(addr(a.page), Uint8Array.of(PUB));
         } else if (a.what === 'zap') {
           b.madvise(addr(a.page), PAGE_SIZE, 4 /* DONTNEED */);
+        } else if (a.what === 'munmap') {
+          b.munmap(addr(a.page), PAGE_SIZE);
+        } else if (a.what === 'fallocate') {
+          b.fallocate(this.gmem, 1n, BigInt(a.page * PAGE_SIZE), BigInt(PAGE_SIZE));
         } else {
           const r = b.fallocate(this.gmem, 3n, BigInt(a.page * PAGE_SIZE), BigInt(PAGE_SIZE));
-          if (r.ok) this.expect[a.page] = 0;
+          if (r.ok) { this.expect[a.page] = 0; this.secret[a.page] = false; }
         }
         break;
       }
@@ -143,6 +154,9 @@ export class World {
         if (t.phase === 'failed' && before && !before.equals(this.inode.attributes)) this.violations.push('a failed conversion changed attributes');
         if (t.phase === 'failed') this.violations.push(`request ${t.request.id} failed although userspace is cooperative: ${t.failure && 'why' in t.failure ? t.failure.why : ''}`);
         if (t.phase === 'done' && t.request.to === 'private') this.snapshotExpectations(t);
+        if (t.phase === 'done' && t.request.to === 'shared') { // the guest shares on purpose
+          for (const seg of t.request.segments) for (let p = seg.lo; p < seg.hi; p++) this.secret[p] = false;
+        }
         break;
       }
     }
@@ -169,7 +183,8 @@ export class World {
     const write = a.what === 'dma-write';
     const store = write ? Uint8Array.of(PUB) : undefined;
     const r = slot.racePin !== undefined ? this.us.backend.pinAccess(slot.racePin, 0, 1, store) : slot.holder!.dma(0, 1, store);
-    if (!write && r.ok && r.value[0] === SEC) this.violations.push('a device observed guest-private data');
+    const page = slot.holder?.range.lo ?? 0;
+    if (!write && r.ok && r.value[0] === SEC && this.secret[page]) this.violations.push('a device observed guest-private data');
   }
 
   private guestAction(a: Extract<Action, { who: 'guest' }>): void {
@@ -182,6 +197,7 @@ export class World {
     const isPrivate = this.attr(a.page) === 'private';
     if (a.what === 'write') {
       const r = b.guestWrite(this.vm, a.page * PAGE_SIZE, Uint8Array.of(isPrivate ? SEC : PUB));
+      if (r.ok) this.secret[a.page] = isPrivate;
       if (r.ok && isPrivate) this.expect[a.page] = SEC;
       return;
     }
@@ -221,7 +237,8 @@ export class World {
     });
     const t = this.task;
     parts.push('|', t ? `${t.phase},${t.seg},${t.retries},${t.noProgress},${t.backoff},${t.request.segments.map((s) => `${s.lo}-${s.hi}`).join('+')},${t.request.to},${t.awaiting.length}` : '-');
-    parts.push('|', String(this.requestsLeft), this.expect.join(','));
+    const mapped = Array.from({ length: this.config.pages }, (_x, p) => (this.backend.kernel.vmaAt(this.ram + p * PAGE_SIZE) ? 'm' : '-')).join('');
+    parts.push('|', String(this.requestsLeft), this.expect.join(','), this.secret.map((x) => (x ? 's' : '-')).join(''), mapped);
     return parts.join(' ');
   }
 
