@@ -7,7 +7,7 @@
 // its states). A pending state with no edge at all is reported as well.
 // It must never use recursion (components can hold millions of states).
 import { growTo, type MemoryAccount } from './memory.js';
-import { type Control, type SearchStats, type Stop } from './search.js';
+import { checkRoots, type Control, type SearchStats, type Stop } from './search.js';
 import { pathTo, type Space } from './space.js';
 
 export type LiveStop =
@@ -35,11 +35,8 @@ export function liveness(space: Space, ctl: Control, stats: SearchStats): LiveSt
 }
 
 function explore(space: Space, ctl: Control, stats: SearchStats, acct: MemoryAccount): Graph | Stop {
-  const n0 = space.addInitial();
-  for (let id = 0; id < n0; id++) {
-    const c = space.check(id);
-    if (c) return { kind: 'invariant', code: c, id };
-  }
+  const bad = checkRoots(space, space.addInitial());
+  if (bad) return bad;
   let off = new Int32Array(1024);
   let tgt = new Int32Array(1 << 16);
   let proc = new Uint8Array(1 << 16);

@@ -51,7 +51,7 @@ export class Control {
 }
 
 /** Checks the initial states; returns a stop if one is bad. */
-function checkRoots(space: Space, n: number): Stop | undefined {
+export function checkRoots(space: Space, n: number): Stop | undefined {
   for (let id = 0; id < n; id++) {
     const c = space.check(id);
     if (c) return { kind: 'invariant', code: c, id };
