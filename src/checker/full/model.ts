@@ -10,6 +10,8 @@ import { World, type Action, type FullConfig } from './world.js';
 export interface FullState {
   readonly path: readonly Action[];
   world?: World;
+  /** The state's encoding when it is already known (a self-loop of its parent). */
+  enc?: string;
   readonly violations: readonly string[];
   /** A guest request is outstanding (for the liveness property). */
   readonly pending: boolean;
@@ -53,23 +55,35 @@ export class FullModel implements ObjectModel<FullState, Action> {
     return w;
   }
 
+  /**
+   * One world per successor, rebuilt by replay, except that an action that left the world as it
+   * was (same canonical encoding: a self-loop, e.g. a host load that got SIGBUS) hands the
+   * unchanged world on to the next action instead of paying for another replay.
+   */
   successors(s: FullState, emit: (label: Action, next: FullState) => void): void {
-    const base = s.world ?? this.replay(s.path);
+    let w: World | undefined = s.world ?? this.replay(s.path);
     s.world = undefined;
-    const actions = base.enabled();
-    actions.forEach((a, i) => {
-      const w = i === actions.length - 1 ? base : this.replay(s.path);
+    const here = s.enc ?? w.encode();
+    for (const a of w.enabled()) {
+      w ??= this.replay(s.path);
       w.backend.checking = true;
       w.apply(a);
-      emit(a, { path: [...s.path, a], world: w, violations: w.violations, pending: w.task !== undefined && !w.task.terminal });
-    });
+      const enc = w.encode();
+      const next = { path: [...s.path, a], violations: w.violations, pending: w.task !== undefined && !w.task.terminal, enc };
+      if (enc === here) {
+        emit(a, next); // the world is still this state's: keep using it
+      } else {
+        emit(a, { ...next, world: w });
+        w = undefined;
+      }
+    }
   }
 
   /** Encode, then let the world go: a queued state keeps only its path (it is replayed when expanded). */
   encode(s: FullState): string {
-    const w = s.world ?? this.replay(s.path);
+    const w = s.world;
     s.world = undefined;
-    return w.encode();
+    return s.enc ?? (w ?? this.replay(s.path)).encode();
   }
 
   describeEdge(a: Action): EdgeLabel {
