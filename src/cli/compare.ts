@@ -9,9 +9,13 @@ import { UsageError } from './usage.js';
 const DEFAULT_PROFILES = ['ipc-v8', 'rfc-2025', 'deferred', 'revoke'];
 
 export function compareCommand(values: { profiles?: string; policies?: string; seed?: string; json?: boolean }): number {
+  const drivable = profileNames().filter((n) => findProfile(n)!.conversion === 'gmem-ioctl');
   const profiles: Profile[] = (values.profiles?.split(',') ?? DEFAULT_PROFILES).map((n) => {
     const p = findProfile(n);
-    if (!p) throw new UsageError(`--profiles: unknown profile '${n}'; allowed: ${profileNames().join(', ')}`);
+    if (!p) throw new UsageError(`--profiles: unknown profile '${n}'; allowed: ${drivable.join(', ')}`);
+    if (p.conversion !== 'gmem-ioctl') {
+      throw new UsageError(`--profiles: ${n} has no guest_memfd conversion ioctl for the manager to drive; allowed: ${drivable.join(', ')}`);
+    }
     return p;
   });
   const policies: Policy[] = values.policies === undefined ? [...POLICIES] : values.policies.split(',').map((n) => {

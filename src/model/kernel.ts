@@ -38,6 +38,8 @@ const s64 = (v: U64): bigint => BigInt.asIntN(64, big(v));
 const u64 = (v: U64): bigint => BigInt.asUintN(64, big(v));
 const aligned = (v: bigint): boolean => (v & BigInt(PAGE_SIZE - 1)) === 0n;
 const PAGE = BigInt(PAGE_SIZE);
+/** Lowest address mappings are placed at (mmap_min_addr-like floor of the model's layout). */
+const MMAP_FLOOR = 0x10000n;
 
 export class Kernel {
   readonly profile: Profile;
@@ -258,6 +260,7 @@ export class Kernel {
     if (type === 0n) return fail('EINVAL', 'one of SHARED and PRIVATE is required');
     if (prot & ~(PROT.READ | PROT.WRITE | PROT.EXEC)) return fail('EINVAL', `unknown prot bits ${hex(prot)}`);
     const pages = (len + PAGE - 1n) / PAGE;
+    if (pages * PAGE + PAGE > BigInt(this.state.mmapBase) - MMAP_FLOOR) return fail('ENOMEM', 'no room for the mapping in the address space');
     const length = Number(pages * PAGE);
     const shared = type !== MAP_FLAGS.PRIVATE;
     if (flags & MAP_FLAGS.ANONYMOUS) {
