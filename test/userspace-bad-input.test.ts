@@ -188,7 +188,7 @@ describe(`requests the kernel rejects  [${KREJECT}]`, () => {
     w.must(w.us.backend.pinUserPages(w.ram + 8 * K, 4 * K, true), 'raw pin');
     const t = ran(w, w.us.convert(w.fd, 0, 16 * K, 'private', PREUNMAP));
     assert.equal(t.phase, 'failed');
-    assert.match(t.failure!.why, /no known holder owns/);
+    assert.match((t.failure as { why: string }).why, /no known holder owns/);
     assert.equal(ring.state, 'held');
     assert.equal(w.attrs(), '0-64K shared');
     w.noViolations();

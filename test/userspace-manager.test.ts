@@ -109,7 +109,7 @@ describe(`a request over two memslots and two guest_memfd files  [${SPAN}]`, () 
     w.must(w.us.backend.pinUserPages(w.maps[1]! + 4 * K, 4 * K, true), 'raw pin');
     const t = ran(w, w.us.mapGpaRange(w.vm, 16 * K, 32 * K, 'private', RETRY));
     assert.deepEqual(summary(t), { phase: 'failed', eagains: 9, retries: 8, released: [], waited: [], vmStopped: false });
-    assert.match(t.failure!.why, /gave up after 8 retries: offset 4096 is still blocked by a reference no known holder owns/);
+    assert.match((t.failure as { why: string }).why, /gave up after 8 retries: offset 4096 is still blocked by a reference no known holder owns/);
     assert.ok(t.stalled > 8, 'the manager backed off between attempts');
     assert.deepEqual([w.attrs(A), w.attrs(B)], ['0-32K shared', '0-32K shared']);
     w.noViolations();
@@ -159,7 +159,7 @@ describe(`the guest's retry budget  [${BUDGET}]`, () => {
     const events = recordEvents(w.us);
     const t = ran(w, w.us.mapGpaRange(w.vm, 0, 16 * K, 'private', GUEST_RETRY));
     assert.deepEqual(summary(t), { phase: 'failed', eagains: 4, retries: 3, released: [], waited: [], vmStopped: false });
-    assert.match(t.failure!.why, /the guest gave up after 3 retries without progress at offset 4096/);
+    assert.match((t.failure as { why: string }).why, /the guest gave up after 3 retries without progress at offset 4096/);
     assert.deepEqual(events, [
       'blocked@4096[]', 'retried#1', 'blocked@4096[]', 'retried#2', 'blocked@4096[]', 'retried#3', 'blocked@4096[]', 'failed',
     ]);

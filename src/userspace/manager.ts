@@ -5,7 +5,7 @@
 // A request is a ConversionTask: an explicit state machine advanced one manager action per
 // step(), so that a checker or simulator can interleave it with everything else; run() drives
 // it to the end with a cooperative environment (the device completes what is awaited).
-import type { BResult } from '../backend/backend.js';
+import type { Unsupported } from '../backend/backend.js';
 import { MEMORY_ATTRIBUTES, PAGE_SIZE } from '../model/abi.js';
 import type { Segment } from '../model/interval-map.js';
 import { fail, type Failure } from '../model/result.js';
@@ -45,7 +45,8 @@ export class ConversionTask {
   /** Guest-retry: attempts in a row that made no progress, and the GPA the guest resumes at. */
   noProgress = 0;
   nextGpa?: number;
-  failure?: Failure;
+  /** Why the request failed: a kernel failure, or a backend that cannot do the conversion at all. */
+  failure?: Failure | Unsupported;
   vmStopped = false;
   constructor(readonly request: ConversionRequest) {}
   get terminal(): boolean { return this.phase === 'done' || this.phase === 'failed'; }
@@ -156,7 +157,7 @@ export class ConversionManager {
       if (++t.seg === t.request.segments.length) this.finish(t);
       return;
     }
-    if (!('errno' in r) || r.errno !== 'EAGAIN') return this.fail(t, asFailure(r));
+    if (!('errno' in r) || r.errno !== 'EAGAIN') return this.fail(t, r);
     t.eagains++;
     const offset = Number(r.out?.error_offset ?? BigInt(range.lo * PAGE_SIZE));
     const holders = this.us.holdersAt(range.fd, Math.floor(offset / PAGE_SIZE));
@@ -202,7 +203,7 @@ export class ConversionManager {
    * A request that cannot complete leaves no attribute changed: converted segments roll back to
    * what they were (runs that already had the target stay; unknown runs get the opposite).
    */
-  private fail(t: ConversionTask, failure: Failure): void {
+  private fail(t: ConversionTask, failure: Failure | Unsupported): void {
     const back: Attribute = t.request.to === 'private' ? 'shared' : 'private';
     for (let i = t.seg - 1; i >= 0; i--) {
       const range = t.request.segments[i]!;
@@ -222,12 +223,6 @@ export class ConversionManager {
     }
     t.failure = failure;
     t.phase = 'failed';
-    this.us.events.emit('failed', { request: t.request, reason: 'why' in failure ? failure.why : String(failure) });
+    this.us.events.emit('failed', { request: t.request, reason: 'why' in failure ? failure.why : 'unsupported' in failure ? failure.unsupported : String(failure) });
   }
-}
-
-function asFailure(r: BResult<unknown>): Failure {
-  if (r.ok) throw new Error('asFailure on success');
-  if ('unsupported' in r) return fail('ENOTTY', r.unsupported);
-  return r;
 }
