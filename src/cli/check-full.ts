@@ -29,7 +29,8 @@ export const FULL_USAGE = `usage: gmemkit check --model full [--vm-type T] [--pa
   --policy P       manager policy: ${POLICIES.map((p) => p.name).join(', ')} (default retry)
   --max-retries R  the policy's retry budget, 0..8 (default 2: keeps traces short)
   --mutant NAME    a seeded bug: ${MUTANTS.map((m) => m.name).join(', ')}
-  --dfs            iterative depth-first search (default breadth-first: shortest counterexample)
+  --dfs            iterative depth-first search (default breadth-first: shortest counterexample);
+                   slower here, since a state is rebuilt by replaying its path and DFS paths are long
   --liveness       check 'every guest request completes' under weak fairness per process
   --max-memory MB  stop with the statistics so far once the search needs more than MB
   --json           print the result as JSON
