@@ -11,7 +11,7 @@ import {
   kvmConvertVmRange, kvmCreateMemslot, kvmCreateVm, kvmDeleteMemslot, kvmGuestAccess, kvmSetVmAttributes,
   kvmVmPut, slotKey, vmHasPrivateMem,
 } from './kvm.js';
-import { findVma, gupPages, hex, hostAccess, insertVma, madviseRange, newVma, placeMapping, pteKey, readFolio, unmapRange, vmasIn, writeFolio } from './mm.js';
+import { copyThroughPages, findVma, gupPages, hex, hostAccess, insertVma, madviseRange, newVma, placeMapping, pteKey, unmapRange, vmasIn } from './mm.js';
 import { pipeCreate, pipeRead, pipeRelease, pipeSplicePages } from './pipe.js';
 import { FULL_MACHINE, hasMemoryAttributes, VM_TYPE_FACTS, type MachineConfig } from './platform.js';
 import { DEFAULT_PROFILE, type Profile } from './profile.js';
@@ -376,19 +376,9 @@ export class Kernel {
     const pin = this.state.pins.get(pinId);
     if (!pin) return fail('EINVAL', `pin ${pinId} is not held`);
     if (offset < 0 || offset + length > pin.length) return fail('EINVAL', `[${offset}, ${offset + length}) outside the ${pin.length}-byte pin`);
-    const base = pin.address % PAGE_SIZE;
-    const out = store ?? new Uint8Array(length);
-    let done = 0;
-    while (done < length) {
-      const at = base + offset + done;
-      const folio = pin.folios[Math.floor(at / PAGE_SIZE)]!;
-      const inPage = at % PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - inPage, length - done);
-      if (store) writeFolio(folio, inPage, store.subarray(done, done + n));
-      else readFolio(folio, inPage, out.subarray(done, done + n));
-      done += n;
-    }
-    return ok(out);
+    // The pinned folios themselves, even detached ones: byte 0 is the pin's first address.
+    const r = copyThroughPages<never>((pin.address % PAGE_SIZE) + offset, length, store, (at) => pin.folios[Math.floor(at / PAGE_SIZE)]!);
+    return ok(r);
   }
 
   /** pipe2() + vmsplice(): a new pipe holding page references on [addr, addr+length). */
@@ -443,17 +433,13 @@ export class Kernel {
     if (!imp) return fail('EINVAL', `import ${id} does not exist`);
     if (imp.revoked) return fail('EFAULT', 'the import was revoked by a conversion to private (IOMMU fault)');
     if (offset < 0 || offset + length > (imp.hi - imp.lo) * PAGE_SIZE) return fail('EINVAL', 'access outside the import');
-    const out = store ?? new Uint8Array(length);
-    for (let done = 0; done < length;) {
-      const at = imp.lo * PAGE_SIZE + offset + done;
+    // The file's current pages (fd+offset), allocated and zeroed on first use like a fault.
+    const r = copyThroughPages<never>(imp.lo * PAGE_SIZE + offset, length, store, (at) => {
       const folio = gmemGetFolio(this.state, imp.inode, Math.floor(at / PAGE_SIZE));
       gmemPrepareFolio(folio);
-      const n = Math.min(PAGE_SIZE - (at % PAGE_SIZE), length - done);
-      if (store) writeFolio(folio, at % PAGE_SIZE, store.subarray(done, done + n));
-      else readFolio(folio, at % PAGE_SIZE, out.subarray(done, done + n));
-      done += n;
-    }
-    return ok(out);
+      return folio;
+    });
+    return ok(r);
   }
 
   // ---------------------------------------------------------------- memslots

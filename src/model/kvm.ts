@@ -6,7 +6,7 @@ import {
   gmemAttr, gmemCheckToPrivate, gmemCommitAttributes, gmemGetFolio, gmemPrepareFolio,
 } from './gmem.js';
 import { IntervalMap } from './interval-map.js';
-import { handleFault, hex, readFolio, writeFolio } from './mm.js';
+import { copyThroughPages, handleFault, hex } from './mm.js';
 import { VM_TYPE_FACTS } from './platform.js';
 import type { Profile } from './profile.js';
 import type { ErrnoFailure, ExitFailure } from './result.js';
@@ -182,21 +182,12 @@ function installSpte(vm: Vm, gfn: number, spte: Spte): void {
 export function kvmGuestAccess(
   s: KernelState, vm: Vm, profile: Profile, gpa: number, length: number, store: Uint8Array | undefined, wantPrivate: boolean | undefined,
 ): Uint8Array | ExitFailure | ErrnoFailure {
-  const out = store ?? new Uint8Array(length);
-  let done = 0;
-  while (done < length) {
-    const at = gpa + done;
-    const inPage = at % PAGE_SIZE;
-    const n = Math.min(PAGE_SIZE - inPage, length - done);
+  return copyThroughPages(gpa, length, store, (at) => {
     const r = kvmGuestFault(s, vm, profile, Math.floor(at / PAGE_SIZE), store !== undefined, wantPrivate);
     // KVM_EXIT_MMIO reports the access itself: its address and (for the byte-wise guest) 1 byte.
     if ('exit' in r && r.exit === 'MMIO') return { ...r, gpa: BigInt(at), size: 1n };
-    if (!('folio' in r)) return r;
-    if (store) writeFolio(r.folio, inPage, store.subarray(done, done + n));
-    else readFolio(r.folio, inPage, out.subarray(done, done + n));
-    done += n;
-  }
-  return out;
+    return 'folio' in r ? r.folio : r;
+  });
 }
 
 export function vmHasPrivateMem(type: VmType): boolean {

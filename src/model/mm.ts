@@ -140,21 +140,34 @@ export function handleFault(s: KernelState, addr: number, write: boolean): Fault
   return { folio };
 }
 
-/** A host load or store of [addr, addr+length) through the process's mappings. */
-export function hostAccess(s: KernelState, addr: number, length: number, store?: Uint8Array): Uint8Array | SignalFailure {
-  const out = store ? store : new Uint8Array(length);
-  let done = 0;
-  while (done < length) {
-    const at = addr + done;
+/**
+ * Copy [start, start+length) of a page-indexed space to or from `store` (a load when it is
+ * undefined), one page at a time: `folioAt(at)` yields the folio behind the page of byte `at`,
+ * or a failure that ends the access there (the pages before it are already copied).
+ */
+export function copyThroughPages<F extends { ok: false }>(
+  start: number, length: number, store: Uint8Array | undefined, folioAt: (at: number) => Folio | F,
+): Uint8Array | F {
+  const out = store ?? new Uint8Array(length);
+  for (let done = 0; done < length;) {
+    const at = start + done;
+    const folio = folioAt(at);
+    if ('ok' in folio) return folio;
     const inPage = at % PAGE_SIZE;
     const n = Math.min(PAGE_SIZE - inPage, length - done);
-    const r = handleFault(s, at, store !== undefined);
-    if ('signal' in r) return r;
-    if (store) writeFolio(r.folio, inPage, store.subarray(done, done + n));
-    else readFolio(r.folio, inPage, out.subarray(done, done + n));
+    if (store) writeFolio(folio, inPage, store.subarray(done, done + n));
+    else readFolio(folio, inPage, out.subarray(done, done + n));
     done += n;
   }
   return out;
+}
+
+/** A host load or store of [addr, addr+length) through the process's mappings. */
+export function hostAccess(s: KernelState, addr: number, length: number, store?: Uint8Array): Uint8Array | SignalFailure {
+  return copyThroughPages(addr, length, store, (at) => {
+    const r = handleFault(s, at, store !== undefined);
+    return 'signal' in r ? r : r.folio;
+  });
 }
 
 export function readFolio(folio: Folio, offset: number, into: Uint8Array): void {
