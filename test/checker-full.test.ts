@@ -3,6 +3,10 @@
 // Userspace code; each seeded bug is found breadth-first with a short trace, and the trace,
 // written as a scenario, replays under `gmemkit run` with the same violation.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { check, checkLiveness } from '../src/checker/index.js';
 import { FullModel } from '../src/checker/full/model.js';
@@ -62,3 +66,26 @@ for (const m of MUTANTS) {
     assert.ok(replay!.steps.slice(0, -1).every((s) => s.violations.length === 0), 'only the last step breaks something');
   });
 }
+
+test('gmemkit check --model full on the command line: JSON, exit codes, the counterexample file replays', () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/gmemkit.js', ...args], { encoding: 'utf8' });
+  const ok = cli('check', '--model', 'full', '--pages', '1', '--json');
+  assert.equal(ok.status, 0, ok.stderr);
+  const j = JSON.parse(ok.stdout) as { status: string; states: number; edges: number };
+  assert.equal(j.status, 'ok');
+  assert.ok(j.states > 0 && j.edges > j.states);
+  const dir = mkdtempSync(join(tmpdir(), 'gmemkit-'));
+  try {
+    const out = join(dir, 'cx.yaml');
+    const bad = cli('check', '--model', 'full', '--mutant', 'no-rollback', '--out', out);
+    assert.equal(bad.status, 1, bad.stderr);
+    assert.match(bad.stdout, /VIOLATION[\s\S]*I4 a conversion changes the whole range or nothing[\s\S]* 1\. /);
+    const replay = cli('run', out);
+    assert.equal(replay.status, 0, replay.stdout);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const usage = cli('check', '--model', 'full', '--mutant', 'nope');
+  assert.equal(usage.status, 2);
+  assert.match(usage.stderr, /--mutant must be one of no-refcount-check, /);
+});
