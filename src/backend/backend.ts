@@ -94,8 +94,5 @@ export interface Backend {
   dispose(): void;
 }
 
-export function isUnsupported(r: BResult<unknown>): r is Unsupported {
-  return !r.ok && 'unsupported' in r;
-}
 
 export type { Errno };

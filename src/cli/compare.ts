@@ -1,16 +1,16 @@
 // `gmemkit compare`: runs the bundled CoCo workload under each conversion policy and kernel
 // profile and prints one table row per combination. Progress goes to stderr, the table to stdout.
-import { findProfile, profileNames, type Profile } from '../model/profile.js';
+import { findProfile, PROFILES, profileNames, type Profile } from '../model/profile.js';
 import { findPolicy, POLICIES, type Policy } from '../userspace/policies.js';
 import { DEFAULT_SHAPE, runWorkload, type WorkloadResult } from '../workload/coco-boot.js';
 import { UsageError } from './usage.js';
 
-/** Profiles with a conversion entry point the manager can drive. */
-const DEFAULT_PROFILES = ['ipc-v8', 'rfc-2025', 'deferred', 'revoke'];
 
 export function compareCommand(values: { profiles?: string; policies?: string; seed?: string; json?: boolean }): number {
   const drivable = profileNames().filter((n) => findProfile(n)!.conversion === 'gmem-ioctl');
-  const profiles: Profile[] = (values.profiles?.split(',') ?? DEFAULT_PROFILES).map((n) => {
+  // Default: every kernel version and design variant (not the mutants) the manager can drive.
+  const defaults = PROFILES.filter((p) => p.conversion === 'gmem-ioctl').map((p) => p.name);
+  const profiles: Profile[] = (values.profiles?.split(',') ?? defaults).map((n) => {
     const p = findProfile(n);
     if (!p) throw new UsageError(`--profiles: unknown profile '${n}'; allowed: ${drivable.join(', ')}`);
     if (p.conversion !== 'gmem-ioctl') {

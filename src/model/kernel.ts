@@ -13,7 +13,7 @@ import {
 } from './kvm.js';
 import { copyThroughPages, findVma, gupPages, hex, hostAccess, insertVma, madviseRange, newVma, placeMapping, pteKey, unmapRange, vmasIn } from './mm.js';
 import { pipeCreate, pipeRead, pipeRelease, pipeSplicePages } from './pipe.js';
-import { FULL_MACHINE, hasMemoryAttributes, VM_TYPE_FACTS, type MachineConfig } from './platform.js';
+import { FULL_MACHINE, hasMemoryAttributes, type MachineConfig } from './platform.js';
 import { DEFAULT_PROFILE, type Profile } from './profile.js';
 import { fail, ok, OK, type AccessResult, type GuestResult, type KResult } from './result.js';
 import { newState, type FdEntry, type Folio, type GmemFile, type Import, type KernelState, type Memslot, type Pin, type Vm } from './state.js';
@@ -572,10 +572,5 @@ export class Kernel {
 
   vmaAt(addr: number) {
     return findVma(this.state, addr);
-  }
-
-  /** The platform facts of a VM type. */
-  vmFacts(type: VmType) {
-    return VM_TYPE_FACTS[type];
   }
 }

@@ -49,7 +49,3 @@ export function pipeRelease(pipe: Pipe): void {
   for (const buf of pipe.buffers) buf.folio.gets--;
   pipe.buffers.length = 0;
 }
-
-export function pipeBytes(pipe: Pipe): number {
-  return pipe.buffers.reduce((n, b) => n + b.length, 0);
-}

@@ -51,7 +51,3 @@ export function fail(errno: Errno, why: string, out?: Record<string, bigint>): E
 export function signal(sig: Signal, address: number, why: string): SignalFailure {
   return { ok: false, signal: sig, address, why };
 }
-
-export function isErrno(r: KResult<unknown>): r is ErrnoFailure {
-  return !r.ok && 'errno' in r;
-}

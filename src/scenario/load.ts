@@ -6,7 +6,7 @@ import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_PROFILE, profileNames } from '../model/profile.js';
 import { parseExpect, type StepExpect } from './expect.js';
-import { ALL_OPS, FD_KINDS, opSchema, type HandleKind, type HandleRef, type OpSpec } from './ops.js';
+import { ALL_OPS, opSchema, type HandleKind, type HandleRef, type OpSpec } from './ops.js';
 import { show } from './values.js';
 
 export interface Step {
@@ -204,4 +204,3 @@ function validateStep(
   };
 }
 
-export { FD_KINDS };

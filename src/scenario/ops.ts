@@ -9,8 +9,6 @@ import { parseBytes, parseFlags, parseNamed, parseSize, TABLES, show, type Parse
 export type HandleKind = 'vm' | 'gmem' | 'map' | 'pin' | 'pipe' | 'ring' | 'dma' | 'io' | 'vhost' | 'request';
 /** Handles that are file descriptors (usable where an `fd` is expected). */
 export const FD_KINDS: readonly HandleKind[] = ['vm', 'gmem', 'pipe'];
-/** Handles that are pin holders of the userspace half. */
-export const HOLDER_KINDS: readonly HandleKind[] = ['ring', 'dma', 'io', 'pipe', 'vhost'];
 
 export type FieldKind =
   | { type: 'size' }
