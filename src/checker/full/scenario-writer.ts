@@ -72,6 +72,7 @@ export function counterexampleScenario(config: FullConfig, labels: readonly Edge
           if (kind === 'io_uring') return { op: 'io_uring_register_buffers', map: 'ram', offset: K(a.page), length: '4K', as };
           return { op: 'vfio_dma_map', map: 'ram', offset: K(a.page), length: '4K', iova: 0, as };
         }
+        if (a.what === 'complete' && race[a.h]) { const pin = race[a.h]; race[a.h] = undefined; return { op: 'unpin_user_pages', pin }; }
         if (a.what === 'complete') return { op: 'io_complete', io: current[a.h] };
         if (a.what === 'unpin') {
           if (race[a.h]) { const pin = race[a.h]; race[a.h] = undefined; return { op: 'unpin_user_pages', pin }; }

@@ -46,7 +46,7 @@ export class World {
   readonly gmem: number;
   readonly ram: number;
   /** Per holder slot: its current userspace holder (if any) and a raw GUP-fast pin it raced in. */
-  readonly slots: { holder?: Holder; racePin?: number }[];
+  readonly slots: { holder?: Holder; racePin?: number; racePage?: number }[];
   task?: ConversionTask;
   requestsLeft: number;
   /** Ghost: what the guest expects a private page to hold (0 = nothing in particular). */
@@ -86,7 +86,8 @@ export class World {
       const slot = this.slots[h]!;
       const held = slot.holder?.holding ?? false;
       if (!held && slot.racePin === undefined) for (let page = 0; page < pages; page++) out.push({ who: 'holder', h, what: 'pin', page });
-      if (slot.holder && slot.holder.state === 'in-flight') out.push({ who: 'holder', h, what: 'complete' });
+      // An in-flight O_DIRECT completes; so does a short-term pin that raced in by GUP-fast.
+      if ((slot.holder && slot.holder.state === 'in-flight') || (kind === 'odirect' && slot.racePin !== undefined)) out.push({ who: 'holder', h, what: 'complete' });
       if (kind !== 'odirect' && (held || slot.racePin !== undefined)) {
         out.push({ who: 'holder', h, what: 'unpin' }, { who: 'holder', h, what: 'dma-write' }, { who: 'holder', h, what: 'dma-read' });
       }
@@ -145,7 +146,7 @@ export class World {
           const { h, page } = a.race;
           this.backend.kernel.state.preemptionPoint = () => {
             const r = this.backend.kernel.pinUserPagesFast(addr(page), PAGE_SIZE, this.config.holders[h] !== 'odirect');
-            if (r.ok) this.slots[h]!.racePin = r.value;
+            if (r.ok) Object.assign(this.slots[h]!, { racePin: r.value, racePage: page });
           };
         }
         const before = t.phase === 'call' ? this.inode.attributes.clone() : undefined;
@@ -173,9 +174,13 @@ export class World {
       if (r.ok) slot.holder = r.value;
       return;
     }
-    if (a.what === 'complete') { (slot.holder as ODirectIo).complete(); return; }
+    if (a.what === 'complete') {
+      if (slot.racePin !== undefined) this.dropRace(slot);
+      else (slot.holder as ODirectIo).complete();
+      return;
+    }
     if (a.what === 'unpin') {
-      if (slot.racePin !== undefined) { this.backend.kernel.unpinUserPages(slot.racePin); delete slot.racePin; }
+      if (slot.racePin !== undefined) this.dropRace(slot);
       if (slot.holder?.holding) slot.holder.close();
       return;
     }
@@ -183,8 +188,14 @@ export class World {
     const write = a.what === 'dma-write';
     const store = write ? Uint8Array.of(PUB) : undefined;
     const r = slot.racePin !== undefined ? this.us.backend.pinAccess(slot.racePin, 0, 1, store) : slot.holder!.dma(0, 1, store);
-    const page = slot.holder?.range.lo ?? 0;
+    const page = slot.racePage ?? slot.holder!.range.lo;
     if (!write && r.ok && r.value[0] === SEC && this.secret[page]) this.violations.push('a device observed guest-private data');
+  }
+
+  private dropRace(slot: World['slots'][number]): void {
+    this.backend.kernel.unpinUserPages(slot.racePin!);
+    delete slot.racePin;
+    delete slot.racePage;
   }
 
   private guestAction(a: Extract<Action, { who: 'guest' }>): void {
