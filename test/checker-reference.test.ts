@@ -14,14 +14,14 @@ import { referenceParams, type ReferenceParams } from '../src/checker/reference/
 import { bfs, Control } from '../src/checker/search.js';
 import type { EdgeSink } from '../src/checker/types.js';
 
-const SPIN = 'anchors/spin/README.md, Results';
+const SPIN = 'docs/checker.md §4.1';
 const model = (p: Partial<ReferenceParams>): ReferenceModel => new ReferenceModel(referenceParams(p));
 
 describe('reference protocol: reachable states and edges equal SPIN NOREDUCE', () => {
   // edges = SPIN "transitions" - 1 (SPIN also counts the initial state) = rumur "rules fired".
   const rows = [
     { n: 2, h: 1, c: 1, states: 963, edges: 6903, bfsDepth: undefined, cite: `${SPIN}, correct model, (2,1,1) NOREDUCE` },
-    { n: 3, h: 2, c: 2, states: 142435, edges: 1501513, bfsDepth: 14, cite: `${SPIN}, (3,2,2) NOREDUCE; "How to compare" 5 (BFS distance 14)` },
+    { n: 3, h: 2, c: 2, states: 142435, edges: 1501513, bfsDepth: 14, cite: `${SPIN}, (3,2,2) NOREDUCE (BFS distance 14)` },
   ];
   for (const r of rows) {
     it(`(${r.n},${r.h},${r.c}) breadth-first: ${r.states} states, ${r.edges} edges [${r.cite}]`, () => {
@@ -55,7 +55,7 @@ describe('reference protocol: the word layout never changes the counts', () => {
 describe('reference protocol: bug variants, breadth-first shortest counterexample at (3,2,2)', () => {
   // depth = SPIN's "at depth" (trail length); for the S3 step assertion the failing step is
   // one more (rumur counts it: 5), so the trace has depth + 1 steps.
-  const BUGS = `${SPIN}, Buggy variants, BFS rows (3,2,2); ../rumur/README.md`;
+  const BUGS = 'docs/checker.md §4.2, BFS rows (3,2,2); §4.4 (rumur)';
   const rows = [
     { bug: 1, property: 'S2 private page pinned', depth: 4, steps: 4, kind: 'invariant' },
     { bug: 2, property: 'S2 private page pinned', depth: 5, steps: 5, kind: 'invariant' },
@@ -81,7 +81,7 @@ describe('reference protocol: bug variants, breadth-first shortest counterexampl
     { bug: 1, depth: 5, spin: 'S4' }, { bug: 2, depth: 6, spin: 'S4' }, { bug: 4, depth: 5, spin: 'S5' },
   ];
   for (const r of semantic) {
-    it(`BUG ${r.bug} SEMANTIC: S4 or S5 at depth ${r.depth} (SPIN: ${r.spin}) [${SPIN}, BFS+SEMANTIC rows]`, () => {
+    it(`BUG ${r.bug} SEMANTIC: S4 or S5 at depth ${r.depth} (SPIN: ${r.spin}) [docs/checker.md §4.2, SEMANTIC]`, () => {
       const res = check(model({ bug: r.bug, semantic: true }));
       assert.match(res.counterexample?.property ?? '', /^S[45] /);
       assert.equal(res.counterexample?.depth, r.depth);
@@ -116,7 +116,7 @@ function replay(m: ReferenceModel, texts: readonly string[]): Uint32Array[] {
 }
 
 describe('reference protocol: liveness, every request completes under weak fairness', () => {
-  const LIVE = `${SPIN}, Liveness (optional)`;
+  const LIVE = 'docs/checker.md §4.3';
   it(`COOP=1 (3,2,2): holds [${LIVE}]`, () => {
     const res = checkLiveness(model({ coop: true }));
     assert.equal(res.status, 'ok');
