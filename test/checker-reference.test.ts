@@ -14,7 +14,7 @@ import { referenceParams, type ReferenceParams } from '../src/checker/reference/
 import { bfs, Control } from '../src/checker/search.js';
 import type { EdgeSink, PackedModel } from '../src/checker/types.js';
 
-const SPIN = 'anchors/spin/README.md, Results';
+const SPIN = 'docs/checker.md §4.1';
 const model = (p: Partial<ReferenceParams>): ReferenceModel => new ReferenceModel(referenceParams(p));
 
 /**
@@ -51,7 +51,7 @@ describe('reference protocol: reachable states and edges equal SPIN NOREDUCE', (
   // edges = SPIN "transitions" - 1 (SPIN also counts the initial state) = rumur "rules fired".
   const rows = [
     { n: 2, h: 1, c: 1, states: 963, edges: 6903, bfsDepth: undefined, cite: `${SPIN}, correct model, (2,1,1) NOREDUCE` },
-    { n: 3, h: 2, c: 2, states: 142435, edges: 1501513, bfsDepth: 14, cite: `${SPIN}, (3,2,2) NOREDUCE; "How to compare" 5 (BFS distance 14)` },
+    { n: 3, h: 2, c: 2, states: 142435, edges: 1501513, bfsDepth: 14, cite: `${SPIN}, (3,2,2) NOREDUCE (BFS distance 14)` },
   ];
   for (const r of rows) {
     it(`(${r.n},${r.h},${r.c}) breadth-first: ${r.states} states, ${r.edges} edges [${r.cite}]`, () => {
@@ -85,7 +85,7 @@ describe('reference protocol: the word layout never changes the counts', () => {
 describe('reference protocol: bug variants, breadth-first shortest counterexample at (3,2,2)', () => {
   // depth = SPIN's "at depth" (trail length); for the S3 step assertion the failing step is
   // one more (rumur counts it: 5), so the trace has depth + 1 steps.
-  const BUGS = `${SPIN}, Buggy variants, BFS rows (3,2,2); ../rumur/README.md`;
+  const BUGS = 'docs/checker.md §4.2, BFS rows (3,2,2); §4.4 (rumur)';
   const rows = [
     { bug: 1, property: 'S2 private page pinned', depth: 4, steps: 4, kind: 'invariant' },
     { bug: 2, property: 'S2 private page pinned', depth: 5, steps: 5, kind: 'invariant' },
@@ -115,7 +115,7 @@ describe('reference protocol: bug variants, breadth-first shortest counterexampl
     { bug: 4, property: 'S5 private content changed / lost', depth: 5 },
   ];
   for (const r of semantic) {
-    it(`BUG ${r.bug} SEMANTIC, pan's edge order: ${r.property}, trail length ${r.depth} [${SPIN}, BFS+SEMANTIC rows (3,2,2)]`, () => {
+    it(`BUG ${r.bug} SEMANTIC, pan's edge order: ${r.property}, trail length ${r.depth} [docs/checker.md §4.2, SEMANTIC]`, () => {
       const res = check(panOrder(model({ bug: r.bug, semantic: true })));
       assert.equal(res.status, 'violation');
       const ce = res.counterexample!;
@@ -124,7 +124,7 @@ describe('reference protocol: bug variants, breadth-first shortest counterexampl
       assert.equal(ce.depth, r.depth);
       assert.equal(ce.steps.length, r.depth);
     });
-    it(`BUG ${r.bug} SEMANTIC, the checker's own edge order: the same shortest depth ${r.depth} [${SPIN}, BFS+SEMANTIC rows (3,2,2)]`, () => {
+    it(`BUG ${r.bug} SEMANTIC, the checker's own edge order: the same shortest depth ${r.depth} [docs/checker.md §4.2, SEMANTIC]`, () => {
       // The shortest depth does not depend on the edge order (the property may: see above).
       const res = check(model({ bug: r.bug, semantic: true }));
       assert.equal(res.counterexample?.kind, 'invariant');
@@ -165,7 +165,7 @@ function replay(m: ReferenceModel, texts: readonly string[]): Uint32Array[] {
 }
 
 describe('reference protocol: liveness, every request completes under weak fairness', () => {
-  const LIVE = `${SPIN}, Liveness (optional)`;
+  const LIVE = 'docs/checker.md §4.3';
   it(`COOP=1 (3,2,2): holds [${LIVE}]`, () => {
     const res = checkLiveness(model({ coop: true }));
     assert.equal(res.status, 'ok');

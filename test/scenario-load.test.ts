@@ -1,5 +1,5 @@
 // Bad scenario files: each mistake is reported before anything runs, naming the step, the
-// field and what is allowed (scenario-format.md "File": handles, ops, fields, types).
+// field and what is allowed (scenario-language.md §1: handles, ops, fields, types).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseScenario, ScenarioError } from '../src/scenario/load.js';

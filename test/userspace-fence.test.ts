@@ -1,7 +1,7 @@
 // Liveness of the conversion manager under interleavings (issue: "for any interleaving of holder
 // operations and guest requests, a cooperative VMM completes every request and no invariant
 // breaks; without the pin fence the same property finds the livelock"). The livelock is the
-// one SPIN finds in the reference protocol (anchors/spin/README.md "Liveness", COOP=0): the
+// one SPIN finds in the reference protocol (docs/checker.md §4.3, COOP=0): the
 // O_DIRECT user re-pins the page each time its I/O completes, before the manager retries.
 // The schedules are random: a weight per actor (the bias, drawn by the generator like the rest)
 // and one uniform draw per step choosing among the enabled actors; nothing favours the user.

@@ -19,7 +19,7 @@ const USAGE = `usage: gmemkit check --model reference [--pages N] [--holders H] 
                      [--bug K] [--coop] [--kinds K0,K1,K2] [--semantic]
                      [--dfs | --liveness] [--symmetry] [--max-memory MB] [--json]
 
-  --model reference   the reference protocol of anchors/spin (gmem.pml)
+  --model reference   the reference protocol (docs/checker.md §3; bench/spin/gmem.pml for SPIN)
   --model full        the full gmemkit model: see 'gmemkit check --model full --help'
   --pages N           pages in the file, ${RANGES.pages[0]}..${RANGES.pages[1]} (default 3)
   --holders H         pin holders, ${RANGES.holders[0]}..${RANGES.holders[1]} (default 2)

@@ -1,4 +1,4 @@
-// Expectations of a step (scenario-format.md "Expectations"): parsing them, and matching an
+// Expectations of a step (scenario-language.md §5): parsing them, and matching an
 // outcome against them. An outcome is what a backend call produced, normalised for display,
 // comparison across backends, and JSON.
 import type { BResult, Violation } from '../backend/backend.js';

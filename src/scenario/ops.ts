@@ -1,4 +1,4 @@
-// The scenario ops: for each op of scenario-format.md, its fields (kind, required or default)
+// The scenario ops: for each op of scenario-language.md §2, its fields (kind, required or default)
 // and the kind of handle its `as:` names. Field schemas are zod types built from these specs,
 // so every op is validated the same way and the table is the single list of what exists.
 import { z } from 'zod';
@@ -47,7 +47,7 @@ const opt = (kind: FieldKind, dflt?: unknown): FieldSpec => (dflt === undefined 
 const flags = (table: FlagTable, what: string): FieldKind => ({ type: 'flags', table, what });
 const data = { data: opt(bytes), bytes: opt(bytes) };
 
-/** The kernel interface (scenario-format.md "Kernel interface"), plus gmemkit extensions. */
+/** The kernel interface (scenario-language.md §2.1), plus gmemkit extensions. */
 export const KERNEL_OPS: Readonly<Record<string, OpSpec>> = {
   create_vm: { summary: 'KVM_CREATE_VM', produces: 'vm', fields: { type: opt({ type: 'named', table: TABLES.vmTypes, what: 'VM type' }, 'default') } },
   check_extension: { summary: 'KVM_CHECK_EXTENSION', fields: { cap: req({ type: 'cap' }), vm: opt(vm) } },
@@ -105,7 +105,7 @@ export const KERNEL_OPS: Readonly<Record<string, OpSpec>> = {
 const policy: FieldKind = { type: 'choice', table: POLICY_TABLE, what: 'policy' };
 const direction: FieldKind = { type: 'choice', table: { private: 1, shared: 0 }, what: 'direction' };
 
-/** The userspace subsystems that hold pins, and the conversion manager (scenario-format.md). */
+/** The userspace subsystems that hold pins, and the conversion manager (scenario-language.md §2.2, §2.3). */
 export const USERSPACE_OPS: Readonly<Record<string, OpSpec>> = {
   io_uring_register_buffers: { summary: 'IORING_REGISTER_BUFFERS (long-term pin)', produces: 'ring', fields: { map: req(map), offset: opt(size, 0), length: req(size) } },
   io_uring_unregister_buffers: { summary: 'IORING_UNREGISTER_BUFFERS', fields: { ring: req({ type: 'handle', kinds: ['ring'] }) } },

@@ -1,4 +1,4 @@
-// Scenario value syntax (scenario-format.md): sizes with K/M/G/T suffixes, flag lists of uapi
+// Scenario value syntax (scenario-language.md §4): sizes with K/M/G/T suffixes, flag lists of uapi
 // names without prefix or raw numbers, data as a string or a byte list. Each parser returns
 // the value or a message naming what is allowed; none of them throws.
 import {
