@@ -3,7 +3,7 @@
 // I/O pins through that mapping, releasing it for a range unmaps its own mapping there and
 // leaves the VMM's alone, and re-establishing maps the range again. On the model also the
 // conversions that drive it (preunmap: released before to-private, mapped again after to-shared).
-// Sources: thread-and-userspace.md §1.2 (vhost-user is VA-based and needs GUP; Peter Xu's "map
+// Sources: design-discussion.md §1.2 (vhost-user is VA-based and needs GUP; Peter Xu's "map
 // only what is authorised, zap remotely"), §3.1 (QEMU's RamDiscardManager notifies listeners of
 // discard/populate); kernel-semantics.md §1.10(b) step 4 (to-private zaps the range's host PTEs
 // in every process; only references block).
@@ -119,7 +119,7 @@ onBoth('set_mem_table regions are whole pages', (w) => {
   assert.ok(!r.ok && 'errno' in r && r.errno === 'EINVAL' && /whole pages/.test(r.why), JSON.stringify(r));
 });
 
-const PU = 'thread-and-userspace.md §3.1 (RamDiscardManager: notify_discard before to-private, notify_populate after to-shared)';
+const PU = 'design-discussion.md §3.1 (RamDiscardManager: notify_discard before to-private, notify_populate after to-shared)';
 
 test(`preunmap: the backend unmaps the range before to-private and maps it again after to-shared; the VMM keeps its mapping [${PU}]`, () => {
   const w = new World();
