@@ -11,8 +11,25 @@ import { EXIT } from '../src/cli/args.js';
 import { parseReferenceFlags, REFERENCE_SPEC } from '../src/cli/check-command.js';
 import { FULL_SPEC, parseFullConfig } from '../src/cli/check-full.js';
 import { COMPARE_SPEC } from '../src/cli/compare.js';
+import { main } from '../src/cli/main.js';
 
 const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/gmemkit.js', ...args], { encoding: 'utf8' });
+
+/** main() in this process, capturing stdout and stderr: the same code as the binary, without a spawn per case. */
+async function inProcess(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const ow = process.stdout.write.bind(process.stdout);
+  const ew = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((x: string) => { stdout += x; return true; }) as typeof process.stdout.write;
+  process.stderr.write = ((x: string) => { stderr += x; return true; }) as typeof process.stderr.write;
+  try {
+    return { status: await main(args), stdout, stderr };
+  } finally {
+    process.stdout.write = ow;
+    process.stderr.write = ew;
+  }
+}
 const STACK = /at .*\.js:\d+|Error:|TypeError|ambiguous/;
 
 test('--version and -V print the version of package.json, exit 0', () => {
@@ -37,9 +54,9 @@ const COMMANDS: [string[], string[]][] = [
 ];
 
 for (const [cmd, options] of COMMANDS) {
-  test(`gmemkit ${cmd.join(' ')} --help / -h prints its options and exits 0`, () => {
+  test(`gmemkit ${cmd.join(' ')} --help / -h prints its options and exits 0`, async () => {
     for (const h of ['--help', '-h']) {
-      const r = cli(...cmd, h);
+      const r = h === '--help' ? cli(...cmd, h) : await inProcess(...cmd, h);
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.stderr, '');
       assert.match(r.stdout, new RegExp(`^usage: gmemkit ${cmd.join(' ')}`));
@@ -56,15 +73,15 @@ for (const [cmd, options] of COMMANDS) {
   });
 }
 
-test('gmemkit help CMD is CMD --help', () => {
+test('gmemkit help CMD is CMD --help', async () => {
   for (const cmd of ['run', 'diff', 'conform', 'compare', 'profiles', 'ops']) {
-    const a = cli('help', cmd);
+    const a = await inProcess('help', cmd);
     assert.equal(a.status, 0);
-    assert.equal(a.stdout, cli(cmd, '--help').stdout);
+    assert.equal(a.stdout, (await inProcess(cmd, '--help')).stdout);
   }
   const check = cli('help', 'check');
-  assert.ok(check.stdout.includes(cli('check', '--help').stdout) && check.stdout.includes(cli('check', '--model', 'full', '--help').stdout));
-  const bad = cli('help', 'frobnicate');
+  assert.ok(check.stdout.includes((await inProcess('check', '--help')).stdout) && check.stdout.includes((await inProcess('check', '--model', 'full', '--help')).stdout));
+  const bad = await inProcess('help', 'frobnicate');
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /unknown command 'frobnicate'; commands: run, /);
 });
@@ -135,11 +152,16 @@ const NUMERIC: [string[], string, RegExp][] = [
 const BAD_NUMBERS = ['-1', '', 'NaN', 'abc', '1e3', '99999999999999999999', '0x10', 'Infinity'];
 
 for (const [cmd, opt, msg] of NUMERIC) {
-  test(`gmemkit ${cmd.join(' ')} --${opt}: out of range or not a number is a clean message (exit 2)`, () => {
-    // An integer option also refuses a fraction; a positive one refuses zero.
+  test(`gmemkit ${cmd.join(' ')} --${opt}: out of range or not a number is a clean message (exit 2)`, async () => {
+    // An integer option also refuses a fraction; a positive one refuses zero. The binary once
+    // (the headline case, -1), then main() in this process for the rest.
+    const spawned = cli(...cmd, `--${opt}`, '-1');
+    assert.equal(spawned.status, 2);
+    assert.doesNotMatch(spawned.stderr, STACK);
+    assert.match(spawned.stderr, msg);
     for (const v of [...BAD_NUMBERS, opt === 'max-memory' ? '0' : '1.5']) {
       for (const args of [[`--${opt}`, v], [`--${opt}=${v}`]]) {
-        const r = cli(...cmd, ...args);
+        const r = await inProcess(...cmd, ...args);
         assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
         assert.equal(r.stdout, '');
         assert.doesNotMatch(r.stderr, STACK);
@@ -147,7 +169,7 @@ for (const [cmd, opt, msg] of NUMERIC) {
         assert.ok(r.stderr.includes(`(got '${v}')`), r.stderr);
       }
     }
-    const missing = cli(...cmd, `--${opt}`);
+    const missing = await inProcess(...cmd, `--${opt}`);
     assert.equal(missing.status, 2);
     assert.match(missing.stderr, new RegExp(`--${opt} needs a value`));
   });

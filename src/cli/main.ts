@@ -43,6 +43,7 @@ const DIFF_SPEC: CommandSpec = {
     + 'signal, data, value, exit) differs, and count the steps that agree, differ, are unsupported or marked.',
   positionals: 'scenario files or directories',
   options: [profileOption, jsonOption],
+  notes: 'Progress goes to stderr, only when it is a terminal.',
 };
 
 const CONFORM_SPEC: CommandSpec = {
@@ -196,7 +197,7 @@ function loadAll(cmd: string, paths: string[]): Scenario[] {
 function diffCommand(p: Parsed): number {
   const profile = checkProfile(p.string('profile'));
   const scenarios = loadAll('diff', [...p.positionals]);
-  const { text, failed } = diffReport(diffScenarios(scenarios, profile), p.bool('json'));
+  const { text, failed } = diffReport(diffScenarios(scenarios, profile, progressSink(p.bool('json'))), p.bool('json'));
   console.log(text);
   return failed ? EXIT.FAILED : EXIT.OK;
 }
