@@ -48,6 +48,7 @@ const DIFF_SPEC: CommandSpec = {
 
 const CONFORM_SPEC: CommandSpec = {
   name: 'conform',
+  brief: 'the bundled conformance suite on both backends: a table per op, exit 1 on a difference',
   synopsis: 'conform [options] [DIR...]',
   summary: 'The bundled conformance suite (or the scenarios named) on both backends: a table per op.',
   positionals: 'scenario files or directories (default: the bundled conformance suite)',
@@ -55,10 +56,11 @@ const CONFORM_SPEC: CommandSpec = {
   notes: 'Progress goes to stderr, only when it is a terminal.',
 };
 
-const PROFILES_SPEC: CommandSpec = { name: 'profiles', synopsis: 'profiles', summary: 'List the ABI profiles, design variants and mutants.', options: [] };
+const PROFILES_SPEC: CommandSpec = { name: 'profiles', synopsis: 'profiles', brief: 'the ABI profiles, design variants and mutants', summary: 'List the ABI profiles, design variants and mutants.', options: [] };
 
 const OPS_SPEC: CommandSpec = {
   name: 'ops',
+  brief: 'the scenario ops with their fields (request_start, manager_step, ... included)',
   synopsis: 'ops [OP...]',
   summary: 'List the scenario ops (all, or those named) with their fields, kinds and defaults.',
   positionals: 'op names',
