@@ -80,7 +80,7 @@ function parseOne(v: unknown): Parsed<{ expect: Expect; violations: string[] }> 
   const conv: ConversionExpect = {};
   for (const f of ['retries', 'eagains'] as const) {
     if (!(f in o)) continue;
-    const n = parseSize(o[f]);
+    const n = parseSize(o[f], 'u32');
     if (!n.ok) return { ok: false, message: `${f}: ${n.message}` };
     conv[f] = n.value;
     delete o[f];
@@ -113,7 +113,7 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
     const out: Record<string, bigint> = {};
     for (const f of OUT_FIELDS) {
       if (!(f in o)) continue;
-      const n = parseSize(o[f]);
+      const n = parseSize(o[f], 'u64'); // struct kvm_memory_attributes2.error_offset: __u64
       if (!n.ok) return { ok: false, message: `${f}: ${n.message}` };
       out[f] = n.value;
     }
@@ -137,14 +137,14 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
   if ('fill' in o) {
     const err = only(['fill']);
     if (err) return { ok: false, message: err };
-    const f = typeof o.fill === 'bigint' ? Number(o.fill) : o.fill;
-    if (typeof f !== 'number' || !Number.isInteger(f) || f < 0 || f > 255) return { ok: false, message: `fill: expected a byte value 0..255, got ${show(o.fill)}` };
-    return done({ kind: 'fill', fill: f });
+    const f = typeof o.fill === 'bigint' || typeof o.fill === 'number' || typeof o.fill === 'string' ? parseSize(o.fill, 'u8') : undefined;
+    if (!f?.ok) return { ok: false, message: `fill: expected a byte value 0..255${f ? `: ${f.message}` : `, got ${show(o.fill)}`}` };
+    return done({ kind: 'fill', fill: Number(f.value) });
   }
   if ('value' in o) {
     const err = only(['value']);
     if (err) return { ok: false, message: err };
-    const n = parseSize(o.value);
+    const n = parseSize(o.value, 's64'); // return values: int, long, off_t, ssize_t
     if (!n.ok) return { ok: false, message: `value: ${n.message}` };
     return done({ kind: 'value', value: n.value });
   }
@@ -155,7 +155,7 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
     const e: Expect = { kind: 'exit', exit: o.exit };
     for (const f of ['gpa', 'size'] as const) {
       if (!(f in o)) continue;
-      const n = parseSize(o[f]);
+      const n = parseSize(o[f], 'u64'); // kvm_run.memory_fault.gpa / .size: u64
       if (!n.ok) return { ok: false, message: `${f}: ${n.message}` };
       e[f] = n.value;
     }
