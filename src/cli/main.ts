@@ -91,7 +91,15 @@ function runCommand(args: string[]): number {
   const profile = checkProfile(values.profile as string | undefined);
   const backendName = values.backend as string;
   if (backendName !== 'model' && backendName !== 'linux') throw new UsageError(`--backend: unknown backend '${backendName}'; allowed: model, linux`);
-  const scenarios = loadAll('run', positionals);
+  let scenarios: Scenario[];
+  try {
+    scenarios = loadAll('run', positionals);
+  } catch (e) {
+    // Under --json a validation error is JSON too, on stdout (exit 2 as always).
+    if (!values.json || !(e instanceof ScenarioError)) throw e;
+    console.log(JSON.stringify({ error: 'invalid scenario', errors: e.errors.map((x) => ({ ...x, text: formatLoadError(x) })) }, null, 2));
+    return 2;
+  }
   const backend = backendName === 'linux' ? linuxBackendFactory() : undefined;
   const results: ScenarioResult[] = [];
   for (const s of scenarios) {

@@ -5,10 +5,10 @@
 import { isUtf8 } from 'node:buffer';
 import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { isAlias, isCollection, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type Pair } from 'yaml';
+import yaml from 'js-yaml';
 import { DEFAULT_PROFILE, profileNames } from '../model/profile.js';
 import { parseExpect, type StepExpect } from './expect.js';
-import { ALL_OPS, parseField, type HandleKind, type HandleRef, type OpSpec } from './ops.js';
+import { ALL_OPS, parseField, type FieldSpec, type HandleKind, type HandleRef, type OpSpec } from './ops.js';
 import { show } from './values.js';
 
 export interface Step {
@@ -69,8 +69,6 @@ export function formatLoadError(e: LoadError): string {
 export const MAX_FILE_BYTES = 64 * 1024 * 1024;
 /** Deepest nesting of YAML collections accepted (a scenario needs about 5). */
 export const MAX_DEPTH = 64;
-/** Alias expansions accepted (the yaml library's maxAliasCount). */
-export const MAX_ALIAS_COUNT = 1000;
 /** Problems reported per file; the rest are counted. */
 const MAX_ERRORS = 200;
 
@@ -186,77 +184,118 @@ export function loadScenarioFile(file: string): Scenario {
   return parseScenario(decodeText(readScenarioBytes(file), file), file);
 }
 
-/** Offset -> line, for nodes of the parsed document. */
-type LineOf = (node: unknown) => number | undefined;
-
 /**
- * Walk the YAML tree without recursion: refuse nesting deeper than MAX_DEPTH, and note the
- * first alias (for the message if aliases expand too much).
+ * YAML 1.2 core schema with integers as exact bigints (so 99999999999999999999999 is that
+ * number, refused by the type check, never a rounded float); floats, .nan and .inf stay numbers.
  */
-function checkShape(root: unknown, lineOf: LineOf, file: string): { firstAlias?: number } {
-  const stack: [unknown, number][] = [[root, 0]];
-  let firstAlias: number | undefined;
-  while (stack.length) {
-    const [node, depth] = stack.pop()!;
-    if (isAlias(node)) { firstAlias ??= lineOf(node); continue; }
-    if (!isCollection(node)) continue;
-    if (depth >= MAX_DEPTH) {
-      throw new ScenarioError([{ file, line: lineOf(node), message: `nested more than ${MAX_DEPTH} levels deep; scenario values nest only a few levels` }]);
+const BIGINT = new yaml.Type('tag:yaml.org,2002:int', {
+  kind: 'scalar',
+  resolve: (s: string | null) => s !== null && /^(?:[-+]?[0-9]+|0x[0-9a-fA-F]+|0o[0-7]+)$/.test(s),
+  construct: (s: string) => (s.startsWith('0o') ? BigInt(`0o${s.slice(2)}`) : s.startsWith('-') ? -BigInt(s.slice(1)) : BigInt(s.replace(/^\+/, ''))),
+  predicate: (x: unknown) => typeof x === 'bigint',
+  represent: (x: object) => String(x),
+});
+const SCHEMA = yaml.CORE_SCHEMA.extend({ implicit: [BIGINT] });
+
+/** Line starts of `text`, for offset -> line by binary search. */
+function lineTable(text: string): (offset: number) => number {
+  const starts = [0];
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+  return (offset) => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= offset) lo = mid; else hi = mid - 1;
     }
-    for (const item of node.items as unknown[]) {
-      if (isPair(item)) {
-        stack.push([(item as Pair).key, depth + 1], [(item as Pair).value, depth + 1]);
-      } else {
-        stack.push([item, depth + 1]);
-      }
-    }
-  }
-  return firstAlias === undefined ? {} : { firstAlias };
+    return lo + 1;
+  };
 }
 
-/** The YAML document of `text` as plain JS values, or a ScenarioError with lines. */
-function parseYaml(text: string, file: string): { raw: unknown; contents: YamlNode | null; lineOf: LineOf } {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, intAsBigInt: true, uniqueKeys: true });
-  const lineOf: LineOf = (node) => {
-    const start = (node as { range?: [number, number, number] } | null | undefined)?.range?.[0];
-    return start === undefined ? undefined : lines.linePos(start).line;
-  };
-  if (doc.errors.length) {
-    throw new ScenarioError(doc.errors.slice(0, MAX_ERRORS).map((e) => ({
-      file,
-      ...(e.linePos?.[0]?.line ? { line: e.linePos[0].line } : {}),
-      message: /call stack/i.test(e.message)
-        ? 'not valid YAML/JSON: nested too deeply for the parser; scenario values nest only a few levels'
-        : `not valid YAML/JSON: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
-    })));
+/** First offset at or after `pos` that is not blank, a line break or a comment. */
+function skipBlank(text: string, pos: number): number {
+  for (;;) {
+    const c = text.charCodeAt(pos);
+    if (c === 32 || c === 9 || c === 10 || c === 13) pos++;
+    else if (c === 35) { const nl = text.indexOf('\n', pos); if (nl === -1) return text.length; pos = nl; } else return pos;
   }
-  const contents = doc.contents as YamlNode | null;
-  if (contents === null || (isScalar(contents) && contents.value === null && text.trim().replace(/^#.*$/gm, '').trim() === '')) {
+}
+
+interface ParsedYaml {
+  readonly raw: Record<string, unknown>;
+  /** Line of item i of a top-level list (the steps), when known. */
+  readonly itemLine: (list: unknown, i: number) => number | undefined;
+  /** Line of a top-level key. */
+  readonly keyLine: (key: string) => number | undefined;
+}
+
+/**
+ * The YAML (or JSON) text as plain values, with the lines of the steps. Nesting deeper than
+ * MAX_DEPTH is refused by the parser; aliases are shared, not copied, so an alias bomb costs
+ * nothing, and every message built from a value is bounded (`show`).
+ */
+function parseYaml(text: string, file: string): ParsedYaml {
+  const lineOf = lineTable(text);
+  // js-yaml reports 'open' and 'close' for every node it composes: note where each node starts,
+  // and keep the starts of the top-level keys and values (depth 2) and of the items of each
+  // top-level list (depth 3), i.e. of the steps.
+  const opens: number[] = [];
+  const rootChildren: [number, unknown][] = [];
+  let items: number[] = [];
+  const itemStarts = new Map<unknown, number[]>();
+  let raw: unknown;
+  try {
+    raw = yaml.load(text, {
+      schema: SCHEMA, filename: file, maxDepth: MAX_DEPTH,
+      listener(event, state) {
+        const depth = (state as unknown as { depth: number }).depth;
+        if (event === 'open') {
+          opens.push(state.position);
+          if (depth === 2) items = [];
+          return;
+        }
+        const start = opens.pop()!;
+        if (depth === 3) items.push(start);
+        else if (depth === 2) {
+          rootChildren.push([start, state.result]);
+          if (Array.isArray(state.result)) itemStarts.set(state.result, items);
+        }
+      },
+    } as yaml.LoadOptions);
+  } catch (e) {
+    if (!(e instanceof yaml.YAMLException)) throw e;
+    const reason = /maxDepth/.test(e.reason) ? `nested more than ${MAX_DEPTH} levels deep; scenario values nest only a few levels` : e.reason;
+    // "expected a single document" has no mark: name the line of the second document.
+    const second = e.mark ? undefined : [...text.matchAll(/^(?:---|\.\.\.)(?:[ \t]|$)/gm)].find((m) => text.slice(0, m.index).trim() !== '');
+    const line = e.mark ? e.mark.line + 1 : second ? lineOf(second.index) : undefined;
+    throw new ScenarioError([{ file, ...(line ? { line } : {}), message: `not valid YAML/JSON: ${reason}` }]);
+  }
+  if (raw === undefined || raw === null) {
     throw new ScenarioError([{ file, message: 'the file is empty; a scenario is a mapping with name: and steps:' }]);
   }
-  if (!isMap(contents)) {
-    const what = isSeq(contents) ? 'a list' : `a single value (${show(isScalar(contents) ? contents.value : contents)})`;
-    throw new ScenarioError([{ file, line: lineOf(contents) ?? 1, message: `the top level is ${what}; a scenario is a mapping with name: and steps:` }]);
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    const what = Array.isArray(raw) ? 'a list' : `a single value (${show(raw)})`;
+    throw new ScenarioError([{ file, line: lineOf(skipBlank(text, 0)), message: `the top level is ${what}; a scenario is a mapping with name: and steps:` }]);
   }
-  const { firstAlias } = checkShape(contents, lineOf, file);
-  try {
-    return { raw: doc.toJS({ mapAsMap: false, maxAliasCount: MAX_ALIAS_COUNT }) as unknown, contents, lineOf };
-  } catch (e) {
-    if (e instanceof ReferenceError && /alias/i.test(e.message)) {
-      throw new ScenarioError([{ file, ...(firstAlias ? { line: firstAlias } : {}), message: `YAML aliases expand too much (beyond ${MAX_ALIAS_COUNT} alias expansions); write the values out` }]);
-    }
-    throw e;
-  }
+  return {
+    raw: raw as Record<string, unknown>,
+    itemLine: (list, i) => {
+      const starts = itemStarts.get(list);
+      return starts && starts.length === (list as unknown[]).length ? lineOf(skipBlank(text, starts[i]!)) : undefined;
+    },
+    keyLine: (key) => {
+      // Keys and values alternate; prefer a match in a key position.
+      const at = rootChildren.findIndex(([, v], i) => i % 2 === 0 && v === key);
+      const found = rootChildren[at === -1 ? rootChildren.findIndex(([, v]) => v === key) : at];
+      return found ? lineOf(skipBlank(text, found[0])) : undefined;
+    },
+  };
 }
 
 /** Parse and validate scenario text; throws ScenarioError listing every problem. */
 export function parseScenario(text: string, file = '<scenario>'): Scenario {
-  const { raw, contents, lineOf } = parseYaml(text, file);
-  const top = raw as Record<string, unknown>;
+  const { raw: top, itemLine, keyLine } = parseYaml(text, file);
   const errors: LoadError[] = [];
-  const pairs = isMap(contents) ? contents.items : [];
-  const keyLine = (key: string): number | undefined => lineOf(pairs.find((p) => isScalar(p.key) && p.key.value === key)?.key);
   const topError = (field: string, message: string) => {
     const line = keyLine(field);
     errors.push({ file, ...(line ? { line } : {}), field, message: `${field}: ${message}` });
@@ -286,7 +325,6 @@ export function parseScenario(text: string, file = '<scenario>'): Scenario {
   if (top.machine !== undefined && top.machine !== 'full' && top.machine !== 'probed') topError('machine', `expected 'full' or 'probed', got ${show(top.machine)}`);
   const manager = parseManager(top.manager, (m) => topError('manager', m));
   const rawSteps = top.steps;
-  const stepsNode = isMap(contents) ? contents.get('steps', true) : undefined;
   const steps: Step[] = [];
   if (!Array.isArray(rawSteps) || rawSteps.length === 0) {
     if (rawSteps === undefined) errors.push({ file, field: 'steps', message: 'steps: required, a list of steps (mappings with op:)' });
@@ -296,7 +334,7 @@ export function parseScenario(text: string, file = '<scenario>'): Scenario {
     let dropped = 0;
     for (let i = 0; i < rawSteps.length; i++) {
       const index = i + 1;
-      const line = lineOf(isSeq(stepsNode) ? stepsNode.items[i] : undefined);
+      const line = itemLine(rawSteps, i);
       const where = { file, ...(line ? { line } : {}), step: index };
       const problems: Problem[] = [];
       const step = validateStep(rawSteps[i], handles, problems, index);
@@ -304,7 +342,7 @@ export function parseScenario(text: string, file = '<scenario>'): Scenario {
         if (errors.length < MAX_ERRORS) errors.push({ ...where, ...p });
         else dropped++;
       }
-      if (step) steps.push({ ...step, index, ...(line ? { line } : {}) });
+      if (step) steps.push(line ? { index, line, ...step } : { index, ...step });
     }
     if (dropped) errors.push({ file, message: `... and ${dropped} more problem(s) in later steps` });
   }
@@ -332,6 +370,14 @@ function parseManager(v: unknown, report: (m: string) => void): Scenario['manage
 }
 
 type StepBody = Omit<Step, 'index' | 'line'>;
+
+/** Each op's field list, computed once (validation is per step, the table is per process). */
+const FIELD_LISTS = new Map<OpSpec, [string, FieldSpec][]>();
+const fieldsOf = (spec: OpSpec): [string, FieldSpec][] => {
+  let list = FIELD_LISTS.get(spec);
+  if (!list) FIELD_LISTS.set(spec, (list = Object.entries(spec.fields)));
+  return list;
+};
 type Problem = { op?: string; field?: string; message: string };
 
 /** Names of the first few handles, for "defined so far" (bounded so a long file stays linear). */
@@ -366,7 +412,7 @@ function validateStep(
   }
   const where = `(${op}) `;
   const bad = (field: string | undefined, message: string) => problems.push({ op, ...(field ? { field } : {}), message: `${where}${message}` });
-  for (const f of Object.keys(fields)) {
+  for (const f in fields) {
     if (!Object.hasOwn(spec.fields, f)) bad(f, `unknown field '${f}'; allowed: ${[...Object.keys(spec.fields), ...STEP_KEYWORDS].join(', ')}`);
   }
   if (spec.oneOf) {
@@ -374,7 +420,7 @@ function validateStep(
     if (present.length !== 1) bad(spec.oneOf.join('/'), `exactly one of ${spec.oneOf.map((f) => `'${f}'`).join(' or ')} is required`);
   }
   const args: Record<string, unknown> = {};
-  for (const [name, f] of Object.entries(spec.fields)) {
+  for (const [name, f] of fieldsOf(spec)) {
     const given = fields[name];
     if (given === undefined && f.required) { bad(name, `missing field '${name}'`); continue; }
     const v = given === undefined ? f.default : given;
@@ -382,8 +428,9 @@ function validateStep(
     const r = parseField(f.kind, v);
     if (!r.ok) { bad(name, `field '${name}': ${r.message}`); continue; }
     args[name] = r.value;
+    if (f.kind.type !== 'handle') continue;
     const ref = r.value as HandleRef;
-    if (f.kind.type !== 'handle' || !('handle' in ref)) continue;
+    if (!('handle' in ref)) continue;
     const h = handles.get(ref.handle);
     if (!h) {
       bad(name, `field '${name}': handle '${ref.handle}' is not defined${handles.size ? ` (defined so far: ${someHandles(handles)})` : ' (no handle is defined yet)'}`);
@@ -399,10 +446,9 @@ function validateStep(
   }
   const e = parseExpect(expect);
   if (!e.ok) bad('expect', `expect: ${e.message}`);
-  if (problems.length) return undefined;
-  return {
-    op, args, written: fields, expect: e.ok ? e.value : { base: { kind: 'ok' }, violations: [] },
-    ...(typeof as === 'string' ? { as } : {}),
-    ...(typeof knownDifference === 'string' ? { knownDifference } : {}),
-  };
+  if (problems.length || !e.ok) return undefined;
+  const body: { -readonly [K in keyof StepBody]: StepBody[K] } = { op, args, written: fields, expect: e.value };
+  if (typeof as === 'string') body.as = as;
+  if (typeof knownDifference === 'string') body.knownDifference = knownDifference;
+  return body;
 }

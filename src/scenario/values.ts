@@ -31,14 +31,33 @@ const SUFFIX: Record<string, bigint> = { '': 1n, K: 1n << 10n, M: 1n << 20n, G: 
 const MAX_POWER = 128;
 const MAX_DIGITS = 40;
 
+/** A value for a message, at most about 80 characters (never walks more of a shared or huge structure). */
 export function show(v: unknown): string {
-  if (typeof v === 'bigint' || typeof v === 'number') return String(v);
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (v === undefined) return 'nothing';
-  try {
-    const s = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? Number(x) : x)) ?? String(v);
-    return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-  } catch { return String(v); }
+  const LIMIT = 80;
+  let out = '';
+  const put = (x: string): boolean => { out += x; return out.length <= LIMIT; };
+  const walk = (x: unknown): boolean => {
+    if (typeof x === 'bigint' || typeof x === 'number' || typeof x === 'boolean') return put(String(x));
+    if (typeof x === 'string') return put(JSON.stringify(x.length > LIMIT ? x.slice(0, LIMIT) : x));
+    if (x === null) return put('null');
+    if (x === undefined) return put('nothing');
+    if (Array.isArray(x)) {
+      if (!put('[')) return false;
+      for (let i = 0; i < x.length; i++) if (!(i === 0 || put(',')) || !walk(x[i])) return false;
+      return put(']');
+    }
+    if (typeof x === 'object') {
+      if (!put('{')) return false;
+      let first = true;
+      for (const k in x) {
+        if (!(first || put(',')) || !put(`${JSON.stringify(k)}:`) || !walk((x as Record<string, unknown>)[k])) return false;
+        first = false;
+      }
+      return put('}');
+    }
+    return put(String(x));
+  };
+  return walk(v) ? out : `${out.slice(0, LIMIT - 3)}...`;
 }
 
 /** Whether `n` fits `type`; the message says what was written, its value and the type's range. */
@@ -61,6 +80,8 @@ function numberValue(v: number): Parsed<bigint> {
 
 /** A size expression without a type check: "16K", "0x1000", "-4K", "2^63", "2^64-4K". */
 function sizeExpression(v: string): Parsed<bigint> {
+  const simple = /^(\d{1,18})([KMGTPE]?)$/i.exec(v); // the common case, one term
+  if (simple) return good(BigInt(simple[1]!) * SUFFIX[simple[2]!.toUpperCase()]!);
   const example = `expected a size like "16K", "0x1000" or "2^63", got ${show(v)}`;
   if (v.length > 200) return bad(`expected a size like "16K", "0x1000" or "2^63", got a string of ${v.length} characters`);
   const terms = v.replace(/\s+/g, '').split(/(?=[+-])/);
@@ -106,14 +127,14 @@ const looksNumeric = (item: unknown): boolean =>
  */
 export function parseFlags(v: unknown, table: FlagTable, what: string, type: CType = 'u64'): Parsed<bigint> {
   const items = Array.isArray(v) ? v : [v];
-  const allowed = `${Object.keys(table).length ? `${Object.keys(table).join(', ')} or ` : ''}a number`;
+  const allowed = () => `${Object.keys(table).length ? `${Object.keys(table).join(', ')} or ` : ''}a number`;
   const bitsType: CType = type === 'int' ? 'u32' : type === 's64' ? 'u64' : type;
   let bits = 0n;
   for (const item of items) {
     if (typeof item === 'string' && Object.hasOwn(table, item)) { bits |= table[item]!; continue; }
-    if (!looksNumeric(item)) return bad(`unknown ${what} ${show(item)}; allowed: ${allowed}`);
+    if (!looksNumeric(item)) return bad(`unknown ${what} ${show(item)}; allowed: ${allowed()}`);
     const n = parseSize(item, bitsType);
-    if (!n.ok) return bad(`${what} ${n.message}; allowed: ${allowed}`);
+    if (!n.ok) return bad(`${what} ${n.message}; allowed: ${allowed()}`);
     bits |= n.value;
   }
   return good(bits);
