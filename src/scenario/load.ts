@@ -332,14 +332,14 @@ export function parseScenario(text: string, file = '<scenario>'): Scenario {
   } else {
     const handles = new Map<string, { kind: HandleKind; step: number }>();
     let dropped = 0;
+    const problems: Problem[] = [];
     for (let i = 0; i < rawSteps.length; i++) {
       const index = i + 1;
       const line = itemLine(rawSteps, i);
-      const where = { file, ...(line ? { line } : {}), step: index };
-      const problems: Problem[] = [];
+      problems.length = 0;
       const step = validateStep(rawSteps[i], handles, problems, index);
       for (const p of problems) {
-        if (errors.length < MAX_ERRORS) errors.push({ ...where, ...p });
+        if (errors.length < MAX_ERRORS) errors.push({ file, ...(line ? { line } : {}), step: index, ...p });
         else dropped++;
       }
       if (step) steps.push(line ? { index, line, ...step } : { index, ...step });
@@ -397,7 +397,10 @@ function validateStep(
     problems.push({ message: `a step is a mapping with op: and its fields, got ${show(rawStep)}` });
     return undefined;
   }
-  const { op, as, expect, known_difference: knownDifference, ...fields } = rawStep as Record<string, unknown>;
+  const o = rawStep as Record<string, unknown>;
+  const { op, as, expect, known_difference: knownDifference } = o;
+  const fields: Record<string, unknown> = {};
+  for (const k in o) if (k !== 'op' && k !== 'as' && k !== 'expect' && k !== 'known_difference') fields[k] = o[k];
   if (knownDifference !== undefined && (typeof knownDifference !== 'string' || knownDifference.trim() === '')) {
     problems.push({ field: 'known_difference', message: `known_difference: expected the reason as a non-empty string, got ${show(knownDifference)}` });
   }
