@@ -214,9 +214,8 @@ function convMismatch(want: ConversionExpect | undefined, got: Outcome): string 
 }
 
 function baseMismatch(expect: Expect, got: Outcome): string | undefined {
-  const want = describeExpect(expect);
-  const actual = describeOutcome(got);
-  const differ = () => `expected ${want}, got ${actual}`;
+  // Described only on a mismatch: matching is per step, describing is per failure.
+  const differ = () => `expected ${describeExpect(expect)}, got ${describeOutcome(got)}`;
   switch (expect.kind) {
     case 'ok': return got.kind === 'ok' ? undefined : differ();
     case 'errno': {

@@ -1,7 +1,8 @@
 // Loading scenario files: YAML or JSON text -> a validated Scenario, or every problem found,
 // each naming the file, line, step, op and field and what is allowed. Nothing runs here.
 // Hostile input is bounded: only regular files up to a size cap are read, text must be UTF-8,
-// YAML aliases and nesting depth are limited, and validation is linear in the number of steps.
+// nesting depth is limited, YAML aliases are shared (never expanded) and every message built from
+// a value is bounded, and validation is linear in the number of steps.
 import { isUtf8 } from 'node:buffer';
 import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
@@ -65,7 +66,7 @@ export function formatLoadError(e: LoadError): string {
   return `${e.file}${e.line ? `:${e.line}` : ''}: ${e.step ? `step ${e.step}: ` : ''}${e.message}`;
 }
 
-/** Files larger than this are refused before they are read (the 100k-step benchmark file is ~5 MB). */
+/** Files larger than this are refused before they are read (the 100k-step benchmark file is under 8 MiB). */
 export const MAX_FILE_BYTES = 64 * 1024 * 1024;
 /** Deepest nesting of YAML collections accepted (a scenario needs about 5). */
 export const MAX_DEPTH = 64;
