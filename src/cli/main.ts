@@ -158,7 +158,15 @@ function runCommand(p: Parsed): number {
   const values = { json: p.bool('json'), 'no-invariants': p.bool('no-invariants') };
   const profile = checkProfile(p.string('profile'));
   const backendName = p.string('backend');
-  const scenarios = loadAll('run', [...p.positionals]);
+  let scenarios: Scenario[];
+  try {
+    scenarios = loadAll('run', [...p.positionals]);
+  } catch (e) {
+    // Under --json a validation error is JSON too, on stdout (exit 2 as always).
+    if (!values.json || !(e instanceof ScenarioError)) throw e;
+    console.log(JSON.stringify({ error: 'invalid scenario', errors: e.errors.map((x) => ({ ...x, text: formatLoadError(x) })) }, null, 2));
+    return 2;
+  }
   const backend = backendName === 'linux' ? linuxBackendFactory() : undefined;
   const results: ScenarioResult[] = [];
   for (const s of scenarios) {
