@@ -19,6 +19,7 @@ import { pageCeil, pageFloor, type MappingTable } from './mappings.js';
 
 const EFAULT = 14, ENOMEM = 12, EINVAL = 22, EHWPOISON = 133;
 const PAGE = BigInt(PAGE_SIZE);
+const TWO_64 = 1n << 64n;
 const MAX = BigInt(MAX_BUFFERED_ACCESS);
 const hex = (n: bigint): string => `0x${n.toString(16)}`;
 
@@ -82,8 +83,9 @@ function probe(table: MappingTable, addr: bigint, length: bigint, write: boolean
   }
   if (gap && (write || gap.at - addr <= MAX)) {
     const page = pageFloor(gap.at);
-    if (gap.why === 'unmapped' && page >= LIMITS.taskSizeMax) {
-      // No mapping of any process lies at or above TASK_SIZE_MAX: the kernel can be asked.
+    if (gap.why === 'unmapped' && page >= LIMITS.taskSizeMax && page < TWO_64) {
+      // No mapping of any process lies at or above TASK_SIZE_MAX: the kernel can be asked
+      // (an address past 2^64 cannot even be passed to it).
       const r = libc.madvise(page, PAGE, advice);
       if (!r.ok) return { refusal: classify(page, r.errno, gap.at, write), good: gap.at - addr };
     }

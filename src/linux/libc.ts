@@ -86,6 +86,12 @@ export function retryEintr<T>(call: () => Sys<T>, limit = EINTR_RETRIES): Sys<T>
   return r;
 }
 
+/** A user address or length as the C `unsigned long` it becomes; anything else is a gmemkit bug. */
+function ul(v: bigint): bigint {
+  if (v < 0n || v >= 1n << 64n) throw new RangeError(`libc: ${v} does not fit in an unsigned long`);
+  return v;
+}
+
 /** One libc call, errno read at once, retried on EINTR. */
 const sys = (call: () => unknown): Sys => retryEintr(() => wrap(call()));
 
@@ -121,12 +127,12 @@ export function fcntlInt(fd: number, cmd: number, arg: number): Sys {
 /** mmap(2); the address on success. MAP_FAILED is (void *)-1. */
 export function mmap(addr: bigint, length: bigint, prot: number, flags: number, fd: number, offset: bigint): Sys<bigint> {
   return retryEintr(() => {
-    const r = BigInt(lib().mmap(addr, length, prot, flags, fd, offset) as number | bigint);
+    const r = BigInt(lib().mmap(ul(addr), ul(length), prot, flags, fd, offset) as number | bigint);
     return BigInt.asIntN(64, r) < 0n ? { ok: false, errno: ffi().errno() } : { ok: true, value: r };
   });
 }
-export function munmap(addr: bigint, length: bigint): Sys { return sys(() => lib().munmap(addr, length)); }
-export function madvise(addr: bigint, length: bigint, advice: number): Sys { return sys(() => lib().madvise(addr, length, advice)); }
+export function munmap(addr: bigint, length: bigint): Sys { return sys(() => lib().munmap(ul(addr), ul(length))); }
+export function madvise(addr: bigint, length: bigint, advice: number): Sys { return sys(() => lib().madvise(ul(addr), ul(length), advice)); }
 export function fallocate(fd: number, mode: number, offset: bigint, len: bigint): Sys {
   return sys(() => lib().fallocate(fd, mode, offset, len));
 }
@@ -136,8 +142,8 @@ export function write(fd: number, buf: Buffer, n = buf.length): Sys { return sys
 export function pread(fd: number, buf: Buffer, offset: bigint, n = buf.length): Sys { return sys(() => lib().pread(fd, buf, n, offset)); }
 export function pwrite(fd: number, buf: Buffer, offset: bigint, n = buf.length): Sys { return sys(() => lib().pwrite(fd, buf, n, offset)); }
 /** pread/pwrite with a raw user address as the buffer (O_DIRECT I/O into or out of a mapping). */
-export function preadAddr(fd: number, addr: bigint, n: bigint, offset: bigint): Sys { return sys(() => lib().preadAddr(fd, addr, n, offset)); }
-export function pwriteAddr(fd: number, addr: bigint, n: bigint, offset: bigint): Sys { return sys(() => lib().pwriteAddr(fd, addr, n, offset)); }
+export function preadAddr(fd: number, addr: bigint, n: bigint, offset: bigint): Sys { return sys(() => lib().preadAddr(fd, ul(addr), ul(n), offset)); }
+export function pwriteAddr(fd: number, addr: bigint, n: bigint, offset: bigint): Sys { return sys(() => lib().pwriteAddr(fd, ul(addr), ul(n), offset)); }
 
 export function lseek(fd: number, offset: bigint, whence: number): Sys<bigint> {
   return retryEintr(() => {
@@ -156,8 +162,8 @@ export function pipe2(flags: number): Sys<[number, number]> {
 /** vmsplice(2) of one user range (the iovec is built here). */
 export function vmsplice(fd: number, addr: bigint, length: bigint, flags: number): Sys {
   const iov = Buffer.alloc(16);
-  iov.writeBigUInt64LE(BigInt.asUintN(64, addr), 0);
-  iov.writeBigUInt64LE(BigInt.asUintN(64, length), 8);
+  iov.writeBigUInt64LE(ul(addr), 0);
+  iov.writeBigUInt64LE(ul(length), 8);
   return sys(() => lib().vmsplice(fd, iov, 1, flags));
 }
 

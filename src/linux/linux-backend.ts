@@ -45,11 +45,12 @@ export type Addr = number | bigint;
  * it must not be used as an address). A non-integer number is a gmemkit bug.
  */
 function exact(v: Addr): bigint | null {
-  if (typeof v === 'bigint') return v;
+  if (typeof v === 'bigint') return v < 0n ? BigInt.asUintN(64, v) : v;
   if (!Number.isInteger(v)) throw new TypeError(`linux backend: ${v} is not an integer address or length`);
-  return Number.isSafeInteger(v) ? BigInt(v) : null;
+  if (!Number.isSafeInteger(v)) return null;
+  return v < 0 ? BigInt.asUintN(64, BigInt(v)) : BigInt(v); // a negative value is the C unsigned long it becomes
 }
-const inexact = (v: Addr): string => `${String(v)} is beyond 2^53 as a number, so its exact value is lost`;
+const inexact = (v: Addr): string => `0x${BigInt(v).toString(16)} came as a number beyond 2^53, so its exact value is lost`;
 /** A backend address (always below TASK_SIZE_MAX) as the number the Backend interface returns. */
 const asNumber = (v: bigint): number => Number(v);
 /** Whether [lo, hi) lies wholly at or above TASK_SIZE_MAX, where no mapping of any process can be. */
@@ -218,6 +219,7 @@ export class LinuxBackend implements Backend {
     const len = u64(length);
     const start = exact(addr);
     if (start === null) return backendRefusal('ENOMEM', inexact(addr));
+    if (start >= TWO_64) return backendRefusal('EINVAL', `address 0x${start.toString(16)} does not fit in 64 bits`);
     const alignedLen = pageCeil(len);
     const kernelRejects = start % PAGE !== 0n || len === 0n || alignedLen >= TWO_64 || start + alignedLen > TWO_64;
     if (!kernelRejects && !this.maps.covers(start, start + alignedLen) && !aboveUserSpace(start, start + alignedLen)) {
