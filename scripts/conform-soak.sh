@@ -26,9 +26,11 @@ fails=0
 start=$(date +%s)
 run=1
 while [ "$run" -le "$N" ]; do
-  if ! node bin/gmemkit.js conform >"$DIR/run-$run.txt" 2>&1; then
+  node bin/gmemkit.js conform >"$DIR/run-$run.txt" 2>&1
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
     fails=$((fails + 1))
-    echo "run $run failed (exit $?): $DIR/run-$run.txt" >&2
+    echo "run $run failed (exit $rc): $DIR/run-$run.txt" >&2
   else
     rm -f "$DIR/run-$run.txt"
   fi

@@ -1,6 +1,7 @@
 // Turning a real kernel's answer into the backend's result shapes: an errno number becomes the
 // Linux name from abi.ts with a `why` that says the kernel chose it. Must never invent an errno
-// the kernel did not return: a number abi.ts cannot name becomes `unsupported`. An answer the
+// the kernel did not return: a number abi.ts cannot name becomes `unsupported` carrying the
+// number (`errnoNumber`). An answer the
 // backend decides itself, without asking the kernel, carries `guarded` (backend.ts).
 import { errnoName } from '../model/abi.js';
 import { fail, type ErrnoFailure } from '../model/result.js';
@@ -8,7 +9,7 @@ import { unsupported, type Guarded, type Unsupported } from '../backend/backend.
 
 export function kernelFail(errno: number, what: string, out?: Record<string, bigint>): ErrnoFailure | Unsupported {
   const name = errnoName(errno);
-  if (!name) return unsupported(`${what}: kernel returned errno ${errno}, which abi.ts does not name`);
+  if (!name) return { ...unsupported(`${what}: kernel returned errno ${errno}, which abi.ts does not name`), errnoNumber: errno };
   return fail(name, `kernel returned ${name} (${what})`, out);
 }
 

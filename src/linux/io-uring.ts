@@ -135,7 +135,7 @@ export class Ring {
     const arg = Buffer.alloc(24); // struct io_uring_getevents_arg { sigmask, sigmask_sz, min_wait_usec, ts }
     arg.writeBigUInt64LE(timeoutAddress(), 16);
     const flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
-    const deadline = Date.now() + WAIT_SECONDS * 1000;
+    const deadline = performance.now() + WAIT_SECONDS * 1000; // monotonic, unlike Date.now()
     // EINTR is retried inside libc.syscall; a -EINTR means nothing was submitted (io_uring_enter
     // returns the submitted count otherwise), so the retry submits the same entry.
     const e = libc.syscall(SYS_IO_URING_ENTER, this.fd, 1, 1, flags, arg, 24);
@@ -143,7 +143,7 @@ export class Ring {
     for (;;) {
       const head = r.readUInt32LE(this.off.cqHead);
       if (head === r.readUInt32LE(this.off.cqTail)) {
-        if (Date.now() >= deadline) return { ok: false, errno: ETIME, why: `io_uring completion did not arrive within ${WAIT_SECONDS} s`, timeout: true };
+        if (performance.now() >= deadline) return { ok: false, errno: ETIME, why: `io_uring completion did not arrive within ${WAIT_SECONDS} s`, timeout: true };
         const w = libc.syscall(SYS_IO_URING_ENTER, this.fd, 0, 1, flags, arg, 24);
         if (!w.ok && w.errno !== ETIME) return { ok: false, errno: w.errno, why: 'io_uring_enter (wait) failed' };
         continue;
