@@ -247,6 +247,26 @@ test(`EINTR: retries are bounded: after ${EINTR_RETRIES} retries the EINTR is th
   assert.equal(small.calls(), 3);
 });
 
+test('EINTR on the kernel: KVM_CREATE_VM right after an io_uring teardown (a long-term unpin) succeeds every time, 300 in a row  [measured here: 2-3 EINTR in 300 without the retry]', (t) => {
+  const usable = LinuxBackend.probe();
+  if (!usable.usable) return t.skip(usable.reason);
+  const b = new LinuxBackend();
+  try {
+    const map = b.mmap({ fd: null, offset: 0, length: 4096, prot: RW, flags: MAP_FLAGS.PRIVATE | MAP_FLAGS.ANONYMOUS });
+    assert.ok(map.ok, show(map));
+    for (let i = 0; i < 300; i++) {
+      const pin = b.pinUserPages(map.value, 4096, true);
+      assert.ok(pin.ok, show(pin));
+      assert.ok(b.unpinUserPages(pin.value).ok); // closes the ring: its teardown is task work
+      const vm = b.createVm(0);
+      assert.ok(vm.ok, `iteration ${i}: ${show(vm)}`);
+      assert.ok(b.close(vm.value).ok);
+    }
+  } finally {
+    b.dispose();
+  }
+});
+
 test('mapping table: gaps are found range-wise and exactly, also for ranges of 2^40 bytes and ranges ending past 2^64', () => {
   const t = new MappingTable();
   const a = 0x7f0000000000n;
