@@ -20,7 +20,8 @@ while [ "$i" -lt "$LOAD" ]; do
   i=$((i + 1))
 done
 stop_load() { for p in $pids; do kill "$p" 2>/dev/null; done; }
-trap stop_load EXIT INT TERM
+trap stop_load EXIT
+trap 'exit 130' INT TERM
 
 fails=0
 start=$(date +%s)
