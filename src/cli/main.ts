@@ -8,6 +8,7 @@ import { runScenario, type ScenarioResult } from '../scenario/run.js';
 import { LinuxBackend } from '../linux/linux-backend.js';
 import { checkCommand } from './check-command.js';
 import { compareCommand } from './compare.js';
+import { exportCommand } from './export-command.js';
 import { CONFORMANCE_DIR, diffReport, diffScenarios, formatConform, linuxBackendFactory } from './kernel-commands.js';
 import { UsageError } from './usage.js';
 
@@ -45,6 +46,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'diff': return diffCommand(rest);
       case 'check': return checkCommand(rest);
       case 'conform': return conformCommand(rest);
+      case 'export': return exportCommand(rest);
       case 'profiles': return profilesCommand();
       case 'compare': {
         const { values, positionals } = parseFlags(rest, {

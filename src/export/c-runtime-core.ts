@@ -144,11 +144,15 @@ export const CORE = String.raw`#ifndef __maybe_unused
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)
 #define TiB (1ULL << 40)
+#ifndef PAGE_SIZE
 #define PAGE_SIZE 4096UL
+#endif
 #define PAGE_CEIL(x) (((x) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1))
+#ifndef KSFT_SKIP
 #define KSFT_PASS 0
 #define KSFT_FAIL 1
 #define KSFT_SKIP 4
+#endif
 
 /* What one step did: the kernel's answer, or why it could not run here. */
 enum outcome_kind { OUT_OK, OUT_ERRNO, OUT_SIGNAL, OUT_EXIT, OUT_UNSUPPORTED, OUT_NOT_RUN };
