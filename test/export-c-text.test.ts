@@ -46,14 +46,18 @@ test('userspace-half and checker-only ops are SKIP steps that say why', () => {
   const s = parseScenario(`name: manager
 steps:
   - { op: create_vm, type: sw_protected, as: vm }
+  - { op: create_guest_memfd, vm: vm, size: 4K, flags: [MMAP, INIT_SHARED], as: gmem }
+  - { op: mmap, fd: gmem, length: 4K, as: ram }
   - { op: request_start, vm: vm, gpa: 0, size: 4K, to: private, as: req }
   - { op: manager_step, request: req }
+  - { op: manager_step, request: req, race_map: ram, race_offset: 0 }
   - { op: map_gpa_range, vm: vm, gpa: 0, size: 4K, to: shared }
   - { op: guest_read, vm: vm, gpa: 0, length: 1, on_fault: retry }
 `, 'manager.yaml');
   const c = exportC(s);
   assert.match(c, /not_exported\("the conversion manager is gmemkit's userspace half[^"]*", &vm, NULL\)/);
-  assert.match(c, /not_exported\("[^"]*GUP-fast pin raced inside the conversion ioctl[^"]*", &req, NULL\)/);
+  assert.match(c, /not_exported\("the conversion manager[^"]*C", &req, NULL\)/);
+  assert.match(c, /not_exported\("[^"]*GUP-fast pin raced inside the conversion ioctl[^"]*", &req, &ram\)/);
   assert.match(c, /not_exported\("on_fault: serving a memory-fault exit/);
 });
 

@@ -18,7 +18,7 @@ export interface EmitContext {
 export type OpEmitter =
   | { readonly needs: readonly string[]; readonly call: (a: Args, x: EmitContext) => string }
   /** Not exported: the step skips with `reason` (after the handles in `uses` are checked). */
-  | { readonly reason: string; readonly uses: readonly string[] };
+  | { readonly reason: string | ((a: Args) => string); readonly uses: readonly string[] };
 
 const big = (v: unknown): bigint => v as bigint;
 const n = (v: unknown): string => cNum(big(v));
@@ -64,7 +64,7 @@ export const C_OPS: Readonly<Record<string, OpEmitter>> = {
     const flags = a.flags ?? (a.guest_memfd !== undefined ? 4n : 0n); // KVM_MEM_GUEST_MEMFD when a guest_memfd is named
     const ua = a.userspace_addr as HandleRef;
     const uaddr = 'raw' in ua ? (ua.raw === 0n ? 'NULL' : `RAW(${cNum(ua.raw)})`) : x.ref(ua);
-    return `set_user_memory_region2(${x.ref(a.vm)}, ${n(a.slot)}, ${C_FLAGS.memslot(big(flags))}, ${n(a.guest_phys_addr)}, ${n(a.memory_size)},\n\t\t\t\t${uaddr}, ${x.ref(a.guest_memfd)}, ${n(a.guest_memfd_offset)})`;
+    return `set_user_memory_region2(${x.ref(a.vm)}, ${n(a.slot)}, ${C_FLAGS.memslot(big(flags))}, ${n(a.guest_phys_addr)}, ${n(a.memory_size)}, ${uaddr}, ${x.ref(a.guest_memfd)}, ${n(a.guest_memfd_offset)})`;
   }, ['useraddr']),
   set_memory_attributes: kernel('set_memory_attributes', (a, x) => `set_memory_attributes(${x.ref(a.vm)}, ${n(a.address)}, ${n(a.size)}, ${C_FLAGS.attributes(big(a.attributes))}, ${n(a.flags)})`),
   set_memory_attributes2: kernel('set_memory_attributes2', (a, x) => `set_memory_attributes2(${x.ref(a.fd)}, ${n(a.offset)}, ${n(a.size)}, ${C_FLAGS.attributes(big(a.attributes))}, ${n(a.flags)}, ${a.reserved === undefined ? '0' : n(a.reserved)})`),
@@ -93,7 +93,8 @@ export const C_OPS: Readonly<Record<string, OpEmitter>> = {
   map_gpa_range: { reason: MANAGER, uses: ['vm'] },
   request_start: { reason: MANAGER, uses: ['vm'] },
   manager_step: {
-    reason: `${MANAGER}; a GUP-fast pin raced inside the conversion ioctl (race_map) exists only in the model's checker, no C program can place it there deterministically`,
+    reason: (a) => (a.race_map === undefined ? MANAGER
+      : `${MANAGER}; and a GUP-fast pin raced inside the conversion ioctl (race_map) exists only in the model checker: no C program can place it there deterministically`),
     uses: ['request', 'race_map'],
   },
 };

@@ -6,6 +6,7 @@
 // generation: it never runs anything.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { parseDocument, stringify } from 'yaml';
 import { findProfile, type Profile } from '../model/profile.js';
 import { VM_TYPE_FACTS, FULL_MACHINE, PROBED_MACHINE } from '../model/platform.js';
 import { expectFor, type Expect } from '../scenario/expect.js';
@@ -94,13 +95,26 @@ function sourceLines(s: Scenario): Map<number, string[]> {
   return out;
 }
 
+/** A block-style step on one line: its mapping in flow style, then its YAML comments. */
+function oneLine(lines: string[]): string {
+  const indent = Math.min(...lines.filter((l) => l.trim()).map((l) => l.length - l.trimStart().length));
+  const text = lines.map((l) => l.slice(indent)).join('\n');
+  const notes = lines.map((l) => /^[^"']*?\s#\s?(.*)$/.exec(l)?.[1]?.trim()).filter((x): x is string => Boolean(x));
+  let flow: string;
+  try {
+    const step = (parseDocument(text, { intAsBigInt: true }).toJS() as unknown[])[0];
+    flow = stringify(step, { collectionStyle: 'flow', lineWidth: 0 }).trim();
+  } catch {
+    return lines.map((l) => l.trim()).join(' ');
+  }
+  return `- ${flow}${notes.length ? `  # ${notes.join('; ')}` : ''}`;
+}
+
 function stepComment(st: Step, src: string[] | undefined, file: string): string {
   const where = st.line ? `${file}:${st.line}` : `step ${st.index}`;
   if (!src || src.length === 0) return `\t/* ${where} */`;
-  const body = src.map((l) => cComment(l.replace(/\t/g, '  ').trimEnd()));
-  if (body.length === 1) return `\t/* ${where}: ${body[0]!.trim()} */`;
-  const indent = Math.min(...body.filter((l) => l.trim()).map((l) => l.length - l.trimStart().length));
-  return ['\t/*', `\t * ${where}:`, ...body.map((l) => `\t *   ${l.slice(indent)}`.trimEnd()), '\t */'].join('\n');
+  const text = src.length === 1 ? src[0]!.trim() : oneLine(src.map((l) => l.replace(/\t/g, '  ').trimEnd()));
+  return `\t/* ${where}: ${cComment(text)} */`;
 }
 
 interface Emitted { readonly fn: string; readonly body: string; readonly steps: number }
@@ -130,7 +144,7 @@ function emitFunction(s: Scenario, profile: Profile, fname: string, first: numbe
       call = `not_exported(${cString(ON_FAULT_REASON)}, ${ctx.ref(st.args.vm)}, NULL)`;
     } else if ('reason' in em) {
       const refs = em.uses.map((f) => ctx.ref(st.args[f])).concat(['NULL', 'NULL']).slice(0, 2);
-      call = `not_exported(${cString(em.reason)}, ${refs.join(', ')})`;
+      call = `not_exported(${cString(typeof em.reason === 'string' ? em.reason : em.reason(st.args))}, ${refs.join(', ')})`;
     } else {
       em.needs.forEach((b) => needs.add(b));
       call = em.call(st.args, ctx);
@@ -213,9 +227,12 @@ export function exportC(s: Scenario, opts: ExportOptions = {}): string {
   ].join('\n');
   const blocks = closure(needs);
   const parts = [
-    header, INCLUDES, ...(kselftest ? ['#include "kselftest_harness.h"'] : []), UAPI, CORE, ABI,
+    header, INCLUDES, ...(kselftest ? ['#include "kselftest_harness.h"'] : []), UAPI,
+    '/* ---- Support: a step\'s outcome and expectation, and each op done as gmemkit\'s linux backend does it ---- */',
+    CORE, ABI,
     ...profiles.map(abiConst), machineConst(s), FAULTS, ...blocks,
     ...(kselftest ? [KSELFTEST] : [TAP, MAIN_SUPPORT]),
+    '/* ---- The scenario ---- */',
     ...fns.map((f) => f.body),
   ];
   if (kselftest) parts.push('TEST_HARNESS_MAIN');
