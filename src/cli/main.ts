@@ -13,6 +13,7 @@ import { checkCommand, REFERENCE_SPEC, USAGE as REFERENCE_USAGE } from './check-
 import { FULL_USAGE } from './check-full.js';
 import { COMPARE_SPEC, compareCommand } from './compare.js';
 import { opsListing } from './ops-listing.js';
+import { EXPORT_SPEC, exportCommand } from './export-command.js';
 import { CONFORMANCE_DIR, diffReport, diffScenarios, formatConform, linuxBackendFactory } from './kernel-commands.js';
 import { UsageError } from './usage.js';
 
@@ -67,8 +68,8 @@ const OPS_SPEC: CommandSpec = {
   options: [],
 };
 
-const SPECS: readonly CommandSpec[] = [RUN_SPEC, DIFF_SPEC, CONFORM_SPEC, COMPARE_SPEC, PROFILES_SPEC, OPS_SPEC];
-const COMMANDS = ['run', 'diff', 'conform', 'compare', 'check', 'profiles', 'ops', 'help'];
+const SPECS: readonly CommandSpec[] = [RUN_SPEC, DIFF_SPEC, CONFORM_SPEC, COMPARE_SPEC, EXPORT_SPEC, PROFILES_SPEC, OPS_SPEC];
+const COMMANDS = ['run', 'diff', 'conform', 'compare', 'check', 'export', 'profiles', 'ops', 'help'];
 
 /** The package version, from package.json next to the build. */
 export function version(): string {
@@ -121,6 +122,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'diff': return (p = parsed(DIFF_SPEC, rest)) ? diffCommand(p) : EXIT.OK;
       case 'check': return checkCommand(rest);
       case 'conform': return (p = parsed(CONFORM_SPEC, rest)) ? conformCommand(p) : EXIT.OK;
+      case 'export': return (p = parsed(EXPORT_SPEC, rest)) ? exportCommand(p) : EXIT.OK;
       case 'profiles': return (p = parsed(PROFILES_SPEC, rest)) ? profilesCommand() : EXIT.OK;
       case 'ops':
         if ((p = parsed(OPS_SPEC, rest))) console.log(opsListing(p.positionals));
