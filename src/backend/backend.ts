@@ -8,6 +8,13 @@ import type {
 } from '../model/kernel.js';
 import type { ErrnoFailure, ExitFailure, Ok, SignalFailure } from '../model/result.js';
 
+/**
+ * The largest host, guest or device read a backend buffers (256 MiB). A larger access that the
+ * kernel would complete is reported as unsupported, after its faults; one that would fault
+ * first (SIGSEGV, SIGBUS, an exit) reports that, as the kernel would.
+ */
+export const MAX_BUFFERED_ACCESS = 256 * 1024 * 1024;
+
 /** The backend cannot perform this step (no such ioctl, VM type, flag or facility). */
 export interface Unsupported { readonly ok: false; readonly unsupported: string }
 

@@ -82,27 +82,32 @@ export class ExtentMap<V> {
   }
 
   /** Segments intersecting [lo, hi), clipped to it (values carried to the clipped start). */
-  *segments(lo = Number.MIN_SAFE_INTEGER, hi = Number.MAX_SAFE_INTEGER): IterableIterator<Extent<V>> {
-    if (hi <= lo) return;
+  segments(lo = Number.MIN_SAFE_INTEGER, hi = Number.MAX_SAFE_INTEGER): Extent<V>[] {
+    const out: Extent<V>[] = [];
+    if (hi <= lo) return out;
+    const at = this.codec.at;
     const first = this.tree.getPairOrNextLower(lo);
-    const startKey = first && first[1].end > lo ? first[0] : lo;
-    for (const [start, run] of this.tree.entries(startKey)) {
-      if (start >= hi) break;
-      if (run.end <= lo) continue;
-      const a = Math.max(start, lo);
-      yield { lo: a, hi: Math.min(run.end, hi), value: this.codec.at(run.value, a - start) };
+    if (first && first[1].end > lo) {
+      const a = Math.max(first[0], lo);
+      out.push({ lo: a, hi: Math.min(first[1].end, hi), value: at(first[1].value, a - first[0]) });
     }
+    for (let next = this.tree.nextHigherPair(lo); next && next[0] < hi; next = this.tree.nextHigherPair(next[0])) {
+      out.push({ lo: next[0], hi: Math.min(next[1].end, hi), value: next[1].value });
+    }
+    return out;
   }
 
   /** Segments and the gaps between them covering exactly [lo, hi); gaps carry `undefined`. */
-  *cover(lo: number, hi: number): IterableIterator<Extent<V | undefined>> {
+  cover(lo: number, hi: number): Extent<V | undefined>[] {
+    const out: Extent<V | undefined>[] = [];
     let at = lo;
-    for (const seg of [...this.segments(lo, hi)]) {
-      if (seg.lo > at) yield { lo: at, hi: seg.lo, value: undefined };
-      yield seg;
+    for (const seg of this.segments(lo, hi)) {
+      if (seg.lo > at) out.push({ lo: at, hi: seg.lo, value: undefined });
+      out.push(seg);
       at = seg.hi;
     }
-    if (at < hi) yield { lo: at, hi, value: undefined };
+    if (at < hi) out.push({ lo: at, hi, value: undefined });
+    return out;
   }
 
   /**
@@ -110,10 +115,10 @@ export class ExtentMap<V> {
    * gaps), merging the results with equal neighbours. `f` may return undefined to delete.
    */
   update(lo: number, hi: number, f: (v: V, lo: number, hi: number) => V | undefined): void {
-    for (const seg of [...this.segments(lo, hi)]) {
+    for (const seg of this.segments(lo, hi)) {
       const v = f(seg.value, seg.lo, seg.hi);
       if (v === undefined) this.delete(seg.lo, seg.hi);
-      else this.set(seg.lo, seg.hi, v);
+      else if (v !== seg.value) this.set(seg.lo, seg.hi, v);
     }
   }
 
@@ -127,14 +132,22 @@ export class ExtentMap<V> {
   private cut(lo: number, hi: number): void {
     const at = this.codec.at;
     const left = this.tree.getPairOrNextLower(lo);
-    if (left && left[0] < lo && left[1].end > lo) {
-      this.tree.set(left[0], { end: lo, value: left[1].value });
-      if (left[1].end > hi) this.tree.set(hi, { end: left[1].end, value: at(left[1].value, hi - left[0]) });
+    if (left && left[1].end > lo) {
+      const [start, run] = left;
+      if (start < lo) this.tree.set(start, { end: lo, value: run.value });
+      else this.tree.delete(start);
+      if (run.end >= hi) {
+        if (run.end > hi) this.tree.set(hi, { end: run.end, value: at(run.value, hi - start) });
+        return;
+      }
     }
-    const right = this.tree.getPairOrNextLower(hi - 1);
-    if (right && right[0] >= lo && right[0] < hi && right[1].end > hi) {
-      this.tree.set(hi, { end: right[1].end, value: at(right[1].value, hi - right[0]) });
+    for (let next = this.tree.nextHigherPair(lo); next && next[0] < hi; next = this.tree.nextHigherPair(next[0])) {
+      const [start, run] = next;
+      this.tree.delete(start);
+      if (run.end > hi) {
+        this.tree.set(hi, { end: run.end, value: at(run.value, hi - start) });
+        return;
+      }
     }
-    this.tree.deleteRange(lo, hi, false);
   }
 }

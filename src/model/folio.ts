@@ -2,7 +2,7 @@
 // counting over ranges of ids, freeing with the last reference, zeroing before first exposure
 // and page contents. Every operation takes a range of ids and costs what its runs cost.
 import { PAGE_SIZE } from './abi.js';
-import { extraRefs, type Folio, type FolioIds, type FolioRun, type KernelState } from './state.js';
+import { extraRefs, withRun, type Folio, type FolioIds, type FolioRun, type KernelState } from './state.js';
 
 export type RefKind = 'mapCount' | 'gets' | 'pinsShort' | 'pinsLong';
 
@@ -18,25 +18,30 @@ export function folioAlloc(s: KernelState, ino: number, index: number, nr: numbe
 
 /** One folio as a snapshot (undefined once freed). */
 export function folioGet(s: KernelState, id: number): Folio | undefined {
-  const run = s.folios.get(id);
-  return run && { ...run, id, data: s.folioData.get(id) ?? null };
+  const r = s.folios.get(id);
+  return r && {
+    id, ino: r.ino, index: r.index, order: r.order, uptodate: r.uptodate, inCache: r.inCache,
+    mapCount: r.mapCount, gets: r.gets, pinsShort: r.pinsShort, pinsLong: r.pinsLong, data: s.folioData.get(id) ?? null,
+  };
 }
 
 /** Add `delta` references of `kind` to every folio of [lo, hi); frees folios left unreferenced. */
 export function folioAddRefs(s: KernelState, lo: number, hi: number, kind: RefKind, delta: number): void {
-  s.folios.update(lo, hi, (r) => ({ ...r, [kind]: r[kind] + delta }));
+  s.folios.update(lo, hi, (r) => withRun(r, r.index, r.inCache, r.uptodate,
+    r.mapCount + (kind === 'mapCount' ? delta : 0), r.gets + (kind === 'gets' ? delta : 0),
+    r.pinsShort + (kind === 'pinsShort' ? delta : 0), r.pinsLong + (kind === 'pinsLong' ? delta : 0)));
   if (delta < 0) folioFreeUnused(s, lo, hi);
 }
 
 /** The page cache dropped its reference to [lo, hi) (punch, eviction): detached, maybe freed. */
 export function folioDetach(s: KernelState, lo: number, hi: number): void {
-  s.folios.update(lo, hi, (r) => (r.inCache ? { ...r, inCache: false } : r));
+  s.folios.update(lo, hi, (r) => (r.inCache ? withRun(r, r.index, false, r.uptodate, r.mapCount, r.gets, r.pinsShort, r.pinsLong) : r));
   folioFreeUnused(s, lo, hi);
 }
 
 /** Free the folios of [lo, hi) that hold no reference at all (not even the page cache's). */
 export function folioFreeUnused(s: KernelState, lo: number, hi: number): void {
-  for (const seg of [...s.folios.segments(lo, hi)]) {
+  for (const seg of s.folios.segments(lo, hi)) {
     if (seg.value.inCache || extraRefs(seg.value) > 0) continue;
     s.folios.delete(seg.lo, seg.hi);
     s.folioData.deleteRange(seg.lo, seg.hi, false);
@@ -45,10 +50,11 @@ export function folioFreeUnused(s: KernelState, lo: number, hi: number): void {
 
 /** Zero the folios of [lo, hi) that were never exposed (I6). */
 export function folioPrepare(s: KernelState, lo: number, hi: number): void {
-  for (const seg of [...s.folios.segments(lo, hi)]) {
+  for (const seg of s.folios.segments(lo, hi)) {
     if (seg.value.uptodate) continue;
+    const r = seg.value;
     s.folioData.deleteRange(seg.lo, seg.hi, false);
-    s.folios.set(seg.lo, seg.hi, { ...seg.value, uptodate: true });
+    s.folios.set(seg.lo, seg.hi, withRun(r, r.index, r.inCache, true, r.mapCount, r.gets, r.pinsShort, r.pinsLong));
   }
 }
 
@@ -72,7 +78,6 @@ export function folioRead(s: KernelState, id: number, offset: number, into: Uint
 export function folioWrite(s: KernelState, id: number, offset: number, bytes: Uint8Array): void {
   let data = s.folioData.get(id);
   if (!data) {
-    if (bytes.every((b) => b === 0)) return; // zero stays implicit
     data = new Uint8Array(PAGE_SIZE);
     s.folioData.set(id, data);
   }

@@ -56,7 +56,7 @@ class BadPages {
 }
 
 /** The folio-table runs behind folio ids [id, id + n) (freed folios are skipped). */
-function foliosOf(s: KernelState, id: number, n: number): IterableIterator<{ lo: number; hi: number; value: FolioRun }> {
+function foliosOf(s: KernelState, id: number, n: number): { lo: number; hi: number; value: FolioRun }[] {
   return s.folios.segments(id, id + n);
 }
 
