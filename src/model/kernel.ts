@@ -261,13 +261,13 @@ export class Kernel {
     if (type === 0n) return fail('EINVAL', 'one of SHARED and PRIVATE is required');
     if (prot & ~(PROT.READ | PROT.WRITE | PROT.EXEC)) return fail('EINVAL', `unknown prot bits ${hex(prot)}`);
     const pages = (len + PAGE - 1n) / PAGE;
-    if (pages * PAGE + PAGE > BigInt(this.state.mmapBase) - MMAP_FLOOR) return fail('ENOMEM', 'no room for the mapping in the address space');
     const length = Number(pages * PAGE);
+    const placed = pages * PAGE + 2n * PAGE > BigInt(this.state.mmapBase) - MMAP_FLOOR ? undefined : placeMapping(this.state, length, Number(MMAP_FLOOR));
+    if (placed === undefined) return fail('ENOMEM', 'no room for the mapping in the address space');
     const shared = type !== MAP_FLAGS.PRIVATE;
     if (flags & MAP_FLAGS.ANONYMOUS) {
-      const start = placeMapping(this.state, length);
-      insertVma(this.state, newVma(start, length, prot, shared, null, 0));
-      return ok(start);
+      insertVma(this.state, newVma(placed, length, prot, shared, null, 0));
+      return ok(placed);
     }
     if (args.fd === null) return fail('EBADF', 'no fd and no MAP_ANONYMOUS');
     const e = this.state.fds.get(args.fd);
@@ -277,9 +277,8 @@ export class Kernel {
     if (e.kind !== 'gmem') return fail('ENODEV', `a ${e.kind} fd has no mmap`);
     if (!(e.file.inode.flags & GMEM_FLAGS.MMAP)) return fail('ENODEV', 'guest_memfd created without MMAP');
     if (!shared) return fail('EINVAL', 'guest_memfd needs MAP_SHARED (no CoW)');
-    const start = placeMapping(this.state, length);
-    insertVma(this.state, newVma(start, length, prot, true, e.file, Number(off / PAGE)));
-    return ok(start);
+    insertVma(this.state, newVma(placed, length, prot, true, e.file, Number(off / PAGE)));
+    return ok(placed);
   }
 
   /** munmap(2). */

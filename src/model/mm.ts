@@ -247,8 +247,11 @@ export function madviseRange(s: KernelState, lo: number, hi: number, advice: num
       zapAddressRange(s, lo, hi);
       return undefined;
     case MADV.REMOVE:
+      // madvise_remove(): no file (private anonymous memory) is EINVAL; EACCES needs a mapping
+      // without VM_MAYWRITE, which a shared mapping here always has (guest_memfd is O_RDWR,
+      // shared anonymous memory is shmem), whatever its PROT (measured: edges-found-by-hand).
       for (const vma of vmasIn(s, lo, hi)) {
-        if (!vma.shared || (vma.prot & PROT.WRITE) === 0n) return fail('EACCES', 'MADV_REMOVE needs a shared writable mapping');
+        if (!vma.file && !vma.shared) return fail('EINVAL', 'MADV_REMOVE of private anonymous memory (no file behind it)');
         const [klo, khi] = keyRange(vma, lo, hi);
         if (vma.file) gmemPunchHole(s, vma.file.inode, klo, khi); // acts as PUNCH_HOLE (kernel-probe §3)
         else zapKeys(s, vma, klo, khi); // shared anonymous = shmem: the punched pages read back zero
@@ -272,10 +275,23 @@ export function madviseRange(s: KernelState, lo: number, hi: number, advice: num
   }
 }
 
-/** Place a new mapping of `length` bytes below the previous ones. */
-export function placeMapping(s: KernelState, length: number): number {
-  s.mmapBase -= length + PAGE_SIZE; // one guard page between mappings
-  return s.mmapBase;
+/**
+ * Where a new mapping of `length` bytes goes, as the kernel's top-down get_unmapped_area: the
+ * highest free range below mmap_base that fits, so an unmapped range is reused by the next
+ * mapping that fits there (conformance/edges-found-by-hand.yaml). The model keeps one guard
+ * page on each side (so running off a mapping is SIGSEGV); undefined when nothing fits above
+ * `floor`. Pure: the caller inserts the VMA.
+ */
+export function placeMapping(s: KernelState, length: number, floor: number): number | undefined {
+  let ceiling = s.mmapBase;
+  for (const [start, vma] of s.vmas.entriesReversed()) {
+    if (start >= ceiling) continue;
+    const at = ceiling - PAGE_SIZE - length;
+    if (at - PAGE_SIZE >= vma.end) return at;
+    ceiling = start;
+  }
+  const at = ceiling - PAGE_SIZE - length;
+  return at >= floor ? at : undefined;
 }
 
 export function newVma(start: number, length: number, prot: bigint, shared: boolean, file: GmemFile | null, pgoff: number): Vma {

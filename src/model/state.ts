@@ -219,7 +219,7 @@ export interface KernelState {
   readonly folioData: Tree<number, Uint8Array>;
   /** Source of object ids (VMs, files, folios, pins). */
   nextId: number;
-  /** Top of the next mmap placement (mappings grow down, like mmap_base). */
+  /** Top of the mmap area (mmap_base): mappings are placed top-down in the highest gap that fits. */
   mmapBase: number;
   /**
    * Checker hook: called inside a to-private conversion where another CPU could run (between
