@@ -9,7 +9,7 @@ import { MAX_BUFFERED_ACCESS } from '../src/backend/backend.js';
 import { ID_CODEC, ExtentMap } from '../src/model/extent-map.js';
 import { FULL_MACHINE } from '../src/model/platform.js';
 import { IPC_V8 } from '../src/model/profile.js';
-import { loadScenarioFile } from '../src/scenario/load.js';
+import { loadScenarioFile, parseScenario } from '../src/scenario/load.js';
 import { formatHuman } from '../src/scenario/report.js';
 import { runScenario } from '../src/scenario/run.js';
 import { Ctx, INIT_SHARED, K, MMAP } from './table.js';
@@ -92,3 +92,18 @@ for (const row of big) {
     assert.deepEqual(c.b.takeViolations(), []);
   });
 }
+
+test('scenario ops read and guest_read of length "2^40" on a 16K mapping: SIGSEGV / MMIO exit, no stack trace  [kernel-probe.md §3, §8]', () => {
+  const yaml = `name: huge reads
+steps:
+  - { op: create_vm, type: sw_protected, as: vm }
+  - { op: create_guest_memfd, vm: vm, size: 16K, flags: [MMAP, INIT_SHARED], as: gmem }
+  - { op: mmap, fd: gmem, length: 16K, as: map }
+  - { op: set_user_memory_region2, vm: vm, slot: 0, guest_phys_addr: 0, memory_size: 16K, guest_memfd: gmem }
+  - { op: read, map: map, offset: 0, length: "2^40", expect: { signal: SIGSEGV } }
+  - { op: guest_read, vm: vm, gpa: 0, length: "2^40", expect: { exit: MMIO, gpa: 16K } }
+  - { op: read, map: map, offset: 0, length: 16K, expect: { fill: 0 } }
+`;
+  const [r] = runScenario(parseScenario(yaml, 'huge-reads.yaml'));
+  assert.ok(r!.passed, formatHuman(r!));
+});

@@ -98,14 +98,17 @@ export function privatePagesExclusive(k: Kernel): InvariantViolation[] {
 /** I6: every folio the host, a device, a pipe or a guest can reach is uptodate (zeroed). */
 export function zeroedBeforeExposure(k: Kernel): InvariantViolation[] {
   const s = k.state;
-  const seen = new Map<number, number>(); // first id -> end id of every never-zeroed run found
+  let seen: Map<number, number> | undefined; // first id -> end id of every never-zeroed run found
   const check = (id: number, n: number) => {
-    for (const f of foliosOf(s, id, n)) if (!f.value.uptodate) seen.set(f.lo, Math.max(seen.get(f.lo) ?? 0, f.hi));
+    for (const f of foliosOf(s, id, n)) {
+      if (!f.value.uptodate) (seen ??= new Map()).set(f.lo, Math.max(seen.get(f.lo) ?? 0, f.hi));
+    }
   };
   for (const [, vma] of s.vmas.entries()) for (const seg of vma.ptes.segments()) check(seg.value, seg.hi - seg.lo);
   for (const pin of s.pins.values()) for (const b of pin.folios) check(b.id, b.nr);
   for (const e of s.fds.values()) if (e.kind === 'pipe') e.pipe.buffers.forEach((b) => check(b.folio, 1));
   for (const vm of s.vms) for (const seg of vm.sptes.segments()) check(seg.value.id, seg.hi - seg.lo);
+  if (!seen) return [];
   const bad = new BadPages();
   const runs = [...seen].sort((x, y) => x[0] - y[0]);
   let done = Number.MIN_SAFE_INTEGER;
@@ -153,17 +156,18 @@ export function foliosUnmoved(k: Kernel): InvariantViolation[] {
   const out: InvariantViolation[] = [];
   for (const inode of k.state.inodes) {
     for (const p of inode.pages.segments()) {
-      const n = p.hi - p.lo;
+      const end = p.value + (p.hi - p.lo);
+      const indexOf = (id: number) => p.lo + (id - p.value);
       let at = p.value;
-      for (const f of [...foliosOf(k.state, p.value, n), { lo: p.value + n, hi: p.value + n, value: undefined }]) {
-        const index = p.lo + (f.lo - p.value);
-        if (f.lo > at) out.push(violation('I9', `inode ${inode.ino} page ${p.lo + (at - p.value)} holds a freed folio`, [off(p.lo + (at - p.value))]));
+      for (const f of foliosOf(k.state, p.value, p.hi - p.lo)) {
+        if (f.lo > at) out.push(violation('I9', `inode ${inode.ino} page ${indexOf(at)} holds a freed folio`, [off(indexOf(at))]));
         at = f.hi;
         const v = f.value;
-        if (v && (v.index !== index || v.ino !== inode.ino || !v.inCache)) {
-          out.push(violation('I9', `inode ${inode.ino} page ${index} holds folio of inode ${v.ino} page ${v.index}${v.inCache ? '' : ' (detached)'}`, [off(index)]));
+        if (v.index !== indexOf(f.lo) || v.ino !== inode.ino || !v.inCache) {
+          out.push(violation('I9', `inode ${inode.ino} page ${indexOf(f.lo)} holds folio of inode ${v.ino} page ${v.index}${v.inCache ? '' : ' (detached)'}`, [off(indexOf(f.lo))]));
         }
       }
+      if (at < end) out.push(violation('I9', `inode ${inode.ino} page ${indexOf(at)} holds a freed folio`, [off(indexOf(at))]));
     }
   }
   return out;
