@@ -11,6 +11,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BResult } from '../src/backend/backend.js';
+import { gmemFolio } from '../src/model/gmem.js';
 import { DEFERRED, IPC_V8, REVOKE } from '../src/model/profile.js';
 import type { Holder, ODirectIo, SplicePipe, VfioDmaMapping } from '../src/userspace/holders.js';
 import { PREUNMAP, RETRY, STOP } from '../src/userspace/policies.js';
@@ -149,7 +150,7 @@ describe(`revoke: VFIO imports by fd+offset, the conversion revokes, to-shared m
     assert.equal(dma.revocable, true);
     assert.notEqual(dma.importId, undefined);
     assert.deepEqual(w.registered(w.fd, 0, 16 * K), []);
-    assert.equal(w.b.kernel.gmemFile(w.fd)!.inode.pages.get(0)?.pinsLong ?? 0, 0);
+    assert.equal(gmemFolio(w.b.kernel.state, w.b.kernel.gmemFile(w.fd)!.inode, 0)?.pinsLong ?? 0, 0);
     w.must(dma.dma(0, 2, text('rx')));
     assert.equal(str(w.must(w.hostRead(w.ram, 2))), 'rx');
     w.noViolations();

@@ -9,6 +9,13 @@ import type {
 import type { ErrnoFailure, ExitFailure, Ok, SignalFailure } from '../model/result.js';
 
 /**
+ * The largest host, guest or device read a backend buffers (256 MiB). A larger access that the
+ * kernel would complete is reported as unsupported, after its faults; one that would fault
+ * first (SIGSEGV, SIGBUS, an exit) reports that, as the kernel would.
+ */
+export const MAX_BUFFERED_ACCESS = 256 * 1024 * 1024;
+
+/**
  * The backend cannot perform this step (no such ioctl, VM type, flag or facility). `error`: it
  * tried and failed in a way that is no answer at all (a KVM_RUN or I/O that timed out, an
  * unexpected vCPU exit): an ERROR of the case, not a missing capability. `errnoNumber`: the
@@ -29,9 +36,6 @@ export interface Unsupported {
 export interface Guarded { readonly guarded?: string }
 
 export type BResult<T = void> = ((Ok<T> | ErrnoFailure | SignalFailure | ExitFailure) & Guarded) | Unsupported;
-
-/** Largest host or guest load a backend buffers (bytes); a valid access beyond it is refused cleanly. */
-export const MAX_BUFFERED_ACCESS = 256 * 1024 * 1024;
 
 export function unsupported(why: string): Unsupported {
   return { ok: false, unsupported: why };

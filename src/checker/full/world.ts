@@ -7,6 +7,8 @@
 // (what the guest wrote while the page was private); ghost state tracks what the guest expects.
 import { ModelBackend } from '../../backend/model-backend.js';
 import { GMEM_FLAGS, MAP_FLAGS, PAGE_SIZE, PROT, VM_TYPES } from '../../model/abi.js';
+import { foliosOf } from '../../model/folio.js';
+import { gmemFolio, gmemFolios } from '../../model/gmem.js';
 import type { Profile } from '../../model/profile.js';
 import type { Holder } from '../../userspace/holders.js';
 import type { ODirectIo } from '../../userspace/holders.js';
@@ -221,7 +223,7 @@ export class World {
   private snapshotExpectations(t: ConversionTask): void {
     for (const seg of t.request.segments) {
       for (let p = seg.lo; p < seg.hi; p++) {
-        const f = this.inode.pages.get(p);
+        const f = gmemFolio(this.backend.kernel.state, this.inode, p);
         this.expect[p] = f?.data ? f.data[0]! : 0;
       }
     }
@@ -233,17 +235,18 @@ export class World {
     const parts: string[] = [];
     for (const seg of inode.attributes.segments()) parts.push(`${seg.lo}-${seg.hi}${seg.value[0]}`);
     parts.push('|');
-    const folioName = new Map<object, string>();
-    for (const [i, f] of inode.pages.entries()) {
-      folioName.set(f, `c${i}`);
+    const folioName = new Map<number, string>();
+    for (const [i, f] of gmemFolios(this.backend.kernel.state, inode)) {
+      folioName.set(f.id, `c${i}`);
       parts.push(`${i}:${f.data?.[0] ?? 0},${f.uptodate ? 1 : 0},${f.mapCount},${f.gets},${f.pinsShort},${f.pinsLong}`);
     }
     parts.push('|');
     this.slots.forEach((slot, h) => {
       const holder = slot.holder;
       const folios = holder?.holding ? this.pinnedFolios(holder) : [];
-      const name = (f: { data: Uint8Array | null; pinsShort: number; pinsLong: number }) => folioName.get(f) ?? `d${f.data?.[0] ?? 0}.${f.pinsShort}.${f.pinsLong}`;
-      const race = slot.racePin !== undefined ? this.backend.kernel.state.pins.get(slot.racePin)?.folios.map(name).join('') : '';
+      const name = (f: { id: number; data: Uint8Array | null; pinsShort: number; pinsLong: number }) => folioName.get(f.id) ?? `d${f.data?.[0] ?? 0}.${f.pinsShort}.${f.pinsLong}`;
+      const racePin = slot.racePin !== undefined ? this.backend.kernel.state.pins.get(slot.racePin) : undefined;
+      const race = racePin ? foliosOf(this.backend.kernel.state, racePin.folios).map(name).join('') : '';
       parts.push(`h${h}:${holder?.state ?? '-'}@${holder?.range.lo ?? ''}:${folios.map(name).join('')}:${race}`);
     });
     const t = this.task;
@@ -254,7 +257,8 @@ export class World {
   }
 
   private pinnedFolios(h: Holder) {
-    return h.pinId === undefined ? [] : this.backend.kernel.state.pins.get(h.pinId)?.folios ?? [];
+    const pin = h.pinId === undefined ? undefined : this.backend.kernel.state.pins.get(h.pinId);
+    return pin ? foliosOf(this.backend.kernel.state, pin.folios) : [];
   }
 }
 
