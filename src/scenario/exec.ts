@@ -35,8 +35,11 @@ export interface ExecContext {
 }
 
 export class HandleMissing extends Error {
-  /** `unsupported`: the backend could not do the step that creates the handle, and why. */
-  constructor(message: string, readonly unsupported?: string) {
+  /**
+   * `unsupported`: the backend could not do the step that creates the handle, and why; with
+   * `error`, that step was an error of the case (no answer at all), not a missing capability.
+   */
+  constructor(message: string, readonly unsupported?: string, readonly error?: boolean) {
     super(message);
   }
 }

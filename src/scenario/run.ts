@@ -53,7 +53,7 @@ export function runScenario(scenario: Scenario, opts: RunOptions = {}): Scenario
 function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): ScenarioResult {
   const backend = (opts.backend ?? modelBackendFor(opts.invariants ?? true))(profile, scenario);
   const handles = new Map<string, HandleValue>();
-  const failedAt = new Map<string, { step: number; unsupported?: string }>();
+  const failedAt = new Map<string, { step: number; unsupported?: string; error?: boolean }>();
   const resolve = (ref: unknown): HandleValue => {
     const r = ref as HandleRef;
     if ('raw' in r) return Number(r.raw);
@@ -62,7 +62,7 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
       const f = failedAt.get(r.handle)!;
       throw new HandleMissing(f.unsupported
         ? `needs '${r.handle}' of step ${f.step}: ${f.unsupported}`
-        : `handle '${r.handle}' was not created (step ${f.step} did not succeed)`, f.unsupported);
+        : `handle '${r.handle}' was not created (step ${f.step} did not succeed)`, f.unsupported, f.error);
     }
     return v;
   };
@@ -90,12 +90,16 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
         handle = r.handle;
       } catch (e) {
         if (!(e instanceof HandleMissing)) throw e;
-        outcome = e.unsupported !== undefined ? { kind: 'unsupported', why: e.message } : { kind: 'skipped', why: e.message };
+        // A step that needs what an unsupported (or errored) step would have made is unsupported
+        // (an error) too, with the root reason as its cause.
+        outcome = e.unsupported === undefined ? { kind: 'skipped', why: e.message }
+          : e.error ? { kind: 'error', why: e.message } : { kind: 'unsupported', why: e.message, cause: e.unsupported };
         rootCause = e.unsupported;
       }
       if (step.as) {
         if (handle !== undefined) handles.set(step.as, handle);
-        else failedAt.set(step.as, { step: step.index, ...(outcome.kind === 'unsupported' ? { unsupported: rootCause ?? outcome.why } : {}) });
+        else if (outcome.kind === 'unsupported' || outcome.kind === 'error') failedAt.set(step.as, { step: step.index, unsupported: rootCause ?? outcome.why, ...(outcome.kind === 'error' ? { error: true } : {}) });
+        else failedAt.set(step.as, { step: step.index });
       }
       if (outcome.kind === 'ok' && step.as) outcome = { ...outcome, handle: step.as };
       const violations = backend.takeViolations();
