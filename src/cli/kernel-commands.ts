@@ -26,9 +26,15 @@ export function linuxBackendFactory(): (profile: Profile, scenario: Scenario) =>
   return (profile, scenario) => capabilityGate(new LinuxBackend(), profile, scenario.machine === 'probed' ? PROBED_MACHINE : FULL_MACHINE);
 }
 
-/** Run every scenario on the model and on the kernel, and compare them step by step. */
-export function diffScenarios(scenarios: readonly Scenario[], profile?: string, progress?: (line: string) => void): ScenarioComparison[] {
-  const linux = linuxBackendFactory();
+/**
+ * Run every scenario on the model and on the kernel, and compare them step by step. `kernel`:
+ * the backend factory of the kernel side (default: the gated Linux backend; tests pass others).
+ */
+export function diffScenarios(
+  scenarios: readonly Scenario[], profile?: string, progress?: (line: string) => void,
+  kernel?: (profile: Profile, scenario: Scenario) => Backend,
+): ScenarioComparison[] {
+  const linux = kernel ?? linuxBackendFactory();
   const out: ScenarioComparison[] = [];
   for (const [i, s] of scenarios.entries()) {
     progress?.(`[${i + 1}/${scenarios.length}] ${s.file}`);
