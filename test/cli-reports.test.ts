@@ -24,7 +24,7 @@ const EXAMPLE = 'examples/01-pinned-page-blocks-conversion.yaml';
 /** The model's run of EXAMPLE with the first `n` steps (or all) turned unsupported, as a backend lacking them reports. */
 function withUnsupported(n = Infinity): ScenarioResult {
   const [r] = runScenario(loadScenarioFile(EXAMPLE));
-  const steps = r!.steps.map((s, i) => (i < n ? { ...s, outcome: { kind: 'unsupported' as const, why: 'not on this backend' } } : s));
+  const steps = r!.steps.map((s, i) => (i < n ? { ...s, outcome: { kind: 'unsupported' as const, why: 'not on this backend', capability: 'KVM_CAP_VM_TYPES' } } : s));
   return { ...r!, steps, unsupported: steps.filter((s) => s.outcome.kind === 'unsupported').length };
 }
 

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { unsupported, type Backend, type BResult } from '../src/backend/backend.js';
+import { notAdvertised } from '../src/backend/capability-gate.js';
 import { decorate } from '../src/backend/decorate.js';
 import {
   comparisonJson, comparisonsFailed, comparisonVerdict, conformTable, diffReport, diffScenarios, formatConform,
@@ -54,8 +55,8 @@ const mixed = fakeKernel((inner) => {
     createGuestMemfd(vm: number, size, flags) {
       return ++gmems === 2 ? timeout() : inner.createGuestMemfd(vm, size, flags);
     },
-    lseek: () => unsupported('this kernel has no lseek on guest_memfd (a test reason)'),
-    pread: () => unsupported(''),
+    lseek: () => notAdvertised('KVM_CAP_TEST', 'this kernel has no lseek on guest_memfd (a test reason)'),
+    pread: () => notAdvertised('KVM_CAP_TEST', ''),
   };
 });
 
@@ -99,6 +100,21 @@ test('an error of the case is never unsupported, and alone fails diff and confor
   assert.equal(k!.passed, false);
 });
 
+test('a step the backend cannot do for a reason other than a missing capability is an error', () => {
+  // As the linux backend answers MAP_FIXED, a read past MAX_BUFFERED_ACCESS, a short READ_FIXED.
+  const refused = fakeKernel(() => ({ createGuestMemfd: () => unsupported('gmemkit cannot do this here') }));
+  const [c] = run(refused);
+  const notRun = c!.steps.filter((s) => s.verdict !== 'agree');
+  assert.ok(notRun.length >= 2 && notRun.every((s) => s.verdict === 'error'), JSON.stringify(notRun.map((s) => s.verdict)));
+  assert.equal(notRun[0]!.reason, 'unsupported, but not for a capability the kernel lacks: gmemkit cannot do this here');
+  assert.equal(comparisonsFailed([c!], false), true);
+  // The same step refused for a capability is unsupported, and steps needing it are too.
+  const gated = fakeKernel(() => ({ createGuestMemfd: () => notAdvertised('KVM_CAP_GUEST_MEMFD', 'no guest_memfd here') }));
+  const [u] = run(gated);
+  assert.ok(u!.steps.filter((s) => s.verdict !== 'agree').every((s) => s.verdict === 'unsupported' && s.reason === 'no guest_memfd here'));
+  assert.equal(comparisonsFailed([u!], true), false);
+});
+
 test('an errno abi.ts cannot name is compared by its number', () => {
   const unnamed = (n: number): Outcome => toOutcome({ ok: false, unsupported: `kernel returned errno ${n}, which abi.ts does not name`, errnoNumber: n });
   assert.deepEqual(unnamed(200), { kind: 'errno', errno: 'errno 200', number: 200, why: 'kernel returned errno 200, which abi.ts does not name' });
@@ -131,8 +147,8 @@ const reasonsOnly = (reason: (text: string) => string) => fakeKernel((inner) => 
     if (fd !== 998 && fd !== 999) return r;
     return r.ok || 'errno' in r ? { ...r, guarded: fd === 998 ? reason('') : 'fd 999 was not opened by this backend' } : r;
   },
-  lseek: () => unsupported('this kernel has no lseek on guest_memfd (a test reason)'),
-  pread: () => unsupported(reason('')),
+  lseek: () => notAdvertised('KVM_CAP_TEST', 'this kernel has no lseek on guest_memfd (a test reason)'),
+  pread: () => notAdvertised('KVM_CAP_TEST', reason('')),
 }));
 
 test('--strict fails on an unsupported or guarded step without a reason, and only then', () => {

@@ -3,7 +3,8 @@
 // name is compared too) and out-values, signal, data, value or exit (gpa, size, private); the
 // model's reasons and the handles' numbers are not compared. An equal answer the kernel backend
 // decided itself (`guarded`) is counted apart from "agree"; a step the backend tried and got no
-// answer for (a KVM_RUN timeout, an unexpected vCPU exit) is an error, never "unsupported".
+// answer for (a KVM_RUN timeout, an unexpected vCPU exit) is an error, never "unsupported", and so
+// is a step the backend cannot do for any reason but a capability the kernel does not advertise.
 import type { BackendIdentity } from '../backend/backend.js';
 import { ERRNO } from '../model/abi.js';
 import { describeOutcome, type Outcome } from './expect.js';
@@ -12,8 +13,9 @@ import type { ScenarioResult } from './run.js';
 /**
  * agree: the kernel answered as the model did. guarded: the same answer, but decided by the
  * kernel backend without asking the kernel. differ / marked: the answers differ (marked: the
- * scenario states the known difference). unsupported: the kernel does not offer what the step
- * needs. error: the backend got no answer at all.
+ * scenario states the known difference). unsupported: the kernel does not advertise a
+ * capability the step needs (the capability gate says which). error: no answer to compare (a
+ * timeout, an unexpected vCPU exit, a step the backend cannot do for another reason).
  */
 export type StepVerdict = 'agree' | 'guarded' | 'differ' | 'unsupported' | 'error' | 'marked';
 export const STEP_VERDICTS: readonly StepVerdict[] = ['agree', 'guarded', 'differ', 'unsupported', 'error', 'marked'];
@@ -80,6 +82,9 @@ export function compareStep(m: Outcome, k: Outcome, knownDifference?: string): {
   if (m.kind === 'error') return { verdict: 'error', reason: m.why };
   if (k.kind === 'unsupported' || m.kind === 'unsupported') {
     const u = (k.kind === 'unsupported' ? k : m) as Extract<Outcome, { kind: 'unsupported' }>;
+    // Only a capability the kernel does not advertise makes a step unsupported; a backend that
+    // cannot do a step for any other reason leaves the case unchecked: an error.
+    if (u.capability === undefined) return { verdict: 'error', reason: `unsupported, but not for a capability the kernel lacks: ${u.cause ?? u.why}` };
     return { verdict: 'unsupported', reason: u.cause ?? u.why };
   }
   const guard = guardOf(k) ?? guardOf(m);

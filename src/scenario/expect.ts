@@ -11,14 +11,15 @@ import { ERRNOS, parseBytes, parseSize, show, type Parsed } from './values.js';
  * (backend.ts). `number`: an errno abi.ts has no name for (`errno` is then `errno N`), compared
  * by number. `error`: the backend tried and got no answer (a KVM_RUN timeout, an unexpected vCPU
  * exit): an error of the case, never "unsupported". `cause` of an unsupported step: the root
- * reason when it is unsupported because an earlier step was.
+ * reason when it is unsupported because an earlier step was; `capability`: the capability the
+ * kernel does not advertise, when that is why (set by the capability gate).
  */
 export type Outcome =
   | { kind: 'ok'; value?: bigint; data?: Uint8Array; handle?: string; conversion?: ConversionSummary; guarded?: string }
   | { kind: 'errno'; errno: string; number?: number; out?: Record<string, bigint>; why: string; conversion?: ConversionSummary; guarded?: string }
   | { kind: 'signal'; signal: string; why: string; guarded?: string }
   | { kind: 'exit'; exit: string; gpa: bigint; size: bigint; private: boolean; why: string; guarded?: string }
-  | { kind: 'unsupported'; why: string; cause?: string }
+  | { kind: 'unsupported'; why: string; cause?: string; capability?: string }
   | { kind: 'error'; why: string }
   /** The step could not run (e.g. a handle it names was never created). */
   | { kind: 'skipped'; why: string };
@@ -28,7 +29,7 @@ export function toOutcome(r: BResult<unknown>, conversion?: ConversionSummary): 
   if ('unsupported' in r) {
     if (r.error) return { kind: 'error', why: r.unsupported };
     if (r.errnoNumber !== undefined) return { kind: 'errno', errno: `errno ${r.errnoNumber}`, number: r.errnoNumber, why: r.unsupported, ...conv };
-    return { kind: 'unsupported', why: r.unsupported };
+    return { kind: 'unsupported', why: r.unsupported, ...(r.capability !== undefined ? { capability: r.capability } : {}) };
   }
   const g = r.guarded !== undefined ? { guarded: r.guarded } : {};
   if (r.ok) {

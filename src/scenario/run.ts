@@ -53,16 +53,16 @@ export function runScenario(scenario: Scenario, opts: RunOptions = {}): Scenario
 function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): ScenarioResult {
   const backend = (opts.backend ?? modelBackendFor(opts.invariants ?? true))(profile, scenario);
   const handles = new Map<string, HandleValue>();
-  const failedAt = new Map<string, { step: number; unsupported?: string; error?: boolean }>();
+  const failedAt = new Map<string, { step: number; root?: NonNullable<HandleMissing['root']> }>();
   const resolve = (ref: unknown): HandleValue => {
     const r = ref as HandleRef;
     if ('raw' in r) return Number(r.raw);
     const v = handles.get(r.handle);
     if (v === undefined) {
       const f = failedAt.get(r.handle)!;
-      throw new HandleMissing(f.unsupported
-        ? `needs '${r.handle}' of step ${f.step}: ${f.unsupported}`
-        : `handle '${r.handle}' was not created (step ${f.step} did not succeed)`, f.unsupported, f.error);
+      throw new HandleMissing(f.root
+        ? `needs '${r.handle}' of step ${f.step}: ${f.root.why}`
+        : `handle '${r.handle}' was not created (step ${f.step} did not succeed)`, f.root);
     }
     return v;
   };
@@ -83,7 +83,7 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
       const expected = expectFor(step.expect, profile.name);
       let outcome: Outcome;
       let handle: HandleValue | undefined;
-      let rootCause: string | undefined;
+      let root: HandleMissing['root'];
       try {
         const r = EXEC[step.op]!(step.args, ctx, step.as);
         outcome = toOutcome(r.result, r.conversion);
@@ -92,13 +92,16 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
         if (!(e instanceof HandleMissing)) throw e;
         // A step that needs what an unsupported (or errored) step would have made is unsupported
         // (an error) too, with the root reason as its cause.
-        outcome = e.unsupported === undefined ? { kind: 'skipped', why: e.message }
-          : e.error ? { kind: 'error', why: e.message } : { kind: 'unsupported', why: e.message, cause: e.unsupported };
-        rootCause = e.unsupported;
+        root = e.root;
+        outcome = !root ? { kind: 'skipped', why: e.message }
+          : root.error ? { kind: 'error', why: e.message }
+          : { kind: 'unsupported', why: e.message, cause: root.why, ...(root.capability !== undefined ? { capability: root.capability } : {}) };
       }
       if (step.as) {
         if (handle !== undefined) handles.set(step.as, handle);
-        else if (outcome.kind === 'unsupported' || outcome.kind === 'error') failedAt.set(step.as, { step: step.index, unsupported: rootCause ?? outcome.why, ...(outcome.kind === 'error' ? { error: true } : {}) });
+        else if (root) failedAt.set(step.as, { step: step.index, root });
+        else if (outcome.kind === 'error') failedAt.set(step.as, { step: step.index, root: { why: outcome.why, error: true } });
+        else if (outcome.kind === 'unsupported') failedAt.set(step.as, { step: step.index, root: { why: outcome.why, ...(outcome.capability !== undefined ? { capability: outcome.capability } : {}) } });
         else failedAt.set(step.as, { step: step.index });
       }
       if (outcome.kind === 'ok' && step.as) outcome = { ...outcome, handle: step.as };
