@@ -17,6 +17,7 @@ import type { Profile } from '../src/model/profile.js';
 import { compareStep, sameOutcome, type ScenarioComparison } from '../src/scenario/diff.js';
 import { mismatch, toOutcome, type Outcome } from '../src/scenario/expect.js';
 import { parseScenario, type Scenario } from '../src/scenario/load.js';
+import { formatHuman, toJson } from '../src/scenario/report.js';
 import { modelBackendFor, runScenario } from '../src/scenario/run.js';
 
 /** The kernel side: the model, with `inject` replacing some calls (it gets the model to forward to). */
@@ -179,4 +180,12 @@ test('the reasons are printed grouped, with counts, in diff and conform', () => 
   }
   const doc = JSON.parse(comparisonJson([c!, c!], false)) as { reasons: Record<string, { reason: string; count: number }[]> };
   assert.deepEqual(doc.reasons.guarded, [{ reason: '', count: 2 }, { reason: 'fd 999 was not opened by this backend', count: 2 }]);
+});
+
+test('gmemkit run shows a guarded answer as guarded, and the JSON outcome carries its reason', () => {
+  const [r] = runScenario(SCENARIO, { backend: reasonsOnly(() => 'a stated reason') });
+  assert.match(formatHuman(r!), /close fd=999 {2}→ EBADF {2}\([^)]*\) {2}\[guarded: fd 999 was not opened by this backend\]/);
+  assert.doesNotMatch(formatHuman(r!), /close fd=h .*guarded/);
+  const doc = toJson([r!]) as { scenarios: { steps: { outcome: { guarded?: string } }[] }[] };
+  assert.equal(doc.scenarios[0]!.steps[2]!.outcome.guarded, 'fd 999 was not opened by this backend');
 });
