@@ -24,7 +24,7 @@ const EXAMPLE = 'examples/01-pinned-page-blocks-conversion.yaml';
 /** The model's run of EXAMPLE with the first `n` steps (or all) turned unsupported, as a backend lacking them reports. */
 function withUnsupported(n = Infinity): ScenarioResult {
   const [r] = runScenario(loadScenarioFile(EXAMPLE));
-  const steps = r!.steps.map((s, i) => (i < n ? { ...s, outcome: { kind: 'unsupported' as const, why: 'not on this backend' } } : s));
+  const steps = r!.steps.map((s, i) => (i < n ? { ...s, outcome: { kind: 'unsupported' as const, why: 'not on this backend', capability: 'KVM_CAP_VM_TYPES' } } : s));
   return { ...r!, steps, unsupported: steps.filter((s) => s.outcome.kind === 'unsupported').length };
 }
 
@@ -59,10 +59,10 @@ test('diff: a comparison whose every step is unsupported is counted as such, als
   const n = c.steps.length;
   const text = diffReport([c], false);
   assert.equal(text.failed, false);
-  assert.match(text.text, new RegExp(`1 scenario run\\(s\\): 0 agree, 0 failed, 0 agree in part, 1 unsupported \\(steps: 0 agree, 0 differ, ${n} unsupported, 0 marked\\)$`));
+  assert.match(text.text, new RegExp(`1 scenario run\\(s\\): 0 agree, 0 agree with guarded answers, 0 failed, 0 agree in part, 1 unsupported \\(steps: 0 agree, 0 guarded, 0 differ, ${n} unsupported, 0 errors, 0 marked\\)$`));
   const doc = JSON.parse(diffReport([c, compareRuns(model!, model!)], true).text) as { runs: Record<string, number>; steps: Record<string, number>; comparisons: { verdict: string }[] };
-  assert.deepEqual(doc.runs, { agree: 1, partial: 0, unsupported: 1, failed: 0 });
-  assert.deepEqual(doc.steps, { agree: n, differ: 0, unsupported: n, marked: 0 });
+  assert.deepEqual(doc.runs, { agree: 1, guarded: 0, partial: 0, unsupported: 1, failed: 0 });
+  assert.deepEqual(doc.steps, { agree: n, guarded: 0, differ: 0, unsupported: n, error: 0, marked: 0 });
   assert.deepEqual(doc.comparisons.map((x) => x.verdict), ['unsupported', 'agree']);
 });
 

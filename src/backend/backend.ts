@@ -19,13 +19,16 @@ export const MAX_BUFFERED_ACCESS = 256 * 1024 * 1024;
  * The backend cannot perform this step (no such ioctl, VM type, flag or facility). `error`: it
  * tried and failed in a way that is no answer at all (a KVM_RUN or I/O that timed out, an
  * unexpected vCPU exit): an ERROR of the case, not a missing capability. `errnoNumber`: the
- * kernel failed with an errno abi.ts has no name for (compare it as this number).
+ * kernel failed with an errno abi.ts has no name for (compare it as this number). `capability`:
+ * set by the capability gate (capability-gate.ts) on a step the running kernel cannot do because
+ * it does not advertise this capability; diff and conform count only those as unsupported.
  */
 export interface Unsupported {
   readonly ok: false;
   readonly unsupported: string;
   readonly error?: true;
   readonly errnoNumber?: number;
+  readonly capability?: string;
 }
 
 /**

@@ -14,11 +14,12 @@ import { FULL_USAGE } from './check-full.js';
 import { COMPARE_SPEC, compareCommand } from './compare.js';
 import { opsListing } from './ops-listing.js';
 import { EXPORT_SPEC, exportCommand } from './export-command.js';
-import { CONFORMANCE_DIR, diffReport, diffScenarios, formatConform, linuxBackendFactory } from './kernel-commands.js';
+import { comparisonJson, comparisonsFailed, CONFORMANCE_DIR, diffReport, diffScenarios, formatConform, linuxBackendFactory } from './kernel-commands.js';
 import { UsageError } from './usage.js';
 
 const profileOption: OptionSpec = { name: 'profile', arg: 'NAME', kind: { type: 'string' }, defaultText: "each of the scenario's profiles", help: 'run under this ABI profile' };
 const jsonOption: OptionSpec = { name: 'json', kind: { type: 'bool' }, help: 'print a machine-readable result' };
+const strictOption: OptionSpec = { name: 'strict', kind: { type: 'bool' }, help: 'exit 1 also when an unsupported or guarded step states no reason' };
 
 const RUN_SPEC: CommandSpec = {
   name: 'run',
@@ -41,9 +42,13 @@ const DIFF_SPEC: CommandSpec = {
   brief: 'the same scenarios on the model and on the kernel; every step whose outcome differs',
   synopsis: 'diff [options] FILE|DIR...',
   summary: 'Run scenarios on the model and on the kernel; report every step whose outcome (errno,\n'
-    + 'signal, data, value, exit) differs, and count the steps that agree, differ, are unsupported or marked.',
+    + 'signal, data, value, exit) differs, and count the steps that agree, are guarded (the same answer,\n'
+    + 'decided by the backend without the kernel), differ, are unsupported (the kernel does not offer\n'
+    + 'the feature), errors (no answer: a KVM_RUN timeout, an unexpected vCPU exit) or marked; the\n'
+    + 'reasons of the unsupported, guarded and errored steps, grouped with counts. Exit 1 on a\n'
+    + 'difference or an error.',
   positionals: 'scenario files or directories',
-  options: [profileOption, jsonOption],
+  options: [profileOption, jsonOption, strictOption],
   notes: 'Progress goes to stderr, only when it is a terminal.',
 };
 
@@ -51,9 +56,11 @@ const CONFORM_SPEC: CommandSpec = {
   name: 'conform',
   brief: 'the bundled conformance suite on both backends: a table per op, exit 1 on a difference',
   synopsis: 'conform [options] [DIR...]',
-  summary: 'The bundled conformance suite (or the scenarios named) on both backends: a table per op.',
+  summary: 'The bundled conformance suite (or the scenarios named) on both backends: a table per op\n'
+    + '(agree, guarded, differ, unsupported, errors, marked, as in diff) and the reasons grouped with\n'
+    + 'counts. Exit 1 on a difference or an error.',
   positionals: 'scenario files or directories (default: the bundled conformance suite)',
-  options: [jsonOption],
+  options: [jsonOption, strictOption],
   notes: 'Progress goes to stderr, only when it is a terminal.',
 };
 
@@ -209,20 +216,21 @@ function loadAll(cmd: string, paths: string[]): Scenario[] {
 function diffCommand(p: Parsed): number {
   const profile = checkProfile(p.string('profile'));
   const scenarios = loadAll('diff', [...p.positionals]);
-  const { text, failed } = diffReport(diffScenarios(scenarios, profile, progressSink(p.bool('json'))), p.bool('json'));
+  const { text, failed } = diffReport(diffScenarios(scenarios, profile, progressSink(p.bool('json'))), p.bool('json'), p.bool('strict'));
   console.log(text);
   return failed ? EXIT.FAILED : EXIT.OK;
 }
 
 function conformCommand(p: Parsed): number {
-  const values = { json: p.bool('json') };
+  const values = { json: p.bool('json'), strict: p.bool('strict') };
   const positionals = p.positionals;
   const scenarios = loadAll('conform', positionals.length ? [...positionals] : [CONFORMANCE_DIR]);
   const comparisons = diffScenarios(scenarios, undefined, progressSink(values.json));
   const probe = new LinuxBackend();
   const id = probe.identity();
   probe.dispose();
-  const { text, failed } = values.json ? diffReport(comparisons, true) : { text: formatConform(comparisons, `kernel ${id.kernel} (${id.flavour}) vs model`), failed: diffReport(comparisons, false).failed };
+  const text = values.json ? comparisonJson(comparisons, values.strict) : formatConform(comparisons, `kernel ${id.kernel} (${id.flavour}) vs model`, values.strict);
+  const failed = comparisonsFailed(comparisons, values.strict);
   console.log(text);
   return failed ? EXIT.FAILED : EXIT.OK;
 }

@@ -74,7 +74,7 @@ export class PinSet {
     if (offset < 0n || length < 0n || offset + length > pin.length) {
       return backendRefusal('EINVAL', `[${offset}, ${offset + length}) outside the ${pin.length}-byte pin`);
     }
-    if (pin.kind === 'short') return unsupported(`${SHORT_NOTE}, so no device access through it is possible`);
+    if (pin.kind === 'short') return { ...unsupported(`${SHORT_NOTE}, so no device access through it is possible`), capability: 'a short-term pin held across calls (Linux offers userspace none)' };
     if (length === 0n) return guarded(ok(new Uint8Array(0)), 'a device access of 0 bytes submits no I/O');
     const ring = pin.ring;
     const at = pin.addr + offset;

@@ -35,8 +35,11 @@ export interface ExecContext {
 }
 
 export class HandleMissing extends Error {
-  /** `unsupported`: the backend could not do the step that creates the handle, and why. */
-  constructor(message: string, readonly unsupported?: string) {
+  /**
+   * `root`: the step that creates the handle was unsupported (with the capability the kernel
+   * lacks, if that is why) or an error of the case (no answer at all), and why.
+   */
+  constructor(message: string, readonly root?: { readonly why: string; readonly error?: boolean; readonly capability?: string }) {
     super(message);
   }
 }
@@ -176,7 +179,7 @@ export const EXEC: Readonly<Record<string, Exec>> = {
     if (task.terminal) return call(fail('EINVAL', `request ${task.request.id} has already ${task.phase === 'done' ? 'completed' : 'failed'}`));
     let racePin: number | undefined;
     if (a.race_map !== undefined) {
-      if (!c.backend.setPreemptionPoint || !c.backend.pinUserPagesFast) return call(unsupported('a race inside the conversion can only be injected into the model'));
+      if (!c.backend.setPreemptionPoint || !c.backend.pinUserPagesFast) return call({ ...unsupported('a race inside the conversion can only be injected into the model'), capability: 'a preemption point inside the conversion ioctl (no kernel offers one to userspace)' });
       const addr = c.map(a.race_map).addr + int(a.race_offset ?? 0n);
       c.backend.setPreemptionPoint(() => {
         const r = c.backend.pinUserPagesFast!(addr, PAGE_SIZE, a.race_longterm as boolean);

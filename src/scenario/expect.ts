@@ -6,27 +6,41 @@ import type { ConversionSummary } from './exec.js';
 import { PROFILES } from '../model/profile.js';
 import { ERRNOS, parseBytes, parseSize, show, type Parsed } from './values.js';
 
+/**
+ * `guarded`: the backend decided this answer itself, without asking the kernel, and why
+ * (backend.ts). `number`: an errno abi.ts has no name for (`errno` is then `errno N`), compared
+ * by number. `error`: the backend tried and got no answer (a KVM_RUN timeout, an unexpected vCPU
+ * exit): an error of the case, never "unsupported". `cause` of an unsupported step: the root
+ * reason when it is unsupported because an earlier step was; `capability`: the capability the
+ * kernel does not advertise, when that is why (set by the capability gate).
+ */
 export type Outcome =
-  | { kind: 'ok'; value?: bigint; data?: Uint8Array; handle?: string; conversion?: ConversionSummary }
-  | { kind: 'errno'; errno: string; out?: Record<string, bigint>; why: string; conversion?: ConversionSummary }
-  | { kind: 'signal'; signal: string; why: string }
-  | { kind: 'exit'; exit: string; gpa: bigint; size: bigint; private: boolean; why: string }
-  | { kind: 'unsupported'; why: string }
+  | { kind: 'ok'; value?: bigint; data?: Uint8Array; handle?: string; conversion?: ConversionSummary; guarded?: string }
+  | { kind: 'errno'; errno: string; number?: number; out?: Record<string, bigint>; why: string; conversion?: ConversionSummary; guarded?: string }
+  | { kind: 'signal'; signal: string; why: string; guarded?: string }
+  | { kind: 'exit'; exit: string; gpa: bigint; size: bigint; private: boolean; why: string; guarded?: string }
+  | { kind: 'unsupported'; why: string; cause?: string; capability?: string }
+  | { kind: 'error'; why: string }
   /** The step could not run (e.g. a handle it names was never created). */
   | { kind: 'skipped'; why: string };
 
 export function toOutcome(r: BResult<unknown>, conversion?: ConversionSummary): Outcome {
   const conv = conversion ? { conversion } : {};
+  if ('unsupported' in r) {
+    if (r.error) return { kind: 'error', why: r.unsupported };
+    if (r.errnoNumber !== undefined) return { kind: 'errno', errno: `errno ${r.errnoNumber}`, number: r.errnoNumber, why: r.unsupported, ...conv };
+    return { kind: 'unsupported', why: r.unsupported, ...(r.capability !== undefined ? { capability: r.capability } : {}) };
+  }
+  const g = r.guarded !== undefined ? { guarded: r.guarded } : {};
   if (r.ok) {
     const v = r.value;
-    if (v instanceof Uint8Array) return { kind: 'ok', data: v, ...conv };
-    if (typeof v === 'bigint') return { kind: 'ok', value: v, ...conv };
-    return { kind: 'ok', ...conv };
+    if (v instanceof Uint8Array) return { kind: 'ok', data: v, ...conv, ...g };
+    if (typeof v === 'bigint') return { kind: 'ok', value: v, ...conv, ...g };
+    return { kind: 'ok', ...conv, ...g };
   }
-  if ('unsupported' in r) return { kind: 'unsupported', why: r.unsupported };
-  if ('errno' in r) return { kind: 'errno', errno: r.errno, ...(r.out ? { out: { ...r.out } } : {}), why: r.why, ...conv };
-  if ('signal' in r) return { kind: 'signal', signal: r.signal, why: r.why };
-  return { kind: 'exit', exit: r.exit, gpa: r.gpa, size: r.size, private: r.private, why: r.why };
+  if ('errno' in r) return { kind: 'errno', errno: r.errno, ...(r.out ? { out: { ...r.out } } : {}), why: r.why, ...conv, ...g };
+  if ('signal' in r) return { kind: 'signal', signal: r.signal, why: r.why, ...g };
+  return { kind: 'exit', exit: r.exit, gpa: r.gpa, size: r.size, private: r.private, why: r.why, ...g };
 }
 
 /** What `expect` may say of a conversion request (convert, map_gpa_range, on_fault). */
@@ -197,6 +211,7 @@ export function expectFor(e: StepExpect, profile: string): Expect {
 
 /** Why the outcome does not meet the expectation, or undefined when it does. */
 export function mismatch(expect: Expect, got: Outcome): string | undefined {
+  if (got.kind === 'error') return `error: ${got.why}`;
   if (expect.kind === 'any' || got.kind === 'unsupported') return undefined;
   return baseMismatch(expect, got) ?? convMismatch(expect.conv, got);
 }
@@ -265,6 +280,7 @@ export function describeOutcome(o: Outcome): string {
     case 'signal': return o.signal;
     case 'exit': return `exit ${o.exit} gpa=${o.gpa} size=${o.size} private=${o.private}`;
     case 'unsupported': return `unsupported (${o.why})`;
+    case 'error': return `error (${o.why})`;
     case 'skipped': return `not run (${o.why})`;
   }
 }

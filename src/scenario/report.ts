@@ -37,7 +37,9 @@ export function formatHuman(res: ScenarioResult): string {
   for (const r of res.steps) {
     const mark = r.failure ? red('✗') : r.outcome.kind === 'unsupported' ? yellow('–') : green('✓');
     const why = r.outcome.kind !== 'ok' && 'why' in r.outcome && r.outcome.kind !== 'unsupported' && r.outcome.kind !== 'skipped' ? dim(`  (${r.outcome.why})`) : '';
-    lines.push(`  ${mark} ${String(r.step.index).padStart(2)} ${describeStep(r)}  → ${outcomeText(r.outcome)}${why}`);
+    // An answer the backend decided without asking the kernel says so (src/linux/README.md).
+    const guard = 'guarded' in r.outcome && r.outcome.guarded !== undefined ? yellow(`  [guarded: ${r.outcome.guarded || 'no reason stated'}]`) : '';
+    lines.push(`  ${mark} ${String(r.step.index).padStart(2)} ${describeStep(r)}  → ${outcomeText(r.outcome)}${why}${guard}`);
     if (r.failure) lines.push(red(`       step ${r.step.index}${r.step.line ? ` (line ${r.step.line})` : ''}: ${r.failure}`));
     for (const v of r.violations) lines.push(yellow(`       invariant ${v.invariant} (${v.title}): ${v.detail}`));
   }

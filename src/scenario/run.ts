@@ -53,16 +53,16 @@ export function runScenario(scenario: Scenario, opts: RunOptions = {}): Scenario
 function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): ScenarioResult {
   const backend = (opts.backend ?? modelBackendFor(opts.invariants ?? true))(profile, scenario);
   const handles = new Map<string, HandleValue>();
-  const failedAt = new Map<string, { step: number; unsupported?: string }>();
+  const failedAt = new Map<string, { step: number; root?: NonNullable<HandleMissing['root']> }>();
   const resolve = (ref: unknown): HandleValue => {
     const r = ref as HandleRef;
     if ('raw' in r) return Number(r.raw);
     const v = handles.get(r.handle);
     if (v === undefined) {
       const f = failedAt.get(r.handle)!;
-      throw new HandleMissing(f.unsupported
-        ? `needs '${r.handle}' of step ${f.step}: ${f.unsupported}`
-        : `handle '${r.handle}' was not created (step ${f.step} did not succeed)`, f.unsupported);
+      throw new HandleMissing(f.root
+        ? `needs '${r.handle}' of step ${f.step}: ${f.root.why}`
+        : `handle '${r.handle}' was not created (step ${f.step} did not succeed)`, f.root);
     }
     return v;
   };
@@ -83,19 +83,26 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
       const expected = expectFor(step.expect, profile.name);
       let outcome: Outcome;
       let handle: HandleValue | undefined;
-      let rootCause: string | undefined;
+      let root: HandleMissing['root'];
       try {
         const r = EXEC[step.op]!(step.args, ctx, step.as);
         outcome = toOutcome(r.result, r.conversion);
         handle = r.handle;
       } catch (e) {
         if (!(e instanceof HandleMissing)) throw e;
-        outcome = e.unsupported !== undefined ? { kind: 'unsupported', why: e.message } : { kind: 'skipped', why: e.message };
-        rootCause = e.unsupported;
+        // A step that needs what an unsupported (or errored) step would have made is unsupported
+        // (an error) too, with the root reason as its cause.
+        root = e.root;
+        outcome = !root ? { kind: 'skipped', why: e.message }
+          : root.error ? { kind: 'error', why: e.message }
+          : { kind: 'unsupported', why: e.message, cause: root.why, ...(root.capability !== undefined ? { capability: root.capability } : {}) };
       }
       if (step.as) {
         if (handle !== undefined) handles.set(step.as, handle);
-        else failedAt.set(step.as, { step: step.index, ...(outcome.kind === 'unsupported' ? { unsupported: rootCause ?? outcome.why } : {}) });
+        else if (root) failedAt.set(step.as, { step: step.index, root });
+        else if (outcome.kind === 'error') failedAt.set(step.as, { step: step.index, root: { why: outcome.why, error: true } });
+        else if (outcome.kind === 'unsupported') failedAt.set(step.as, { step: step.index, root: { why: outcome.why, ...(outcome.capability !== undefined ? { capability: outcome.capability } : {}) } });
+        else failedAt.set(step.as, { step: step.index });
       }
       if (outcome.kind === 'ok' && step.as) outcome = { ...outcome, handle: step.as };
       const violations = backend.takeViolations();
