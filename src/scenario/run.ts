@@ -51,64 +51,83 @@ export function runScenario(scenario: Scenario, opts: RunOptions = {}): Scenario
 }
 
 function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): ScenarioResult {
-  const backend = (opts.backend ?? modelBackendFor(opts.invariants ?? true))(profile, scenario);
-  const handles = new Map<string, HandleValue>();
-  const failedAt = new Map<string, { step: number; unsupported?: string }>();
-  const resolve = (ref: unknown): HandleValue => {
-    const r = ref as HandleRef;
-    if ('raw' in r) return Number(r.raw);
-    const v = handles.get(r.handle);
-    if (v === undefined) {
-      const f = failedAt.get(r.handle)!;
-      throw new HandleMissing(f.unsupported
-        ? `needs '${r.handle}' of step ${f.step}: ${f.unsupported}`
-        : `handle '${r.handle}' was not created (step ${f.step} did not succeed)`, f.unsupported);
-    }
-    return v;
-  };
-  const us = new Userspace(backend, { fence: scenario.manager.fence, waitForIo: scenario.manager.waitForIo });
-  const ctx: ExecContext = {
-    backend: us.backend, us, profile,
-    num: (ref) => {
-      const v = resolve(ref);
-      return v instanceof SplicePipe ? v.fd : (v as number);
-    },
-    map: (ref) => resolve(ref) as MapHandle,
-    holder: (ref) => resolve(ref) as Holder,
-    value: resolve,
-  };
+  const world = new World((opts.backend ?? modelBackendFor(opts.invariants ?? true))(profile, scenario), profile, scenario.manager);
   const results: StepResult[] = [];
   try {
-    for (const step of scenario.steps) {
-      const expected = expectFor(step.expect, profile.name);
-      let outcome: Outcome;
-      let handle: HandleValue | undefined;
-      let rootCause: string | undefined;
-      try {
-        const r = EXEC[step.op]!(step.args, ctx, step.as);
-        outcome = toOutcome(r.result, r.conversion);
-        handle = r.handle;
-      } catch (e) {
-        if (!(e instanceof HandleMissing)) throw e;
-        outcome = e.unsupported !== undefined ? { kind: 'unsupported', why: e.message } : { kind: 'skipped', why: e.message };
-        rootCause = e.unsupported;
-      }
-      if (step.as) {
-        if (handle !== undefined) handles.set(step.as, handle);
-        else failedAt.set(step.as, { step: step.index, ...(outcome.kind === 'unsupported' ? { unsupported: rootCause ?? outcome.why } : {}) });
-      }
-      if (outcome.kind === 'ok' && step.as) outcome = { ...outcome, handle: step.as };
-      const violations = backend.takeViolations();
-      results.push(judge(step, expected, outcome, violations, backend.identity().backend === 'model'));
-    }
+    for (const step of scenario.steps) results.push(world.step(step));
   } finally {
-    backend.dispose();
+    world.dispose();
   }
   return {
-    scenario, profile: profile.name, identity: backend.identity(), steps: results,
+    scenario, profile: profile.name, identity: world.backend.identity(), steps: results,
     passed: results.every((r) => r.failure === undefined),
     unsupported: results.filter((r) => r.outcome.kind === 'unsupported').length,
   };
+}
+
+/**
+ * One scenario world: a backend, the userspace half over it and the handles named so far.
+ * `step` executes one validated step and judges it, as `run` does for each step of a file
+ * (the server runs its requests through the same method). The caller disposes it.
+ */
+export class World {
+  readonly us: Userspace;
+  readonly handles = new Map<string, HandleValue>();
+  private readonly failedAt = new Map<string, { step: number; unsupported?: string }>();
+  private readonly ctx: ExecContext;
+
+  constructor(readonly backend: Backend, readonly profile: Profile, manager: Scenario['manager']) {
+    const resolve = (ref: unknown): HandleValue => {
+      const r = ref as HandleRef;
+      if ('raw' in r) return Number(r.raw);
+      const v = this.handles.get(r.handle);
+      if (v === undefined) {
+        const f = this.failedAt.get(r.handle)!;
+        throw new HandleMissing(f.unsupported
+          ? `needs '${r.handle}' of step ${f.step}: ${f.unsupported}`
+          : `handle '${r.handle}' was not created (step ${f.step} did not succeed)`, f.unsupported);
+      }
+      return v;
+    };
+    const us = (this.us = new Userspace(backend, { fence: manager.fence, waitForIo: manager.waitForIo }));
+    this.ctx = {
+      backend: us.backend, us, profile,
+      num: (ref) => {
+        const v = resolve(ref);
+        return v instanceof SplicePipe ? v.fd : (v as number);
+      },
+      map: (ref) => resolve(ref) as MapHandle,
+      holder: (ref) => resolve(ref) as Holder,
+      value: resolve,
+    };
+  }
+
+  step(step: Step): StepResult {
+    const expected = expectFor(step.expect, this.profile.name);
+    let outcome: Outcome;
+    let handle: HandleValue | undefined;
+    let rootCause: string | undefined;
+    try {
+      const r = EXEC[step.op]!(step.args, this.ctx, step.as);
+      outcome = toOutcome(r.result, r.conversion);
+      handle = r.handle;
+    } catch (e) {
+      if (!(e instanceof HandleMissing)) throw e;
+      outcome = e.unsupported !== undefined ? { kind: 'unsupported', why: e.message } : { kind: 'skipped', why: e.message };
+      rootCause = e.unsupported;
+    }
+    if (step.as) {
+      if (handle !== undefined) this.handles.set(step.as, handle);
+      else this.failedAt.set(step.as, { step: step.index, ...(outcome.kind === 'unsupported' ? { unsupported: rootCause ?? outcome.why } : {}) });
+    }
+    if (outcome.kind === 'ok' && step.as) outcome = { ...outcome, handle: step.as };
+    const violations = this.backend.takeViolations();
+    return judge(step, expected, outcome, violations, this.backend.identity().backend === 'model');
+  }
+
+  dispose(): void {
+    this.backend.dispose();
+  }
 }
 
 function judge(step: Step, expected: Expect, outcome: Outcome, violations: Violation[], seesInvariants: boolean): StepResult {
