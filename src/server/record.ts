@@ -7,6 +7,11 @@ import type { Outcome } from '../scenario/expect.js';
 import type { Step } from '../scenario/load.js';
 import type { StepResult } from '../scenario/run.js';
 
+/** Bytes read: a fill when they are all one value (a guest's whole-range read of fresh memory), else the list. */
+function dataExpect(d: Uint8Array): Record<string, unknown> {
+  return d.length > 1 && d.every((b) => b === d[0]) ? { fill: d[0] } : { bytes: [...d] };
+}
+
 /** The `expect:` that the outcome meets (undefined: the step is left out, it did nothing). */
 export function expectOf(r: StepResult): unknown {
   const o: Outcome = r.outcome;
@@ -15,7 +20,7 @@ export function expectOf(r: StepResult): unknown {
     case 'skipped': return undefined;
     case 'unsupported': return 'any';
     case 'ok':
-      e = o.data ? { bytes: [...o.data] } : o.value !== undefined ? { value: String(o.value) } : {};
+      e = o.data ? dataExpect(o.data) : o.value !== undefined ? { value: String(o.value) } : {};
       break;
     case 'errno':
       e = { errno: o.errno, ...(o.out?.error_offset !== undefined ? { error_offset: String(o.out.error_offset) } : {}) };

@@ -158,7 +158,7 @@ export class Session {
     this.opts.record?.step(step, result);
     if (result.outcome.kind === 'exit' && !fromGuest) this.notify('exit', outcomeJson(result, this.setup));
     if (result.violations.length) this.notify('violation', { step: step.index, op: method, violations: outcomeJson(result, this.setup, 'violations') });
-    return { outcome: outcomeJson(result, this.setup), result };
+    return { outcome: fromGuest ? undefined : outcomeJson(result, this.setup), result };
   }
 
   private ensureWorld(): World {
@@ -253,14 +253,14 @@ export class Session {
     }
     const page = 4096;
     for (const name of ['ram', 'boot_chunk', 'bounce_size']) if (shape[fields[name]!.key] <= 0 || shape[fields[name]!.key] % page) throw bad(name, 'must be a positive multiple of 4K');
-    if (shape.bootPrivate % shape.bootChunk) throw bad('boot_private', `must be a multiple of boot_chunk (${shape.bootChunk})`);
     if (shape.bootPrivate > shape.ram) throw bad('boot_private', `must be at most ram (${shape.ram})`);
+    if (shape.bootPrivate % shape.bootChunk) throw bad('boot_private', `must be a multiple of boot_chunk (${shape.bootChunk})`);
     if ((shape.ram - shape.bootPrivate) % shape.bounceSize) throw bad('bounce_size', `must divide ram - boot_private (${shape.ram - shape.bootPrivate})`);
     if (shape.bounceConversions > 0 && shape.ram === shape.bootPrivate) throw bad('bounce_conversions', 'needs ram beyond boot_private for bounce buffers');
     if (shape.bounceConversions > 1_000_000) throw bad('bounce_conversions', 'at most 1000000');
     this.ensureWorld();
     this.opts.record?.comment(`guest_boot vm=${vm}: the guest of the CoCo workload ${JSON.stringify(shape)}`);
-    this.guests.set(vm, new CocoGuest(shape, (gpa, isPrivate) => this.op('guest_read', { vm, gpa, length: 1, private: isPrivate }, true).result.outcome));
+    this.guests.set(vm, new CocoGuest(shape, (gpa, size, isPrivate) => this.op('guest_read', { vm, gpa, length: size, private: isPrivate }, true).result.outcome));
     return { vm, ...shape };
   }
 
