@@ -28,7 +28,7 @@ int main(int argc, char **argv) {
                                          .bounce_size = 64 * KiB, .bounce_conversions = 8, .seed = 1 };
   v.ram = shape.ram;
   int n = 0, bad = 0;
-#define CHECK(cond, what) do { int c_ = (cond); printf("%sok %d - %s\n", c_ ? "" : "not ", ++n, what); if (!c_) { bad++; printf("# %s\n", gmk_last_error(v.k)); } } while (0)
+#define CHECK(cond, what) do { int c_ = (cond); printf("%sok %d - %s\n", c_ ? "" : "not ", ++n, what); if (!c_) { bad++; if (*gmk_last_error(v.k)) printf("# %s\n", gmk_last_error(v.k)); } } while (0)
   CHECK(gmk_session(v.k, "ipc-v8", NULL) == 0, "session");
   CHECK((v.vm = gmk_create_vm(v.k, GMK_VM_TDX)) > 0, "create_vm tdx");
   CHECK((v.gmem = gmk_create_guest_memfd(v.k, v.vm, v.ram, GMK_GMEM_MMAP | GMK_GMEM_INIT_SHARED)) > 0, "create_guest_memfd");
