@@ -38,6 +38,9 @@ export interface RecordHeader { readonly profile: string; readonly machine: stri
 
 export class Recorder {
   private fd: number | undefined;
+  /** The header, written before the first step (a session where nothing ran records no scenario). */
+  private pending?: string;
+  private steps = 0;
 
   /** Opens (truncates) `file`; throws the fs error when it cannot (the command reports it). */
   constructor(readonly file: string) {
@@ -46,7 +49,7 @@ export class Recorder {
 
   header(h: RecordHeader, name: string): void {
     const manager = h.manager.fence && h.manager.waitForIo ? '' : `manager: { fence: ${h.manager.fence}, wait_for_io: ${h.manager.waitForIo} }\n`;
-    this.write(`# Recorded by gmemkit serve: one step per request, each expecting the outcome it had.\n`
+    this.pending = (`# Recorded by gmemkit serve: one step per request, each expecting the outcome it had.\n`
       + `# Replay with: gmemkit run ${this.file}\n`
       + `name: ${JSON.stringify(name)}\nprofile: ${h.profile}\nmachine: ${h.machine}\n${manager}steps:\n`);
   }
@@ -58,16 +61,31 @@ export class Recorder {
       return;
     }
     const body = { op: step.op, ...step.written, ...(step.as ? { as: step.as } : {}), ...(expect === 'ok' ? {} : { expect }) };
+    this.flushHeader();
     this.write(`  - ${JSON.stringify(body)}\n`);
+    this.steps++;
   }
 
+  /** A comment line among the steps (before the first step it waits with the header). */
   comment(text: string): void {
-    this.write(`  # ${text.replace(/\n/g, ' ')}\n`);
+    const line = `  # ${text.replace(/\n/g, ' ')}\n`;
+    if (this.pending !== undefined) this.pending += line;
+    else this.write(line);
   }
 
   close(): void {
+    if (this.fd !== undefined && this.steps === 0) {
+      this.pending = undefined;
+      this.write('# Recorded by gmemkit serve: no step ran in this session, so there is nothing to replay.\n');
+    }
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
+  }
+
+  private flushHeader(): void {
+    if (this.pending === undefined) return;
+    this.write(this.pending);
+    this.pending = undefined;
   }
 
   private write(s: string): void {
