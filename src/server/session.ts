@@ -25,8 +25,9 @@ const SERVER_METHODS = ['session', 'subscribe', 'guest_boot', 'vcpu_run'];
 /** Keys of a request's params that are scenario keywords, not fields. */
 const NOT_FIELDS = ['op', 'expect', 'known_difference', '__proto__'];
 
-class RpcFailure extends Error {
-  constructor(readonly rpc: RpcError) { super(rpc.message); }
+/** A JSON-RPC error to reply with (not an Error: a refused request needs no stack trace). */
+class RpcFailure {
+  constructor(readonly rpc: RpcError) {}
 }
 const failure = (code: number, message: string, data?: unknown): RpcFailure => new RpcFailure({ code, message, ...(data === undefined ? {} : { data }) });
 

@@ -18,11 +18,16 @@ export interface ServeOptions {
 /** Serve one connection over a readable and a writable stream; resolves when the input ends. */
 export function serveStream(input: Readable, output: Writable, opts: SessionOptions = {}): Promise<void> {
   return new Promise((resolve) => {
+    // Backpressure: while the peer does not read, stop reading its requests (one drain wait at a time).
+    let draining = false;
     const send = (line: string) => {
-      if (!output.write(`${line}\n`)) {
-        input.pause();
-        output.once('drain', () => input.resume());
-      }
+      if (output.write(`${line}\n`) || draining) return;
+      draining = true;
+      input.pause();
+      output.once('drain', () => {
+        draining = false;
+        input.resume();
+      });
     };
     const session = new Session(send, opts);
     const lines = new LineSplitter((l) => session.handleLine(l), () => send(errorReply(null, {
