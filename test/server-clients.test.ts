@@ -24,7 +24,7 @@ function compile(out: string, ...sources: string[]): string {
   return exe;
 }
 
-const run = (exe: string, ...args: string[]) => spawnSync(exe, args, { encoding: 'utf8', timeout: 60_000 });
+const run = (exe: string, ...args: string[]) => spawnSync(exe, args, { encoding: 'utf8', timeout: 600_000 });
 
 test('C client: the blocked conversion, bad requests and events (TAP)', { skip: CC ? false : 'no C compiler (cc)' }, () => {
   const r = run(compile('test_client', 'clients/c/test_client.c', 'clients/c/gmemkit.c'), server.socket);
@@ -50,7 +50,7 @@ test('C example VMM: the handler serves the CoCo guest under retry, preunmap and
 });
 
 test('Python client: unittest against the server', { skip: PY ? false : 'no python3' }, () => {
-  const r = spawnSync('python3', ['clients/python/test_gmemkit.py', server.socket], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync('python3', ['clients/python/test_gmemkit.py', server.socket], { encoding: 'utf8', timeout: 600_000 });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stderr, /Ran 4 tests/);
   assert.match(r.stderr, /\nOK\n?$/);

@@ -53,7 +53,7 @@ function loaderMessage(step: Record<string, unknown>, before: Record<string, unk
   throw new Error('the step is valid');
 }
 
-test('a client from the contract drives a blocked conversion to completion (kernel-semantics.md §2.1: EAGAIN + error_offset)', () => {
+test('a client from the contract drives a blocked conversion to completion (kernel-semantics.md §4: EAGAIN + error_offset)', () => {
   const { rpc } = open();
   assert.deepEqual(rpc('session', { profile: 'ipc-v8' }).result.profile, 'ipc-v8');
   for (const [m, p] of BLOCKED_SETUP) assert.deepEqual(rpc(m, p).result, { kind: 'ok', handle: p.as });
@@ -131,6 +131,33 @@ test('a refused request names no handle; a step whose call fails does, as in a s
   assert.equal(rpc('create_guest_memfd', { vm: 'vm', size: 0, as: 'g' }).result.errno, 'EINVAL');
   assert.match(rpc('create_guest_memfd', { vm: 'vm', size: 4096, as: 'g' }).error!.message, /already defined at step 2/);
   assert.deepEqual(rpc('close', { fd: 'g' }).result, { kind: 'skipped', why: "handle 'g' was not created (step 2 did not succeed)" });
+});
+
+test('a refused op does not start the world: session is still possible after it', () => {
+  const { rpc } = open();
+  assert.equal(rpc('create_vm', { type: 'bogus' }).error!.code, -32602);
+  assert.equal(rpc('session', { profile: 'rfc-2024' }).result.profile, 'rfc-2024');
+  assert.match(rpc('session', {}).error!.message, /^session: must come before the first op/);
+});
+
+test('hostile nesting: every reply is a JSON-RPC error with a bounded message, never an internal error', () => {
+  const deep = '['.repeat(5000) + ']'.repeat(5000);
+  for (const line of [
+    '['.repeat(200000) + ']'.repeat(200000),
+    `{"jsonrpc":"2.0","id":1,"method":"create_vm","params":{"type":${deep}}}`,
+    `{"jsonrpc":"2.0","id":1,"method":"session","params":{"profile":${deep}}}`,
+    `{"jsonrpc":"2.0","id":1,"method":"session","params":{"manager":{"fence":${deep}}}}`,
+    `{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"events":${deep}}}`,
+    `{"jsonrpc":"2.0","id":1,"method":"guest_boot","params":{"vm":${deep}}}`,
+    `{"jsonrpc":"2.0","id":${deep},"method":"create_vm"}`,
+  ]) {
+    const replies = open().raw(line);
+    const errors = (Array.isArray(replies[0]) ? replies[0] : replies) as Msg[];
+    for (const r of errors) {
+      assert.ok(r.error && r.error.code !== -32603, JSON.stringify(r).slice(0, 200));
+      assert.ok(r.error.message.length < 600, r.error.message.slice(0, 200));
+    }
+  }
 });
 
 test('a batch gets one array of replies; a notification (no id) gets none', () => {

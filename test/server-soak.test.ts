@@ -108,7 +108,7 @@ if (process.env.GMK_SOAK_CHILD) {
 } else {
   test('soak: 10^5 requests over loopback keep the heap flat (after GC), across sessions and within one', () => {
     const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url)], {
-      encoding: 'utf8', env: { ...process.env, GMK_SOAK_CHILD: '1' }, timeout: 120_000, maxBuffer: 1 << 20,
+      encoding: 'utf8', env: { ...process.env, GMK_SOAK_CHILD: '1' }, timeout: 600_000, maxBuffer: 1 << 20,
     });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr, '', 'no warning (e.g. a listener added per reply under backpressure)');

@@ -142,7 +142,6 @@ export class Session {
         throw failure(RPC.INVALID_PARAMS, `(${method}) '${k}' is not a field: the method is the op, the reply is the outcome`, { op: method, field: k });
       }
     }
-    const world = this.ensureWorld();
     const as = params.as;
     const had = typeof as === 'string' && this.kinds.has(as);
     const problems: Problem[] = [];
@@ -154,6 +153,7 @@ export class Session {
         op: method, ...(first.field ? { field: first.field } : {}), problems: problems.map((p) => p.message),
       });
     }
+    const world = this.ensureWorld(); // only now: a refused request leaves `session` still possible
     const step: Step = { index: ++this.steps, ...body };
     const result = world.step(step);
     this.opts.record?.step(step, result);
@@ -199,6 +199,7 @@ export class Session {
     try {
       s = parseScenario(JSON.stringify({ name: 'session', ...params, steps: [{ op: 'close', fd: -1 }] }), 'session');
     } catch (e) {
+      if (e instanceof RangeError) throw failure(RPC.INVALID_PARAMS, `session: params nested too deeply; allowed: profile (a name), machine (full or probed), manager ({ fence, wait_for_io })`);
       if (!(e instanceof ScenarioError)) throw e;
       throw failure(RPC.INVALID_PARAMS, `session: ${e.errors.map((x) => x.message).join('; ')}`, { field: e.errors[0]?.field });
     }

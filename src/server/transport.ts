@@ -67,7 +67,13 @@ export function serveSocket(path: string, opts: ServeOptions = {}): Promise<Serv
   let connections = 0;
   const server = createServer((sock: Socket) => {
     const n = ++connections;
-    const record = opts.record ? new Recorder(recordFileOf(opts.record, n)) : undefined;
+    let record: Recorder | undefined;
+    if (opts.record) {
+      const file = recordFileOf(opts.record, n);
+      try { record = new Recorder(file); } catch (e) {
+        process.stderr.write(`gmemkit serve: connection ${n} is not recorded: cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+      }
+    }
     void serveStream(sock, sock, { ...(record ? { record } : {}), ...(opts.invariants === undefined ? {} : { invariants: opts.invariants }) })
       .then(() => sock.end());
     sock.on('error', () => sock.destroy());
