@@ -1,6 +1,6 @@
 /*
  * test_client.c - the C client against `gmemkit serve --socket PATH`: the blocked conversion of
- * examples/01 (kernel-semantics.md §2.1: a long-term pin makes KVM_SET_MEMORY_ATTRIBUTES2 fail
+ * examples/01 (kernel-semantics.md §4: a long-term pin makes KVM_SET_MEMORY_ATTRIBUTES2 fail
  * with EAGAIN and error_offset naming the page), a bad request that leaves the connection
  * usable, and the events of a conversion the server's manager resolves. Prints TAP.
  * Usage: test_client SOCKET

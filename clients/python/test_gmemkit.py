@@ -1,5 +1,5 @@
 """test_gmemkit.py - the Python client against `gmemkit serve --socket PATH` (standard library
-unittest): the blocked conversion of examples/01 (kernel-semantics.md §2.1: a long-term pin makes
+unittest): the blocked conversion of examples/01 (kernel-semantics.md §4: a long-term pin makes
 KVM_SET_MEMORY_ATTRIBUTES2 fail with EAGAIN and error_offset naming the page), bad requests that
 leave the connection usable, events, and the CoCo guest served by a small Python handler.
 Usage: python3 test_gmemkit.py SOCKET
