@@ -14,6 +14,7 @@ import { FULL_USAGE } from './check-full.js';
 import { COMPARE_SPEC, compareCommand } from './compare.js';
 import { opsListing } from './ops-listing.js';
 import { EXPORT_SPEC, exportCommand } from './export-command.js';
+import { SERVE_SPEC, serveCommand } from './serve-command.js';
 import { comparisonJson, comparisonsFailed, CONFORMANCE_DIR, diffReport, diffScenarios, formatConform, linuxBackendFactory } from './kernel-commands.js';
 import { UsageError } from './usage.js';
 
@@ -75,8 +76,8 @@ const OPS_SPEC: CommandSpec = {
   options: [],
 };
 
-const SPECS: readonly CommandSpec[] = [RUN_SPEC, DIFF_SPEC, CONFORM_SPEC, COMPARE_SPEC, EXPORT_SPEC, PROFILES_SPEC, OPS_SPEC];
-const COMMANDS = ['run', 'diff', 'conform', 'compare', 'check', 'export', 'profiles', 'ops', 'help'];
+const SPECS: readonly CommandSpec[] = [RUN_SPEC, DIFF_SPEC, CONFORM_SPEC, COMPARE_SPEC, EXPORT_SPEC, PROFILES_SPEC, OPS_SPEC, SERVE_SPEC];
+const COMMANDS = ['run', 'diff', 'conform', 'compare', 'check', 'export', 'profiles', 'ops', 'serve', 'help'];
 
 /** The package version, from package.json next to the build. */
 export function version(): string {
@@ -135,6 +136,7 @@ export async function main(argv: string[]): Promise<number> {
         if ((p = parsed(OPS_SPEC, rest))) console.log(opsListing(p.positionals));
         return EXIT.OK;
       case 'compare': return (p = parsed(COMPARE_SPEC, rest)) ? compareCommand(p) : EXIT.OK;
+      case 'serve': return (p = parsed(SERVE_SPEC, rest)) ? await serveCommand(p) : EXIT.OK;
       case '--version': case '-V':
         if (rest.length) throw new UsageError(`${cmd} takes no arguments (got ${rest.join(' ')})`);
         console.log(`gmemkit ${version()}`);

@@ -370,7 +370,7 @@ function parseManager(v: unknown, report: (m: string) => void): Scenario['manage
   return out;
 }
 
-type StepBody = Omit<Step, 'index' | 'line'>;
+export type StepBody = Omit<Step, 'index' | 'line'>;
 
 /** Each op's field list, computed once (validation is per step, the table is per process). */
 const FIELD_LISTS = new Map<OpSpec, [string, FieldSpec][]>();
@@ -379,7 +379,7 @@ const fieldsOf = (spec: OpSpec): [string, FieldSpec][] => {
   if (!list) FIELD_LISTS.set(spec, (list = Object.entries(spec.fields)));
   return list;
 };
-type Problem = { op?: string; field?: string; message: string };
+export type Problem = { op?: string; field?: string; message: string };
 
 /** Names of the first few handles, for "defined so far" (bounded so a long file stays linear). */
 function someHandles(handles: Map<string, unknown>): string {
@@ -391,7 +391,8 @@ function someHandles(handles: Map<string, unknown>): string {
   return names.join(', ');
 }
 
-function validateStep(
+/** Validate one step (a scenario's, or a server request's); problems are appended, the handle map grows by `as`. */
+export function validateStep(
   rawStep: unknown, handles: Map<string, { kind: HandleKind; step: number }>, problems: Problem[], index: number,
 ): StepBody | undefined {
   if (typeof rawStep !== 'object' || rawStep === null || Array.isArray(rawStep)) {

@@ -51,71 +51,90 @@ export function runScenario(scenario: Scenario, opts: RunOptions = {}): Scenario
 }
 
 function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): ScenarioResult {
-  const backend = (opts.backend ?? modelBackendFor(opts.invariants ?? true))(profile, scenario);
-  const handles = new Map<string, HandleValue>();
-  const failedAt = new Map<string, { step: number; root?: NonNullable<HandleMissing['root']> }>();
-  const resolve = (ref: unknown): HandleValue => {
-    const r = ref as HandleRef;
-    if ('raw' in r) return Number(r.raw);
-    const v = handles.get(r.handle);
-    if (v === undefined) {
-      const f = failedAt.get(r.handle)!;
-      throw new HandleMissing(f.root
-        ? `needs '${r.handle}' of step ${f.step}: ${f.root.why}`
-        : `handle '${r.handle}' was not created (step ${f.step} did not succeed)`, f.root);
-    }
-    return v;
-  };
-  const us = new Userspace(backend, { fence: scenario.manager.fence, waitForIo: scenario.manager.waitForIo });
-  const ctx: ExecContext = {
-    backend: us.backend, us, profile,
-    num: (ref) => {
-      const v = resolve(ref);
-      return v instanceof SplicePipe ? v.fd : (v as number);
-    },
-    map: (ref) => resolve(ref) as MapHandle,
-    holder: (ref) => resolve(ref) as Holder,
-    value: resolve,
-  };
+  const world = new World((opts.backend ?? modelBackendFor(opts.invariants ?? true))(profile, scenario), profile, scenario.manager);
   const results: StepResult[] = [];
   try {
-    for (const step of scenario.steps) {
-      const expected = expectFor(step.expect, profile.name);
-      let outcome: Outcome;
-      let handle: HandleValue | undefined;
-      let root: HandleMissing['root'];
-      try {
-        const r = EXEC[step.op]!(step.args, ctx, step.as);
-        outcome = toOutcome(r.result, r.conversion);
-        handle = r.handle;
-      } catch (e) {
-        if (!(e instanceof HandleMissing)) throw e;
-        // A step that needs what an unsupported (or errored) step would have made is unsupported
-        // (an error) too, with the root reason as its cause.
-        root = e.root;
-        outcome = !root ? { kind: 'skipped', why: e.message }
-          : root.error ? { kind: 'error', why: e.message }
-          : { kind: 'unsupported', why: e.message, cause: root.why, ...(root.capability !== undefined ? { capability: root.capability } : {}) };
-      }
-      if (step.as) {
-        if (handle !== undefined) handles.set(step.as, handle);
-        else if (root) failedAt.set(step.as, { step: step.index, root });
-        else if (outcome.kind === 'error') failedAt.set(step.as, { step: step.index, root: { why: outcome.why, error: true } });
-        else if (outcome.kind === 'unsupported') failedAt.set(step.as, { step: step.index, root: { why: outcome.why, ...(outcome.capability !== undefined ? { capability: outcome.capability } : {}) } });
-        else failedAt.set(step.as, { step: step.index });
-      }
-      if (outcome.kind === 'ok' && step.as) outcome = { ...outcome, handle: step.as };
-      const violations = backend.takeViolations();
-      results.push(judge(step, expected, outcome, violations, backend.identity().backend === 'model'));
-    }
+    for (const step of scenario.steps) results.push(world.step(step));
   } finally {
-    backend.dispose();
+    world.dispose();
   }
   return {
-    scenario, profile: profile.name, identity: backend.identity(), steps: results,
+    scenario, profile: profile.name, identity: world.backend.identity(), steps: results,
     passed: results.every((r) => r.failure === undefined),
     unsupported: results.filter((r) => r.outcome.kind === 'unsupported').length,
   };
+}
+
+/**
+ * One scenario world: a backend, the userspace half over it and the handles named so far.
+ * `step` executes one validated step and judges it, as `run` does for each step of a file
+ * (the server runs its requests through the same method). The caller disposes it.
+ */
+export class World {
+  readonly us: Userspace;
+  readonly handles = new Map<string, HandleValue>();
+  private readonly failedAt = new Map<string, { step: number; root?: NonNullable<HandleMissing['root']> }>();
+  private readonly ctx: ExecContext;
+
+  constructor(readonly backend: Backend, readonly profile: Profile, manager: Scenario['manager']) {
+    const resolve = (ref: unknown): HandleValue => {
+      const r = ref as HandleRef;
+      if ('raw' in r) return Number(r.raw);
+      const v = this.handles.get(r.handle);
+      if (v === undefined) {
+        const f = this.failedAt.get(r.handle)!;
+        throw new HandleMissing(f.root
+          ? `needs '${r.handle}' of step ${f.step}: ${f.root.why}`
+          : `handle '${r.handle}' was not created (step ${f.step} did not succeed)`, f.root);
+      }
+      return v;
+    };
+    const us = (this.us = new Userspace(backend, { fence: manager.fence, waitForIo: manager.waitForIo }));
+    this.ctx = {
+      backend: us.backend, us, profile,
+      num: (ref) => {
+        const v = resolve(ref);
+        return v instanceof SplicePipe ? v.fd : (v as number);
+      },
+      map: (ref) => resolve(ref) as MapHandle,
+      holder: (ref) => resolve(ref) as Holder,
+      value: resolve,
+    };
+  }
+
+  step(step: Step): StepResult {
+    const expected = expectFor(step.expect, this.profile.name);
+    let outcome: Outcome;
+    let handle: HandleValue | undefined;
+    let root: HandleMissing['root'];
+    try {
+      const r = EXEC[step.op]!(step.args, this.ctx, step.as);
+      outcome = toOutcome(r.result, r.conversion);
+      handle = r.handle;
+    } catch (e) {
+      if (!(e instanceof HandleMissing)) throw e;
+      // A step that needs what an unsupported (or errored) step would have made is unsupported
+      // (an error) too, with the root reason as its cause.
+      root = e.root;
+      outcome = !root ? { kind: 'skipped', why: e.message }
+        : root.error ? { kind: 'error', why: e.message }
+        : { kind: 'unsupported', why: e.message, cause: root.why, ...(root.capability !== undefined ? { capability: root.capability } : {}) };
+    }
+    if (step.as) {
+      if (handle !== undefined) this.handles.set(step.as, handle);
+      else if (root) this.failedAt.set(step.as, { step: step.index, root });
+      else if (outcome.kind === 'error') this.failedAt.set(step.as, { step: step.index, root: { why: outcome.why, error: true } });
+      else if (outcome.kind === 'unsupported') this.failedAt.set(step.as, { step: step.index, root: { why: outcome.why, ...(outcome.capability !== undefined ? { capability: outcome.capability } : {}) } });
+      else this.failedAt.set(step.as, { step: step.index });
+    }
+    if (outcome.kind === 'ok' && step.as) outcome = { ...outcome, handle: step.as };
+    const violations = this.backend.takeViolations();
+    return judge(step, expected, outcome, violations, this.backend.identity().backend === 'model');
+  }
+
+  dispose(): void {
+    this.backend.dispose();
+  }
 }
 
 function judge(step: Step, expected: Expect, outcome: Outcome, violations: Violation[], seesInvariants: boolean): StepResult {

@@ -65,9 +65,10 @@ export interface WorkloadResult {
   readonly invariantViolations: number;
 }
 
-interface GuestRequest { gpa: number; size: number; to: Direction }
+export interface GuestRequest { gpa: number; size: number; to: Direction }
 
-function plan(shape: WorkloadShape, rand: () => number): GuestRequest[] {
+/** The guest's conversion requests: boot chunks to private, then bounce buffers back and forth (also the guest of `gmemkit serve`). */
+export function plan(shape: Pick<WorkloadShape, 'ram' | 'bootPrivate' | 'bootChunk' | 'bounceConversions' | 'bounceSize'>, rand: () => number): GuestRequest[] {
   const out: GuestRequest[] = [];
   for (let gpa = 0; gpa < shape.bootPrivate; gpa += shape.bootChunk) out.push({ gpa, size: shape.bootChunk, to: 'private' });
   const bounce = shape.ram - shape.bootPrivate;
