@@ -18,7 +18,7 @@ export function expectOf(r: StepResult): unknown {
   let e: Record<string, unknown>;
   switch (o.kind) {
     case 'skipped': return undefined;
-    case 'unsupported': return 'any';
+    case 'unsupported': case 'error': return 'any';
     case 'ok':
       e = o.data ? dataExpect(o.data) : o.value !== undefined ? { value: String(o.value) } : {};
       break;
