@@ -21,8 +21,10 @@ async function inProcess(...args: string[]): Promise<{ status: number; stdout: s
   let stderr = '';
   const ow = process.stdout.write.bind(process.stdout);
   const ew = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((x: string) => { stdout += x; return true; }) as typeof process.stdout.write;
-  process.stderr.write = ((x: string) => { stderr += x; return true; }) as typeof process.stderr.write;
+  // Only text is the command's: main() awaits lazy imports, and meanwhile the test runner writes
+  // its own (binary) reports to stdout.
+  process.stdout.write = ((x: string | Uint8Array) => { if (typeof x === 'string') stdout += x; else ow(x); return true; }) as typeof process.stdout.write;
+  process.stderr.write = ((x: string | Uint8Array) => { if (typeof x === 'string') stderr += x; else ew(x); return true; }) as typeof process.stderr.write;
   try {
     return { status: await main(args), stdout, stderr };
   } finally {

@@ -13,6 +13,8 @@ export interface ModelBackendOptions extends KernelOptions {
 }
 
 const PAGE = BigInt(PAGE_SIZE);
+/** The (shared, frozen) answer of takeViolations() for a step that broke nothing: no array per step. */
+const NONE: readonly Violation[] = Object.freeze([]);
 const MIB = 1024 * 1024;
 
 /** An access too large to buffer: its failure if its faults fail, else "unsupported", saying why. */
@@ -39,6 +41,7 @@ export class ModelBackend implements Backend {
 
   takeViolations(): Violation[] {
     const v = this.violations;
+    if (v.length === 0) return NONE as Violation[];
     this.violations = [];
     return v;
   }
@@ -54,8 +57,10 @@ export class ModelBackend implements Backend {
     if (!this.checking) return call();
     const ctx = beginStep(this.kernel, conversions());
     const r = call();
-    this.violations.push(...endStep(ctx, r.ok, !r.ok && 'errno' in r ? r.errno : undefined));
-    this.violations.push(...checkState(this.kernel));
+    const broken = endStep(ctx, r.ok, !r.ok && 'errno' in r ? r.errno : undefined);
+    const state = checkState(this.kernel);
+    if (broken.length) this.violations.push(...broken);
+    if (state.length) this.violations.push(...state);
     return r;
   }
 

@@ -7,17 +7,13 @@ import { MUTANT_PROFILES, PROFILES, profileNames } from '../model/profile.js';
 import { expandPaths, formatLoadError, loadScenarioFile, ScenarioError, type Scenario } from '../scenario/load.js';
 import { formatHuman, formatTotals, toJson } from '../scenario/report.js';
 import { runScenario, type ScenarioResult } from '../scenario/run.js';
-import { LinuxBackend } from '../linux/linux-backend.js';
 import { EXIT, EXIT_TEXT, helpText, parseCommand, progressSink, type CommandSpec, type OptionSpec, type Parsed } from './args.js';
-import { checkCommand, REFERENCE_SPEC, USAGE as REFERENCE_USAGE } from './check-command.js';
-import { FULL_USAGE } from './check-full.js';
-import { COMPARE_SPEC, compareCommand } from './compare.js';
-import { opsListing } from './ops-listing.js';
-import { EXPORT_SPEC, exportCommand } from './export-command.js';
-import { SERVE_SPEC, serveCommand } from './serve-command.js';
-import { comparisonJson, comparisonsFailed, CONFORMANCE_DIR, diffReport, diffScenarios, formatConform, linuxBackendFactory } from './kernel-commands.js';
 import { UsageError } from './usage.js';
 
+// Start-up is part of every run: the modules of the other commands (the checker, the C export,
+// the Linux backend and koffi, the workload comparison) are imported only by the command that
+// needs them.
+const kernelCommands = () => import('./kernel-commands.js');
 const profileOption: OptionSpec = { name: 'profile', arg: 'NAME', kind: { type: 'string' }, defaultText: "each of the scenario's profiles", help: 'run under this ABI profile' };
 const jsonOption: OptionSpec = { name: 'json', kind: { type: 'bool' }, help: 'print a machine-readable result' };
 const strictOption: OptionSpec = { name: 'strict', kind: { type: 'bool' }, help: 'exit 1 also when an unsupported or guarded step states no reason' };
@@ -76,7 +72,13 @@ const OPS_SPEC: CommandSpec = {
   options: [],
 };
 
-const SPECS: readonly CommandSpec[] = [RUN_SPEC, DIFF_SPEC, CONFORM_SPEC, COMPARE_SPEC, EXPORT_SPEC, PROFILES_SPEC, OPS_SPEC, SERVE_SPEC];
+/** Every command's spec, in the order of the usage text (loads the modules that define them). */
+async function specs(): Promise<readonly CommandSpec[]> {
+  const [{ COMPARE_SPEC }, { EXPORT_SPEC }, { SERVE_SPEC }] = await Promise.all([import('./compare.js'), import('./export-command.js'), import('./serve-command.js')]);
+  return [RUN_SPEC, DIFF_SPEC, CONFORM_SPEC, COMPARE_SPEC, EXPORT_SPEC, PROFILES_SPEC, OPS_SPEC, SERVE_SPEC];
+}
+/** The commands that have a spec (and so `gmemkit COMMAND --help`). */
+const SPEC_NAMES = ['run', 'diff', 'conform', 'compare', 'export', 'profiles', 'ops', 'serve'];
 const COMMANDS = ['run', 'diff', 'conform', 'compare', 'check', 'export', 'profiles', 'ops', 'serve', 'help'];
 
 /** The package version, from package.json next to the build. */
@@ -85,7 +87,9 @@ export function version(): string {
   return pkg.version;
 }
 
-function usage(): string {
+async function usage(): Promise<string> {
+  const SPECS = await specs();
+  const { REFERENCE_SPEC } = await import('./check-command.js');
   const rows: [string, string][] = [
     ...SPECS.slice(0, 4).map((s): [string, string] => [s.synopsis, s.brief ?? s.summary.split('\n')[0]!]),
     [REFERENCE_SPEC.synopsis.replace('[--model reference]', '--model reference|full'), 'exhaustive model checking (shortest counterexamples)'],
@@ -104,9 +108,12 @@ Profiles: ${profileNames().join(', ')}
 ${EXIT_TEXT}`;
 }
 
-function helpOf(cmd: string): string {
-  if (cmd === 'check') return `${REFERENCE_USAGE}\n\n${FULL_USAGE}`;
-  const spec = SPECS.find((s) => s.name === cmd);
+async function helpOf(cmd: string): Promise<string> {
+  if (cmd === 'check') {
+    const [{ USAGE: REFERENCE_USAGE }, { FULL_USAGE }] = await Promise.all([import('./check-command.js'), import('./check-full.js')]);
+    return `${REFERENCE_USAGE}\n\n${FULL_USAGE}`;
+  }
+  const spec = (await specs()).find((s) => s.name === cmd);
   if (!spec) throw new UsageError(`help: unknown command '${cmd}'; commands: ${COMMANDS.join(', ')}`);
   return helpText(spec);
 }
@@ -126,34 +133,43 @@ export async function main(argv: string[]): Promise<number> {
   let p: Parsed | undefined;
   try {
     switch (cmd) {
-      case 'run': return (p = parsed(RUN_SPEC, rest)) ? runCommand(p) : EXIT.OK;
-      case 'diff': return (p = parsed(DIFF_SPEC, rest)) ? diffCommand(p) : EXIT.OK;
-      case 'check': return checkCommand(rest);
-      case 'conform': return (p = parsed(CONFORM_SPEC, rest)) ? conformCommand(p) : EXIT.OK;
-      case 'export': return (p = parsed(EXPORT_SPEC, rest)) ? exportCommand(p) : EXIT.OK;
+      case 'run': return (p = parsed(RUN_SPEC, rest)) ? await runCommand(p) : EXIT.OK;
+      case 'diff': return (p = parsed(DIFF_SPEC, rest)) ? await diffCommand(p) : EXIT.OK;
+      case 'check': return await (await import('./check-command.js')).checkCommand(rest);
+      case 'conform': return (p = parsed(CONFORM_SPEC, rest)) ? await conformCommand(p) : EXIT.OK;
+      case 'export': {
+        const { EXPORT_SPEC, exportCommand } = await import('./export-command.js');
+        return (p = parsed(EXPORT_SPEC, rest)) ? exportCommand(p) : EXIT.OK;
+      }
       case 'profiles': return (p = parsed(PROFILES_SPEC, rest)) ? profilesCommand() : EXIT.OK;
       case 'ops':
-        if ((p = parsed(OPS_SPEC, rest))) console.log(opsListing(p.positionals));
+        if ((p = parsed(OPS_SPEC, rest))) console.log((await import('./ops-listing.js')).opsListing(p.positionals));
         return EXIT.OK;
-      case 'compare': return (p = parsed(COMPARE_SPEC, rest)) ? compareCommand(p) : EXIT.OK;
-      case 'serve': return (p = parsed(SERVE_SPEC, rest)) ? await serveCommand(p) : EXIT.OK;
+      case 'compare': {
+        const { COMPARE_SPEC, compareCommand } = await import('./compare.js');
+        return (p = parsed(COMPARE_SPEC, rest)) ? compareCommand(p) : EXIT.OK;
+      }
+      case 'serve': {
+        const { SERVE_SPEC, serveCommand } = await import('./serve-command.js');
+        return (p = parsed(SERVE_SPEC, rest)) ? await serveCommand(p) : EXIT.OK;
+      }
       case '--version': case '-V':
         if (rest.length) throw new UsageError(`${cmd} takes no arguments (got ${rest.join(' ')})`);
         console.log(`gmemkit ${version()}`);
         return EXIT.OK;
       case 'help': case '--help': case '-h':
         if (rest.length > 1) throw new UsageError(`help takes at most one command (got ${rest.join(' ')})`);
-        console.log(rest.length ? helpOf(rest[0]!) : usage());
+        console.log(rest.length ? await helpOf(rest[0]!) : await usage());
         return EXIT.OK;
       case undefined:
-        console.error(usage());
+        console.error(await usage());
         return EXIT.USAGE;
       default:
         throw new UsageError(`unknown command '${cmd}'; commands: ${COMMANDS.join(', ')} (or --version)`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
-      const more = cmd && SPECS.some((s) => s.name === cmd) ? `gmemkit ${cmd} --help` : 'gmemkit help';
+      const more = cmd && SPEC_NAMES.includes(cmd) ? `gmemkit ${cmd} --help` : 'gmemkit help';
       console.error(`gmemkit: ${e.message}\nRun '${more}' for usage.`);
       return EXIT.USAGE;
     }
@@ -165,7 +181,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function runCommand(p: Parsed): number {
+async function runCommand(p: Parsed): Promise<number> {
   const values = { json: p.bool('json'), 'no-invariants': p.bool('no-invariants') };
   const profile = checkProfile(p.string('profile'));
   const backendName = p.string('backend');
@@ -178,12 +194,13 @@ function runCommand(p: Parsed): number {
     console.log(JSON.stringify({ error: 'invalid scenario', errors: e.errors.map((x) => ({ ...x, text: formatLoadError(x) })) }, null, 2));
     return 2;
   }
-  const backend = backendName === 'linux' ? linuxBackendFactory() : undefined;
+  const backend = backendName === 'linux' ? (await kernelCommands()).linuxBackendFactory() : undefined;
   const results: ScenarioResult[] = [];
   for (const s of scenarios) {
     const rs = runScenario(s, { ...(profile ? { profile } : {}), invariants: !values['no-invariants'], ...(backend ? { backend } : {}) });
     results.push(...rs);
-    if (!values.json) for (const r of rs) console.log(`${formatHuman(r)}\n`);
+    // One write per run: a scenario's trace is one string (formatHuman), not a write per step.
+    if (!values.json) for (const r of rs) process.stdout.write(`${formatHuman(r)}\n\n`);
   }
   const failed = results.filter((r) => !r.passed).length;
   if (values.json) console.log(JSON.stringify(toJson(results), null, 2));
@@ -215,7 +232,8 @@ function loadAll(cmd: string, paths: string[]): Scenario[] {
   return scenarios;
 }
 
-function diffCommand(p: Parsed): number {
+async function diffCommand(p: Parsed): Promise<number> {
+  const { diffReport, diffScenarios } = await kernelCommands();
   const profile = checkProfile(p.string('profile'));
   const scenarios = loadAll('diff', [...p.positionals]);
   const { text, failed } = diffReport(diffScenarios(scenarios, profile, progressSink(p.bool('json'))), p.bool('json'), p.bool('strict'));
@@ -223,7 +241,9 @@ function diffCommand(p: Parsed): number {
   return failed ? EXIT.FAILED : EXIT.OK;
 }
 
-function conformCommand(p: Parsed): number {
+async function conformCommand(p: Parsed): Promise<number> {
+  const { comparisonJson, comparisonsFailed, CONFORMANCE_DIR, diffScenarios, formatConform } = await kernelCommands();
+  const { LinuxBackend } = await import('../linux/linux-backend.js');
   const values = { json: p.bool('json'), strict: p.bool('strict') };
   const positionals = p.positionals;
   const scenarios = loadAll('conform', positionals.length ? [...positionals] : [CONFORMANCE_DIR]);

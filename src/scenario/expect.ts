@@ -185,8 +185,25 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
 /** Parse `expect:`; a mapping keyed by profile names gives one expectation per profile. */
 const PLAIN_OK: Parsed<StepExpect> = { ok: true, value: { base: { kind: 'ok' }, violations: [] } };
 
+/** `{ errno: X }` parsed, by X: the next most common case (a sweep of invalid arguments). */
+const ERRNO_ONLY = new Map<string, Parsed<StepExpect>>();
+
 export function parseExpect(v: unknown): Parsed<StepExpect> {
   if (v === undefined || v === 'ok') return PLAIN_OK; // the common case; results are never mutated
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    let n = 0;
+    for (const k in v) if (Object.hasOwn(v, k)) n++;
+    const errno = (v as Record<string, unknown>).errno;
+    if (n === 1 && typeof errno === 'string' && Object.hasOwn(v, 'errno')) {
+      let r = ERRNO_ONLY.get(errno);
+      if (!r) ERRNO_ONLY.set(errno, (r = parseExpectOf(v)));
+      return r;
+    }
+  }
+  return parseExpectOf(v);
+}
+
+function parseExpectOf(v: unknown): Parsed<StepExpect> {
   if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
     const keys = Object.keys(v);
     if (keys.length > 0 && keys.every((k) => PROFILES.some((p) => p.name === k))) {

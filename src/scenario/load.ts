@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { DEFAULT_PROFILE, profileNames } from '../model/profile.js';
 import { parseExpect, type StepExpect } from './expect.js';
+import { readFastYaml } from './fast-yaml.js';
 import { ALL_OPS, parseField, type FieldSpec, type HandleKind, type HandleRef, type OpSpec } from './ops.js';
 import { show } from './values.js';
 
@@ -197,6 +198,12 @@ const BIGINT = new yaml.Type('tag:yaml.org,2002:int', {
   represent: (x: object) => String(x),
 });
 const SCHEMA = yaml.CORE_SCHEMA.extend({ implicit: [BIGINT] });
+/** The schema's implicit types in js-yaml's order of trial, for the fast reader's plain scalars. */
+const IMPLICIT = (SCHEMA as unknown as { compiledImplicit: yaml.Type[] }).compiledImplicit;
+export const resolvePlain = (s: string): unknown => {
+  for (const t of IMPLICIT) if (t.resolve!(s)) return t.construct!(s);
+  return s;
+};
 
 /** Line starts of `text`, for offset -> line by binary search. */
 function lineTable(text: string): (offset: number) => number {
@@ -222,7 +229,7 @@ function skipBlank(text: string, pos: number): number {
   }
 }
 
-interface ParsedYaml {
+export interface ParsedYaml {
   readonly raw: Record<string, unknown>;
   /** Line of item i of a top-level list (the steps), when known. */
   readonly itemLine: (list: unknown, i: number) => number | undefined;
@@ -231,11 +238,22 @@ interface ParsedYaml {
 }
 
 /**
- * The YAML (or JSON) text as plain values, with the lines of the steps. Nesting deeper than
+ * The YAML (or JSON) text as plain values, with the lines of the steps (`fastReader`: try the
+ * fast reader first; the tests compare the two). Nesting deeper than
  * MAX_DEPTH is refused by the parser; aliases are shared, not copied, so an alias bomb costs
  * nothing, and every message built from a value is bounded (`show`).
  */
-function parseYaml(text: string, file: string): ParsedYaml {
+export function parseYaml(text: string, file: string, fastReader = true): ParsedYaml {
+  // Most scenario files are in the plain subset the fast reader takes (the same values, and the
+  // lines for free); js-yaml reads the rest and reports every syntax error.
+  const fast = fastReader ? readFastYaml(text, resolvePlain, MAX_DEPTH / 2) : undefined;
+  if (fast) {
+    return {
+      raw: fast.value,
+      itemLine: (list, i) => fast.itemLines.get(list)?.[i],
+      keyLine: (key) => fast.keyLines.get(key),
+    };
+  }
   const lineOf = lineTable(text);
   // js-yaml reports 'open' and 'close' for every node it composes: note where each node starts,
   // and keep the starts of the top-level keys and values (depth 2) and of the items of each

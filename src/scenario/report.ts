@@ -4,11 +4,6 @@ import { describeExpect, describeOutcome, type Outcome } from './expect.js';
 import type { ScenarioResult, StepResult } from './run.js';
 
 const useColor = (): boolean => Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
-const paint = (code: string, s: string): string => (useColor() ? `\x1b[${code}m${s}\x1b[0m` : s);
-const green = (s: string) => paint('32', s);
-const red = (s: string) => paint('31', s);
-const dim = (s: string) => paint('2', s);
-const yellow = (s: string) => paint('33', s);
 
 function showArg(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(showArg).join(',')}]`;
@@ -18,8 +13,10 @@ function showArg(v: unknown): string {
 }
 
 export function describeStep(r: StepResult): string {
-  const args = Object.entries(r.step.written).map(([k, v]) => `${k}=${showArg(v)}`).join(' ');
-  return `${r.step.op}${args ? ` ${args}` : ''}${r.step.as ? ` as ${r.step.as}` : ''}`;
+  let text = r.step.op;
+  const written = r.step.written;
+  for (const k in written) text += ` ${k}=${showArg(written[k])}`;
+  return r.step.as ? `${text} as ${r.step.as}` : text;
 }
 
 function outcomeText(o: Outcome): string {
@@ -28,6 +25,13 @@ function outcomeText(o: Outcome): string {
 
 /** The per-step story of one scenario run. */
 export function formatHuman(res: ScenarioResult): string {
+  // Whether to colour is decided once per run (process.env is slow to read, and this runs per step).
+  const color = useColor();
+  const paint = (code: string, s: string): string => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
+  const green = (s: string) => paint('32', s);
+  const red = (s: string) => paint('31', s);
+  const dim = (s: string) => paint('2', s);
+  const yellow = (s: string) => paint('33', s);
   const { scenario, identity } = res;
   const lines: string[] = [];
   const flavour = identity.flavour === 'variant' ? 'VARIANT: a design no kernel has' : identity.flavour === 'mutant' ? 'MUTANT: a seeded bug' : identity.flavour;
