@@ -118,7 +118,7 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
   if (keys.length === 0) return done({ kind: 'ok' });
   const only = (allowed: string[]) => {
     const extra = keys.filter((k) => !allowed.includes(k));
-    return extra.length ? `unexpected field(s) ${extra.join(', ')} with ${keys[0]}; allowed: ${allowed.join(', ')}` : undefined;
+    return extra.length ? `unexpected field(s) ${extra.join(', ')} with ${allowed[0]}; allowed: ${allowed.join(', ')}` : undefined;
   };
   if ('errno' in o) {
     const err = only(['errno', ...OUT_FIELDS]);
@@ -155,19 +155,19 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
     if (!f?.ok) return { ok: false, message: `fill: expected a byte value 0..255${f ? `: ${f.message}` : `, got ${show(o.fill)}`}` };
     return done({ kind: 'fill', fill: Number(f.value) });
   }
-  if ('value' in o) {
-    const err = only(['value']);
-    if (err) return { ok: false, message: err };
-    const n = parseSize(o.value, 's64'); // return values: int, long, off_t, ssize_t
-    if (!n.ok) return { ok: false, message: `value: ${n.message}` };
-    return done({ kind: 'value', value: n.value });
-  }
   if ('bits' in o) {
     const err = only(['bits']);
     if (err) return { ok: false, message: err };
     const n = parseSize(o.bits, 'u64'); // a bit mask of the return value
     if (!n.ok) return { ok: false, message: `bits: ${n.message}` };
     return done({ kind: 'bits', bits: n.value });
+  }
+  if ('value' in o) {
+    const err = only(['value']);
+    if (err) return { ok: false, message: err };
+    const n = parseSize(o.value, 's64'); // return values: int, long, off_t, ssize_t
+    if (!n.ok) return { ok: false, message: `value: ${n.message}` };
+    return done({ kind: 'value', value: n.value });
   }
   if (keys.every((k) => OK_OUT_FIELDS.includes(k))) {
     const out: Record<string, bigint> = {};

@@ -209,8 +209,9 @@ export function parseField(kind: FieldKind, v: unknown): Parsed<unknown> {
       ? { ok: true, value: BigInt(kind.table[v]!) }
       : { ok: false, message: `unknown ${kind.what} ${show(v)}; allowed: ${Object.keys(kind.table).join(', ')}` };
     case 'handle': {
-      if (typeof v === 'string') return { ok: true, value: { handle: v } };
-      if (kind.raw && (typeof v === 'number' || typeof v === 'bigint')) {
+      // A handle name starts with a letter or '_' (`as:`); a string starting with a digit or sign is a number ("0x1000", "2^40").
+      if (typeof v === 'string' && !(kind.raw && /^[+-]?[0-9]/.test(v))) return { ok: true, value: { handle: v } };
+      if (kind.raw && (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'string')) {
         const n = parseSize(v, kind.ctype ?? 'int');
         return n.ok ? { ok: true, value: { raw: n.value } } : n;
       }
