@@ -38,6 +38,8 @@ export interface OpSpec {
    * Rules between fields, checked after each field parsed: the field a problem is about and
    * the message, or undefined. `given` holds the fields as written, `args` as parsed.
    */
+  /** The `check` rules in words, for `gmemkit ops`. */
+  readonly rules?: string;
   readonly check?: (given: Readonly<Record<string, unknown>>, args: Readonly<Record<string, unknown>>) => { field: string; message: string } | undefined;
   readonly summary: string;
 }
@@ -100,12 +102,12 @@ export const KERNEL_OPS: Readonly<Record<string, OpSpec>> = {
       prot: opt(flags(TABLES.prot, 'prot', 'int'), ['READ', 'WRITE']), flags: opt(flags(TABLES.mapFlags, 'mmap flag', 'int'), ['SHARED']),
       addr: opt({ type: 'handle', kinds: ['map'], raw: 'number', ctype: 'u64' }), addr_offset: opt(u64),
     },
-    check: fixedRule,
+    check: fixedRule, rules: "'addr' is required with FIXED or FIXED_NOREPLACE; 'addr_offset' needs 'addr'",
   },
   munmap: { summary: 'munmap(2)', fields: { map: req(map), offset: opt(u64, 0), length: opt(u64) } },
   read: { summary: 'host load through a mapping', fields: { map: req(map), offset: opt(u64, 0), length: req(u64) } },
   write: {
-    summary: 'host store through a mapping (fill + length: a memset)', oneOf: ['data', 'bytes', 'fill'], check: fillRule,
+    summary: 'host store through a mapping (fill + length: a memset)', oneOf: ['data', 'bytes', 'fill'], check: fillRule, rules: "'length' is required with 'fill', and only with it",
     fields: { map: req(map), offset: opt(u64, 0), ...data, fill: opt({ type: 'size', ctype: 'u8' }), length: opt(u64) },
   },
   madvise: { summary: 'madvise(2)', fields: { map: req(map), offset: opt(u64, 0), length: opt(u64), advice: req({ type: 'named', table: TABLES.madvise, what: 'advice', ctype: 'int' }) } },
