@@ -1,10 +1,11 @@
-// The language additions as the loader sees them (scenario-format.md "Additions"; docs/
-// scenario-language.md §2, §5): fstat, `expect: fails`, `expect: { bits }`, the fstat
-// out-values, `write` with `fill` and `length`, `mmap` with `addr` (FIXED, FIXED_NOREPLACE).
+// The language additions as the loader sees them (scenario-language.md §3, §2.1, §5): fstat,
+// `expect: fails`, `expect: { bits }`, the fstat out-values, `write` with `fill` and `length`,
+// `mmap` with `addr` (FIXED, FIXED_NOREPLACE).
 // Good forms parse to what the runner needs; each mistake names the step, op, field and what
 // is allowed.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { opsListing } from '../src/cli/ops-listing.js';
 import { parseExpect } from '../src/scenario/expect.js';
 import { parseScenario, ScenarioError } from '../src/scenario/load.js';
 
@@ -62,6 +63,22 @@ test('loader: the additions parse to the values the runner uses', () => {
   assert.deepEqual([n!.args.addr, n!.args.flags, n!.expect.base], [{ raw: 0x10000000n }, 0x100001n, { kind: 'fails' }]);
   assert.deepEqual(f!.expect.base, { kind: 'out', out: { size: 16384n, blksize: 4096n } });
   assert.deepEqual(c!.expect.base, { kind: 'bits', bits: 3n });
+});
+
+test('loader: a raw-number field written as a size string is a number, not a handle name', () => {
+  const s = parseScenario(`${HEAD}  - { op: mmap, fd: gmem, length: 4K, flags: [SHARED, FIXED], addr: "0x7ffffffff000" }
+  - { op: mmap, fd: gmem, length: 4K, flags: [SHARED, FIXED_NOREPLACE], addr: "2^40" }
+  - { op: fstat, fd: "3" }
+`);
+  assert.deepEqual(s.steps.slice(3).map((st) => st.args.addr ?? st.args.fd), [{ raw: 0x7ffffffff000n }, { raw: 1n << 40n }, { raw: 3n }]);
+});
+
+test('gmemkit ops lists the rules between fields', () => {
+  const text = opsListing(['write', 'mmap', 'fstat']);
+  assert.match(text, /fill: byte 0\.\.255; optional/);
+  assert.match(text, /'length' is required with 'fill', and only with it/);
+  assert.match(text, /'addr' is required with FIXED or FIXED_NOREPLACE/);
+  assert.match(text, /fstat\n +fstat\(2\): out-values size \(st_size\) and blksize \(st_blksize\)/);
 });
 
 test('expect: a profile-keyed mapping may use the additions', () => {

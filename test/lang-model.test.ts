@@ -1,8 +1,9 @@
-// The language additions on the model (scenario-format.md "Additions"): fstat's size and
-// blksize, MAP_FIXED / MAP_FIXED_NOREPLACE and the mmap hint, memset-style fills with their
+// The language additions on the model (scenario-language.md §3): fstat's size and blksize,
+// MAP_FIXED / MAP_FIXED_NOREPLACE and the mmap hint, memset-style fills with their
 // MAX_BUFFERED_ACCESS bound, and how `fails` / `bits` / the out-values match outcomes. Rows
 // cite the measurement they reproduce: conformance/language-additions.yaml (run on 6.18 by
-// `gmemkit diff`) or the selftest guest_memfd_test.c test_file_size.
+// `gmemkit diff`) or the selftest guest_memfd_test.c test_file_size. The VMM's memory map
+// (src/userspace/memory-map.ts) follows MAP_FIXED replacement.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MAX_BUFFERED_ACCESS } from '../src/backend/backend.js';
@@ -12,6 +13,7 @@ import { PROBED_MACHINE } from '../src/model/platform.js';
 import { MAINLINE_6_18 } from '../src/model/profile.js';
 import { mismatch, toOutcome, type Expect } from '../src/scenario/expect.js';
 import { sameOutcome } from '../src/scenario/diff.js';
+import { MemoryMap } from '../src/userspace/memory-map.js';
 
 const K = 1024;
 const RW = PROT.READ | PROT.WRITE;
@@ -137,4 +139,13 @@ test('expectations fails, bits and the out-values match outcomes as the contract
   // diff compares the out-values
   assert.ok(sameOutcome(stat, toOutcome({ ok: true, value: { size: 16384n, blksize: 4096n } })));
   assert.ok(!sameOutcome(stat, toOutcome({ ok: true, value: { size: 16384n, blksize: 8192n } })));
+});
+
+test('the VMM\'s memory map follows a MAP_FIXED that replaces part of a mapping (the userspace half translates through it)', () => {
+  const m = new MemoryMap();
+  m.recordMmap(0x100000, { fd: 5, offset: 0, length: 16 * K, prot: RW, flags: SHARED });
+  m.recordMmap(0x101000, { fd: 6, offset: 8 * K, length: 4 * K, prot: RW, flags: SHARED | FIXED, addr: 0x101000 });
+  assert.deepEqual(m.addressToGmem(0x100000, 4 * K), { fd: 5, lo: 0, hi: 1 });
+  assert.deepEqual(m.addressToGmem(0x101000, 4 * K), { fd: 6, lo: 2, hi: 3 });
+  assert.deepEqual(m.addressToGmem(0x102000, 8 * K), { fd: 5, lo: 2, hi: 4 });
 });
