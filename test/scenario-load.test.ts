@@ -31,7 +31,7 @@ const CASES: { name: string; steps: string; want: RegExp }[] = [
   { name: 'unknown errno', steps: `${VM}  - { op: close, fd: vm, expect: { errno: EWHAT } }\n`, want: /^step 2: \(close\) expect: errno: expected one of EPERM, .*got "EWHAT"$/ },
   { name: 'handle defined twice', steps: `${VM}  - { op: create_vm, as: vm }\n`, want: /^step 2: \(create_vm\) as: handle 'vm' is already defined at step 1$/ },
   { name: 'as on an op without result', steps: `${VM}  - { op: close, fd: vm, as: x }\n`, want: /^step 2: \(close\) as: this op returns no handle$/ },
-  { name: 'data and bytes both given', steps: `${VM}${GMEM}  - { op: mmap, fd: gmem, length: 4K, as: m }\n  - { op: write, map: m, data: "a", bytes: [1] }\n`, want: /^step 4: \(write\) exactly one of 'data' or 'bytes' is required$/ },
+  { name: 'data and bytes both given', steps: `${VM}${GMEM}  - { op: mmap, fd: gmem, length: 4K, as: m }\n  - { op: write, map: m, data: "a", bytes: [1] }\n`, want: /^step 4: \(write\) exactly one of 'data' or 'bytes' or 'fill' is required$/ },
   { name: 'unknown capability', steps: '  - { op: check_extension, cap: GUEST_MEMFD_FLAG }\n', want: /unknown capability "GUEST_MEMFD_FLAG"; allowed: USER_MEMORY2/ },
   { name: 'bad expectation mix', steps: `${VM}  - { op: close, fd: vm, expect: { errno: EBADF, signal: SIGBUS } }\n`, want: /unexpected field\(s\) signal with errno/ },
 ];

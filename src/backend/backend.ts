@@ -4,7 +4,7 @@
 // (src/linux/) implement it; code above this layer must not know which one it has.
 import type { Errno } from '../model/abi.js';
 import type {
-  MemoryAttributes2Args, MemoryAttributesArgs, MemoryRegion2, MmapArgs, U64,
+  FileStat, MemoryAttributes2Args, MemoryAttributesArgs, MemoryRegion2, MmapArgs, U64,
 } from '../model/kernel.js';
 import type { ErrnoFailure, ExitFailure, Ok, SignalFailure } from '../model/result.js';
 
@@ -75,6 +75,13 @@ export interface Backend {
   /** Host load through a mapping; SIGBUS/SIGSEGV come back as a SignalFailure. */
   hostRead(addr: number, length: number): BResult<Uint8Array>;
   hostWrite(addr: number, data: Uint8Array): BResult;
+  /**
+   * A store of `length` bytes of `byte` (memset). Up to MAX_BUFFERED_ACCESS bytes it is done;
+   * beyond, only the faults of the first MAX_BUFFERED_ACCESS bytes are taken (the bytes before
+   * a refused page are written and the signal returned), else it is unsupported. Optional: the
+   * scenario runner falls back to hostWrite of a buffer up to MAX_BUFFERED_ACCESS.
+   */
+  hostFill?(addr: number, length: U64, byte: number): BResult;
   madvise(addr: number, length: U64, advice: number): BResult;
 
   fallocate(fd: number, mode: U64, offset: U64, len: U64): BResult;
@@ -84,6 +91,8 @@ export interface Backend {
   pread(fd: number, length: U64, offset: U64): BResult<Uint8Array>;
   pwrite(fd: number, data: Uint8Array, offset: U64): BResult<number>;
   lseek(fd: number, offset: U64, whence: number): BResult<bigint>;
+  /** fstat(2): st_size and st_blksize. Optional: without it the step is unsupported. */
+  fstat?(fd: number): BResult<FileStat>;
 
   setUserMemoryRegion2(vmFd: number, region: MemoryRegion2): BResult;
   setMemoryAttributes(vmFd: number, args: MemoryAttributesArgs): BResult;
@@ -122,4 +131,4 @@ export interface Backend {
 }
 
 
-export type { Errno };
+export type { Errno, FileStat };

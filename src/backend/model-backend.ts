@@ -75,6 +75,20 @@ export class ModelBackend implements Backend {
     return this.step(() => this.kernel.hostRead(addr, length));
   }
   hostWrite(addr: number, data: Uint8Array) { return this.step(() => this.kernel.hostWrite(addr, data)); }
+  hostFill(addr: number, length: U64, byte: number): BResult {
+    const n = BigInt(length);
+    if (n <= BigInt(MAX_BUFFERED_ACCESS)) return this.hostWrite(addr, new Uint8Array(Number(n)).fill(byte));
+    return this.step(() => {
+      // Range-wise: only the first MAX_BUFFERED_ACCESS bytes are faulted; nothing of N bytes is allocated.
+      const touched = this.kernel.hostTouch(addr, MAX_BUFFERED_ACCESS, true);
+      if (touched.ok) {
+        return unsupported(`a store of ${n} bytes: the first ${MAX_BUFFERED_ACCESS / MIB} MiB are faultable, `
+          + `and gmemkit writes at most ${MAX_BUFFERED_ACCESS / MIB} MiB per access (MAX_BUFFERED_ACCESS); write less at a time`);
+      }
+      if ('signal' in touched) this.kernel.hostWrite(addr, new Uint8Array(touched.address - addr).fill(byte));
+      return touched;
+    });
+  }
   madvise(addr: number, length: U64, advice: number) { return this.step(() => this.kernel.madvise(addr, length, advice)); }
   fallocate(fd: number, mode: U64, offset: U64, len: U64) { return this.step(() => this.kernel.fallocate(fd, mode, offset, len)); }
   ftruncate(fd: number, length: U64) { return this.step(() => this.kernel.ftruncate(fd, length)); }
@@ -83,6 +97,7 @@ export class ModelBackend implements Backend {
   pread(fd: number, length: U64, offset: U64) { return this.step(() => this.kernel.pread(fd, length, offset)); }
   pwrite(fd: number, data: Uint8Array, offset: U64) { return this.step(() => this.kernel.pwrite(fd, data, offset)); }
   lseek(fd: number, offset: U64, whence: number) { return this.step(() => this.kernel.lseek(fd, offset, whence)); }
+  fstat(fd: number) { return this.step(() => this.kernel.fstat(fd)); }
   setUserMemoryRegion2(vmFd: number, region: MemoryRegion2) { return this.step(() => this.kernel.setUserMemoryRegion2(vmFd, region)); }
 
   setMemoryAttributes(vmFd: number, args: MemoryAttributesArgs): BResult {

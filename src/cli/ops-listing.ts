@@ -5,7 +5,7 @@ import { UsageError } from './usage.js';
 
 function kindText(k: FieldKind): string {
   switch (k.type) {
-    case 'size': return 'size';
+    case 'size': return k.ctype === 'u8' ? 'byte 0..255' : 'size';
     case 'bool': return 'true|false';
     case 'bytes': return 'bytes';
     case 'cap': return 'KVM_CAP_ name or number';
@@ -31,6 +31,7 @@ function opText(name: string, spec: OpSpec): string {
   const lines = [`${name}${spec.produces ? ` (as: names a ${spec.produces} handle)` : ''}`, `    ${spec.summary}`];
   for (const [f, s] of Object.entries(spec.fields)) lines.push(`    - ${fieldText(f, s)}`);
   if (spec.oneOf) lines.push(`    exactly one of: ${spec.oneOf.join(', ')}`);
+  if (spec.rules) lines.push(`    ${spec.rules}`);
   return lines.join('\n');
 }
 

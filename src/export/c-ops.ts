@@ -48,10 +48,14 @@ export const C_OPS: Readonly<Record<string, OpEmitter>> = {
   check_extension: kernel('check_extension', (a, x) => `check_extension(${cap(a.cap, x.profile)}, ${x.ref(a.vm)})`),
   create_guest_memfd: kernel('create_guest_memfd', (a, x) => `create_guest_memfd(${x.ref(a.vm)}, ${n(a.size)}, ${C_FLAGS.gmem(big(a.flags))})`),
   close: kernel('close', (a, x) => `close_fd(${x.ref(a.fd)})`),
-  mmap: kernel('mmap', (a, x) => `map_memory(${x.ref(a.fd)}, ${n(a.offset)}, ${n(a.length)}, ${C_FLAGS.prot(big(a.prot))}, ${C_FLAGS.mapFlags(big(a.flags))})`),
+  mmap: kernel('mmap', (a, x) => `map_memory(${x.ref(a.fd)}, ${n(a.offset)}, ${n(a.length)}, ${C_FLAGS.prot(big(a.prot))}, ${C_FLAGS.mapFlags(big(a.flags))}, ${x.ref(a.addr)}, ${n(a.addr_offset ?? 0n)})`),
   munmap: kernel('munmap', (a, x) => `unmap(${x.ref(a.map)}, ${n(a.offset ?? 0n)}, ${restOf(a, x)})`),
   read: { needs: ['host'], call: (a, x) => `host_read(${x.ref(a.map)}, ${n(a.offset ?? 0n)}, ${n(a.length)})` },
-  write: { needs: ['host'], call: (a, x) => `host_write(${x.ref(a.map)}, ${n(a.offset ?? 0n)}, ${data(a)})` },
+  write: {
+    needs: ['host'],
+    call: (a, x) => (a.fill === undefined ? `host_write(${x.ref(a.map)}, ${n(a.offset ?? 0n)}, ${data(a)})`
+      : `host_fill(${x.ref(a.map)}, ${n(a.offset ?? 0n)}, 0x${big(a.fill).toString(16).padStart(2, '0')}, ${n(a.length)})`),
+  },
   madvise: kernel('madvise', (a, x) => `advise(${x.ref(a.map)}, ${n(a.offset ?? 0n)}, ${restOf(a, x)}, ${cAdvice(big(a.advice))})`),
   fallocate: kernel('fallocate', (a, x) => `falloc(${x.ref(a.fd)}, ${C_FLAGS.falloc(big(a.mode))}, ${n(a.offset)}, ${n(a.length)})`),
   ftruncate: kernel('ftruncate', (a, x) => `truncate_fd(${x.ref(a.fd)}, ${n(a.length)})`),
@@ -59,6 +63,7 @@ export const C_OPS: Readonly<Record<string, OpEmitter>> = {
   fd_write: kernel('fd_write', (a, x) => `fd_write(${x.ref(a.fd)}, ${data(a)})`),
   pread: kernel('pread', (a, x) => `pread_fd(${x.ref(a.fd)}, ${n(a.length)}, ${n(a.offset)})`, ['readlimit']),
   pwrite: kernel('pwrite', (a, x) => `pwrite_fd(${x.ref(a.fd)}, ${data(a)}, ${n(a.offset)})`),
+  fstat: kernel('fstat', (a, x) => `stat_fd(${x.ref(a.fd)})`),
   lseek: kernel('lseek', (a, x) => `seek(${x.ref(a.fd)}, ${n(a.offset)}, ${cWhence(big(a.whence))})`),
   set_user_memory_region2: kernel('set_user_memory_region2', (a, x) => {
     const flags = a.flags ?? (a.guest_memfd !== undefined ? 4n : 0n); // KVM_MEM_GUEST_MEMFD when a guest_memfd is named

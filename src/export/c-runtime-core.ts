@@ -2,7 +2,8 @@
 // older <linux/kvm.h> lacks (guarded, values from kernel-semantics.md §5 / src/model/abi.ts),
 // the outcome of a step, the expectations, TAP output, handles, and the table of mappings the
 // program made. Plain C text; src/export/c.ts puts the blocks a scenario needs together.
-import { CAPS, GMEM_FLAGS, KVM_EXIT_MEMORY_FAULT, MEMORY_ATTRIBUTES, MEMORY_EXIT_FLAG_PRIVATE, MEMSLOT_FLAGS, VM_TYPES } from '../model/abi.js';
+import { MAX_BUFFERED_ACCESS } from '../backend/backend.js';
+import { CAPS, GMEM_FLAGS, KVM_EXIT_MEMORY_FAULT, MAP_FLAGS, MEMORY_ATTRIBUTES, MEMORY_EXIT_FLAG_PRIVATE, MEMSLOT_FLAGS, VM_TYPES } from '../model/abi.js';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}ULL`;
 
@@ -21,6 +22,7 @@ export const INCLUDES = String.raw`#define _GNU_SOURCE
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -77,6 +79,9 @@ export const UAPI = String.raw`/* guest_memfd uapi that older <linux/kvm.h> lack
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE ${hex(MAP_FLAGS.FIXED_NOREPLACE)}
 #endif
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
@@ -148,6 +153,8 @@ export const CORE = String.raw`#ifndef __maybe_unused
 #define PAGE_SIZE 4096UL
 #endif
 #define PAGE_CEIL(x) (((x) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1))
+/* The largest host access gmemkit buffers (MAX_BUFFERED_ACCESS in src/backend/backend.ts). */
+#define MAX_ACCESS ${MAX_BUFFERED_ACCESS}UL
 #ifndef KSFT_SKIP
 #define KSFT_PASS 0
 #define KSFT_FAIL 1
@@ -169,6 +176,8 @@ struct outcome {
 	__u64 gpa, size, flags;
 	bool has_value;
 	__u64 value;
+	bool has_stat;		/* fstat: st_size and st_blksize */
+	long long st_size, st_blksize;
 	bool has_data;
 	unsigned char *data;
 	size_t len;
@@ -183,7 +192,7 @@ struct outcome {
 	struct pin *pin;
 };
 
-enum expect_kind { WANT_OK, WANT_ANY, WANT_ERRNO, WANT_SIGNAL, WANT_DATA, WANT_FILL, WANT_VALUE, WANT_EXIT };
+enum expect_kind { WANT_OK, WANT_ANY, WANT_ERRNO, WANT_SIGNAL, WANT_DATA, WANT_FILL, WANT_VALUE, WANT_EXIT, WANT_FAILS, WANT_BITS, WANT_STAT };
 
 struct expect {
 	enum expect_kind kind;
@@ -198,6 +207,9 @@ struct expect {
 	__u32 exit;
 	bool has_gpa, has_size, has_private, private_;
 	__u64 gpa, size;
+	__u64 bits;
+	bool has_st_size, has_st_blksize;
+	long long st_size, st_blksize;
 };
 
 #define SUCCEEDS		((struct expect){ .kind = WANT_OK })
@@ -209,6 +221,9 @@ struct expect {
 #define READS_ALL(b)		((struct expect){ .kind = WANT_FILL, .fill = (b) })
 #define RETURNS(v)		((struct expect){ .kind = WANT_VALUE, .value = (v) })
 #define EXITS(r, ...)		((struct expect){ .kind = WANT_EXIT, .exit = (r), __VA_ARGS__ })
+#define FAILS_ANY		((struct expect){ .kind = WANT_FAILS })
+#define HAS_BITS(b)		((struct expect){ .kind = WANT_BITS, .bits = (b) })
+#define STATS(...)		((struct expect){ .kind = WANT_STAT, __VA_ARGS__ })
 
 /* A scenario handle: a VM, guest_memfd, mapping, pin or pipe made by an earlier step. */
 struct handle {
@@ -345,6 +360,8 @@ static void describe(char *buf, size_t size, const struct outcome *o)
 			show_data(buf, size, o->data, o->len);
 		else if (o->has_value)
 			snprintf(buf, size, "value %llu", (unsigned long long)o->value);
+		else if (o->has_stat)
+			snprintf(buf, size, "size=%lld blksize=%lld", o->st_size, o->st_blksize);
 		else
 			snprintf(buf, size, "success");
 		break;
@@ -397,6 +414,16 @@ static const char *mismatch(const struct outcome *o, const struct expect *x, cha
 	case WANT_VALUE:
 		same = o->kind == OUT_OK && o->has_value && o->value == x->value;
 		break;
+	case WANT_FAILS:
+		same = o->kind == OUT_ERRNO;
+		break;
+	case WANT_BITS:
+		same = o->kind == OUT_OK && o->has_value && (o->value & x->bits) == x->bits;
+		break;
+	case WANT_STAT:
+		same = o->kind == OUT_OK && o->has_stat && (!x->has_st_size || o->st_size == x->st_size) &&
+		       (!x->has_st_blksize || o->st_blksize == x->st_blksize);
+		break;
 	case WANT_EXIT:
 		same = o->kind == OUT_EXIT && o->exit_reason == x->exit &&
 		       (!x->has_gpa || o->gpa == x->gpa) && (!x->has_size || o->size == x->size) &&
@@ -430,6 +457,15 @@ static const char *mismatch(const struct outcome *o, const struct expect *x, cha
 		break;
 	case WANT_VALUE:
 		snprintf(buf, size, "expected value %llu, got %s", (unsigned long long)x->value, got);
+		break;
+	case WANT_FAILS:
+		snprintf(buf, size, "expected a failure (any errno), got %s", got);
+		break;
+	case WANT_BITS:
+		snprintf(buf, size, "expected a value with every bit of 0x%llx set, got %s", (unsigned long long)x->bits, got);
+		break;
+	case WANT_STAT:
+		snprintf(buf, size, "expected size=%lld blksize=%lld, got %s", x->st_size, x->st_blksize, got);
 		break;
 	default:
 		snprintf(buf, size, "expected exit %u, got %s", x->exit, got);

@@ -153,6 +153,35 @@ static __maybe_unused struct outcome host_read(struct handle *map, __u64 offset,
 static __maybe_unused struct outcome host_write(struct handle *map, __u64 offset, const char *data, size_t n)
 {
 	return access_bytes(map, offset, (unsigned char *)data, n, true);
+}
+
+/*
+ * memset of n bytes through the mapping. Beyond MAX_ACCESS bytes (as the linux backend): when
+ * the first MAX_ACCESS bytes are all faultable nothing is written and the step is unsupported;
+ * else the store runs into the refused page.
+ */
+static __maybe_unused struct outcome host_fill(struct handle *map, __u64 offset, int byte, __u64 n)
+{
+	size_t k = n < MAX_ACCESS ? n : MAX_ACCESS;
+	unsigned char *buf;
+	struct outcome o;
+	char *p, *lo;
+
+	if (!need(&o, map))
+		return o;
+	p = map->addr + offset;
+	lo = (char *)((uintptr_t)p & ~(PAGE_SIZE - 1));
+	if (n > k && first_unmapped(p, k, PROT_WRITE) == p + k &&
+	    !madvise(lo, PAGE_CEIL((uintptr_t)(p + k)) - (uintptr_t)lo, MADV_POPULATE_WRITE))
+		return unsupported("a store of %llu bytes: the first %zu bytes are faultable, and gmemkit writes at most MAX_BUFFERED_ACCESS (%zu bytes) per access",
+				   (unsigned long long)n, k, k);
+	buf = malloc(k ? k : 1);
+	memset(buf, byte, k);
+	o = access_bytes(map, offset, buf, k, true);
+	free(buf);
+	if (o.kind == OUT_OK && n > k)
+		return unsupported("a store of %llu bytes: gmemkit writes at most MAX_BUFFERED_ACCESS (%zu bytes) per access", (unsigned long long)n, k);
+	return o;
 }`;
 
 export const USER_ADDR_CHECK = String.raw`/*

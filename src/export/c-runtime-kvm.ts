@@ -86,22 +86,66 @@ export const KVM_HELPERS: Readonly<Record<string, string>> = {
 		release_vm(h);
 	return kernel_result(close(h->fd));
 }`,
-  mmap: String.raw`static struct outcome map_memory(struct handle *file, __u64 offset, __u64 length, int prot, int flags)
+  mmap: String.raw`/*
+ * mmap(2). A hint and MAP_FIXED_NOREPLACE never replace memory; MAP_FIXED goes only inside
+ * the scenario's own mappings, or where the kernel rejects it before unmapping anything (zero
+ * length, unaligned, beyond TASK_SIZE): it could replace memory this program uses. What a
+ * MAP_FIXED replaced, or unmapped before failing, leaves the table of the scenario's mappings.
+ */
+static struct outcome map_memory(struct handle *file, __u64 offset, __u64 length, int prot, int flags,
+				 struct handle *at, __u64 at_offset)
 {
 	struct outcome o = { .vm_type = -1 };
-	char *p;
+	bool replaces = (flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE);
+	__u64 span = PAGE_CEIL(length);
+	char *addr, *p;
+	bool rejects;
+	int i;
 
-	if (flags & MAP_FIXED)
-		return unsupported("MAP_FIXED could replace memory this program uses");
 	if (!(flags & MAP_ANONYMOUS) && !need(&o, file))
 		return o;
-	p = mmap(NULL, length, prot, flags, flags & MAP_ANONYMOUS ? -1 : file->fd, offset);
-	if (p == MAP_FAILED)
-		return kernel_result(-1);
+	if (!need(&o, at))
+		return o;
+	addr = (char *)((at ? (uintptr_t)at->addr : 0) + at_offset);
+	rejects = !length || (uintptr_t)addr % PAGE_SIZE || span > 0x7ffffffff000ULL ||
+		  (uintptr_t)addr > 0x7ffffffff000ULL - span;
+	if (replaces && !rejects && !maps_cover(addr, addr + span))
+		return unsupported("MAP_FIXED at %p could replace memory this program uses: only inside the scenario's own mappings", addr);
+	p = mmap(addr, length, prot, flags, flags & MAP_ANONYMOUS ? -1 : file->fd, offset);
+	if (p == MAP_FAILED) {
+		o = kernel_result(-1);
+		for (i = 0; replaces && !rejects && i < nr_maps; i++) {
+			char *lo = maps[i].start > addr ? maps[i].start : addr;
+			char *hi = maps[i].end < addr + span ? maps[i].end : addr + span;
+
+			if (lo < hi && msync(lo, hi - lo, 0)) {
+				maps_remove(lo, hi);
+				i = -1;
+			}
+		}
+		errno = o.err;
+		return o;
+	}
+	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
+		maps_remove(p, p + PAGE_CEIL(length));
 	maps_add(p, p + PAGE_CEIL(length), prot);
 	o.kind = OUT_OK;
 	o.addr = p;
 	o.length = PAGE_CEIL(length);
+	return o;
+}`,
+  fstat: String.raw`static struct outcome stat_fd(struct handle *file)
+{
+	struct outcome o;
+	struct stat st;
+
+	if (!need(&o, file))
+		return o;
+	o = kernel_result(fstat(file->fd, &st));
+	o.fd = -1;
+	o.has_stat = o.kind == OUT_OK;
+	o.st_size = st.st_size;
+	o.st_blksize = st.st_blksize;
 	return o;
 }`,
   munmap: String.raw`/* munmap of the parts of the range the scenario mapped; the rest is not the scenario's memory. */

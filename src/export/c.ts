@@ -65,6 +65,9 @@ function cExpect(e: Expect): string {
     case 'data': return `READS(${cBytes(e.bytes)}, ${e.bytes.length})`;
     case 'fill': return `READS_ALL(0x${e.fill.toString(16).padStart(2, '0')})`;
     case 'value': return `RETURNS(${cNum(e.value)})`;
+    case 'fails': return 'FAILS_ANY';
+    case 'bits': return `HAS_BITS(${cNum(e.bits)})`;
+    case 'out': return `STATS(${Object.entries(e.out).map(([k, v]) => `.has_st_${k} = true, .st_${k} = ${cNum(v)}`).join(', ')})`;
     case 'exit': {
       const parts = [`KVM_EXIT_${e.exit}`];
       if (e.gpa !== undefined) parts.push(`.has_gpa = true, .gpa = ${cNum(e.gpa)}`);

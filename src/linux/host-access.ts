@@ -116,3 +116,21 @@ export function hostWrite(table: MappingTable, addr: bigint, data: Uint8Array): 
   if (n > 0) libc.memView(addr, n).set(data.subarray(0, n));
   return bad ? bad.refusal : OK;
 }
+
+/**
+ * A store of `length` bytes of `byte` (memset) straight into the mapping, without a buffer.
+ * Beyond MAX_BUFFERED_ACCESS only the first MAX_BUFFERED_ACCESS bytes are probed (populating
+ * more could allocate the whole range): a refused page there ends the store as in hostWrite,
+ * else nothing is written and the store is unsupported (backend.ts hostFill).
+ */
+export function hostFill(table: MappingTable, addr: bigint, length: bigint, byte: number): HostResult<void> {
+  if (length <= 0n) return guarded(OK, 'a store of 0 bytes touches no memory');
+  const k = length < MAX ? length : MAX;
+  const bad = probe(table, addr, k, true);
+  if (!bad && length > MAX) {
+    return unsupported(`a store of ${length} bytes: the first ${MAX_BUFFERED_ACCESS} bytes are faultable, and gmemkit writes at most MAX_BUFFERED_ACCESS (${MAX_BUFFERED_ACCESS} bytes) per access`);
+  }
+  const n = bad ? Number(bad.good) : Number(k);
+  if (n > 0) libc.memView(addr, n).fill(byte);
+  return bad ? bad.refusal : OK;
+}

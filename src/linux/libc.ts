@@ -42,6 +42,7 @@ const bind = (koffi: Koffi) => {
     mmap: libc.func('uintptr_t mmap(uintptr_t addr, size_t len, int prot, int flags, int fd, int64_t off)'),
     munmap: libc.func('int munmap(uintptr_t addr, size_t len)'),
     madvise: libc.func('int madvise(uintptr_t addr, size_t len, int advice)'),
+    msync: libc.func('int msync(uintptr_t addr, size_t len, int flags)'),
     fallocate: libc.func('int fallocate(int fd, int mode, int64_t off, int64_t len)'),
     ftruncate: libc.func('int ftruncate(int fd, int64_t len)'),
     read: libc.func('intptr_t read(int fd, void *buf, size_t n)'),
@@ -133,6 +134,8 @@ export function mmap(addr: bigint, length: bigint, prot: number, flags: number, 
 }
 export function munmap(addr: bigint, length: bigint): Sys { return sys(() => lib().munmap(ul(addr), ul(length))); }
 export function madvise(addr: bigint, length: bigint, advice: number): Sys { return sys(() => lib().madvise(ul(addr), ul(length), advice)); }
+/** msync(addr, len, 0): ENOMEM when part of the range is unmapped; touches no page. */
+export function msync(addr: bigint, length: bigint): Sys { return sys(() => lib().msync(ul(addr), ul(length), 0)); }
 export function fallocate(fd: number, mode: number, offset: bigint, len: bigint): Sys {
   return sys(() => lib().fallocate(fd, mode, offset, len));
 }
@@ -150,6 +153,17 @@ export function lseek(fd: number, offset: bigint, whence: number): Sys<bigint> {
     const v = BigInt(lib().lseek(fd, offset, whence) as number | bigint);
     return v < 0n ? { ok: false, errno: ffi().errno() } : { ok: true, value: v };
   });
+}
+
+/** x86-64 struct stat: its size and the offsets of st_size and st_blksize. */
+const STAT_SIZE = 144, ST_SIZE = 48, ST_BLKSIZE = 56;
+const SYS_FSTAT = 5;
+
+/** fstat(2) (the raw system call, x86-64 layout): st_size and st_blksize. */
+export function fstat(fd: number): Sys<{ size: bigint; blksize: bigint }> {
+  const st = Buffer.alloc(STAT_SIZE);
+  const r = syscall(SYS_FSTAT, fd, st);
+  return r.ok ? { ok: true, value: { size: st.readBigInt64LE(ST_SIZE), blksize: st.readBigInt64LE(ST_BLKSIZE) } } : r;
 }
 
 /** pipe2(2): [readFd, writeFd]. */

@@ -10,14 +10,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { CAPS, errnoName, LIMITS, MAP_FLAGS, PAGE_SIZE } from '../model/abi.js';
-import type { MemoryAttributes2Args, MemoryAttributesArgs, MemoryRegion2, MmapArgs, U64 } from '../model/kernel.js';
+import type { FileStat, MemoryAttributes2Args, MemoryAttributesArgs, MemoryRegion2, MmapArgs, U64 } from '../model/kernel.js';
 import { ok, OK, signal } from '../model/result.js';
 import {
   MAX_BUFFERED_ACCESS, unsupported, type Backend, type BackendIdentity, type BResult, type Violation,
 } from '../backend/backend.js';
 import { backendError, backendRefusal, guarded, kernelFail } from './errors.js';
 import { GuestHarness, harnessPlacement, type HarnessPlacement } from './guest.js';
-import { hostRead, hostWrite } from './host-access.js';
+import { hostFill, hostRead, hostWrite } from './host-access.js';
 import * as libc from './libc.js';
 import { MappingTable, pageCeil } from './mappings.js';
 import { PinSet } from './pins.js';
@@ -156,21 +156,52 @@ export class LinuxBackend implements Backend {
 
   // ---------------------------------------------------------------- host mm
 
+  /**
+   * mmap(2). A hint (`addr` without MAP_FIXED) and MAP_FIXED_NOREPLACE never replace memory, so
+   * they go to the kernel. MAP_FIXED goes only where it cannot replace memory of the Node process:
+   * ranges wholly inside this backend's mappings (an earlier mmap of the scenario, e.g. a
+   * PROT_NONE reservation), and ranges the kernel rejects before unmapping anything (zero
+   * length, unaligned, beyond TASK_SIZE); anything else is unsupported. What a MAP_FIXED
+   * replaced, or unmapped before failing (measured: conformance/language-additions.yaml), leaves
+   * the mapping table.
+   */
   mmap(args: MmapArgs): BResult<number> {
     const flags = Number(u64(args.flags) & 0xffffffffn);
-    if (flags & Number(MAP_FLAGS.FIXED)) return unsupported('MAP_FIXED could replace memory the Node process uses');
+    const fixed = (flags & Number(MAP_FLAGS.FIXED | MAP_FLAGS.FIXED_NOREPLACE)) !== 0;
+    const replaces = (flags & Number(MAP_FLAGS.FIXED)) !== 0 && (flags & Number(MAP_FLAGS.FIXED_NOREPLACE)) === 0;
     const anon = (flags & Number(MAP_FLAGS.ANONYMOUS)) !== 0;
-    let fd = -1; // without MAP_ANONYMOUS and without an fd the kernel answers EBADF (no MAP_FIXED here)
+    let fd = -1; // without MAP_ANONYMOUS and without an fd the kernel answers EBADF
     if (!anon && args.fd !== null) {
       if (!this.kind(args.fd)) return this.notOurs(args.fd);
       fd = args.fd;
     }
+    const addr = u64(args.addr ?? 0n);
+    const len = u64(args.length);
+    const span = pageCeil(len);
+    const end = addr + span;
+    const kernelRejects = len === 0n || addr % PAGE !== 0n || span > LIMITS.taskSizeMax || addr > LIMITS.taskSizeMax - span;
+    if (replaces && !kernelRejects && !this.maps.covers(addr, end)) {
+      return unsupported(`MAP_FIXED at [0x${addr.toString(16)}, 0x${end.toString(16)}) could replace memory the Node process uses: `
+        + 'the linux backend places MAP_FIXED only inside mappings the scenario made earlier (e.g. a PROT_NONE reservation)');
+    }
     const prot = Number(u64(args.prot) & 0xffffffffn);
-    const r = libc.mmap(0n, u64(args.length), prot, flags, fd, s64(args.offset));
-    if (!r.ok) return kernelFail(r.errno, 'mmap');
-    const end = pageCeil(r.value + u64(args.length));
-    this.maps.add({ start: r.value, end, prot, fd: anon ? null : fd, offset: u64(args.offset) });
+    const r = libc.mmap(addr, len, prot, flags, fd, s64(args.offset));
+    if (!r.ok) {
+      // A MAP_FIXED the file's mmap handler refused has already unmapped the old range.
+      if (replaces && !kernelRejects) for (const [lo, hi] of this.maps.pieces(addr, end)) if (!libc.msync(lo, hi - lo).ok) this.maps.remove(lo, hi);
+      return kernelFail(r.errno, 'mmap');
+    }
+    const mapEnd = pageCeil(r.value + len);
+    if (fixed) this.maps.remove(r.value, mapEnd);
+    this.maps.add({ start: r.value, end: mapEnd, prot, fd: anon ? null : fd, offset: u64(args.offset) });
     return ok(asNumber(r.value));
+  }
+
+  /** fstat(2) of an fd this backend opened: st_size and st_blksize. */
+  fstat(fd: number): BResult<FileStat> {
+    if (!this.kind(fd)) return this.notOurs(fd);
+    const r = libc.fstat(fd);
+    return r.ok ? ok(r.value) : kernelFail(r.errno, 'fstat');
   }
 
   /**
@@ -208,6 +239,13 @@ export class LinuxBackend implements Backend {
     const a = exact(addr);
     if (a === null) return guarded(signal('SIGSEGV', Number(addr), inexact(addr)), `${inexact(addr)}; no mapping of this backend can lie there`);
     return hostWrite(this.maps, a, data);
+  }
+
+  /** memset of the mapping (backend.ts hostFill), without a buffer. */
+  hostFill(addr: Addr, length: U64, byte: number): BResult {
+    const a = exact(addr);
+    if (a === null) return guarded(signal('SIGSEGV', Number(addr), inexact(addr)), `${inexact(addr)}; no mapping of this backend can lie there`);
+    return hostFill(this.maps, a, u64(length), byte);
   }
 
   /**

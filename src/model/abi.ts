@@ -50,7 +50,7 @@ export const FALLOC_FLAGS = {
 
 /** mmap(2) protections and flags. */
 export const PROT = { READ: 0x1n, WRITE: 0x2n, EXEC: 0x4n } as const;
-export const MAP_FLAGS = { SHARED: 0x01n, PRIVATE: 0x02n, FIXED: 0x10n, ANONYMOUS: 0x20n, POPULATE: 0x8000n } as const;
+export const MAP_FLAGS = { SHARED: 0x01n, PRIVATE: 0x02n, FIXED: 0x10n, ANONYMOUS: 0x20n, POPULATE: 0x8000n, FIXED_NOREPLACE: 0x100000n } as const;
 
 /** madvise(2) advice values (asm-generic mman-common.h). */
 export const MADV = {

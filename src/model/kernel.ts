@@ -27,7 +27,10 @@ export interface MemoryRegion2 {
 }
 export interface MemoryAttributesArgs { address: U64; size: U64; attributes: U64; flags: U64 }
 export interface MemoryAttributes2Args { offset: U64; size: U64; attributes: U64; flags: U64; reserved?: U64[] }
-export interface MmapArgs { fd: number | null; offset: U64; length: U64; prot: U64; flags: U64 }
+/** `addr`: the hint, or with MAP_FIXED / MAP_FIXED_NOREPLACE the address (default 0, NULL). */
+export interface MmapArgs { fd: number | null; offset: U64; length: U64; prot: U64; flags: U64; addr?: U64 }
+/** What fstat(2) reports that scenarios check: st_size and st_blksize. */
+export interface FileStat { readonly size: bigint; readonly blksize: bigint }
 
 export interface KernelOptions {
   profile?: Profile;
@@ -246,9 +249,29 @@ export class Kernel {
     return fail('ESPIPE', 'not seekable');
   }
 
+  /**
+   * fstat(2), the fields scenarios check: a guest_memfd reports its size and a 4 KiB st_blksize
+   * (guest_memfd_test.c test_file_size); a VM fd and a pipe report size 0, blksize 4096
+   * (measured: conformance/language-additions.yaml).
+   */
+  fstat(fd: number): KResult<FileStat> {
+    const e = this.state.fds.get(fd);
+    if (!e) return fail('EBADF', `fd ${fd} is not open`);
+    const size = e.kind === 'gmem' ? BigInt(e.file.inode.size) : 0n;
+    return ok({ size, blksize: BigInt(PAGE_SIZE) });
+  }
+
   // ---------------------------------------------------------------- host mm
 
-  /** mmap(2) of a guest_memfd, or anonymous memory with MAP_ANONYMOUS (kernel-probe §3). */
+  /**
+   * mmap(2) of a guest_memfd, or anonymous memory with MAP_ANONYMOUS (kernel-probe §3). With
+   * MAP_FIXED (MAP_FIXED_NOREPLACE implies it) `addr` is the address: beyond TASK_SIZE is
+   * ENOMEM, unaligned EINVAL, NOREPLACE over any mapping EEXIST, and FIXED replaces what is
+   * there. Without it `addr` is a hint, used (page-aligned down) when that range is free.
+   * Measured (conformance/language-additions.yaml): when guest_memfd's own mmap handler refuses
+   * a MAP_FIXED mapping (no MMAP flag: ENODEV, MAP_PRIVATE: EINVAL) over existing mappings, the
+   * old range is already unmapped (a hole is left).
+   */
   mmap(args: MmapArgs): KResult<number> {
     const len = u64(args.length);
     const off = u64(args.offset);
@@ -262,12 +285,30 @@ export class Kernel {
     if (prot & ~(PROT.READ | PROT.WRITE | PROT.EXEC)) return fail('EINVAL', `unknown prot bits ${hex(prot)}`);
     const pages = (len + PAGE - 1n) / PAGE;
     const length = Number(pages * PAGE);
-    const placed = pages * PAGE + 2n * PAGE > BigInt(this.state.mmapBase) - MMAP_FLOOR ? undefined : placeMapping(this.state, length, Number(MMAP_FLOOR));
+    const fixed = (flags & (MAP_FLAGS.FIXED | MAP_FLAGS.FIXED_NOREPLACE)) !== 0n;
+    const addr = u64(args.addr ?? 0n);
+    let placed: number | undefined;
+    if (fixed) {
+      if (addr > LIMITS.taskSizeMax - pages * PAGE || pages * PAGE > LIMITS.taskSizeMax) return fail('ENOMEM', `[${hex(addr)}, +${hex(pages * PAGE)}) ends beyond TASK_SIZE`);
+      if (!aligned(addr)) return fail('EINVAL', `MAP_FIXED address ${hex(addr)} not page-aligned`);
+      placed = Number(addr);
+      if ((flags & MAP_FLAGS.FIXED_NOREPLACE) && vmasIn(this.state, placed, placed + length).length) {
+        return fail('EEXIST', `MAP_FIXED_NOREPLACE: [${hex(addr)}, ${hex(addr + pages * PAGE)}) overlaps a mapping`);
+      }
+    } else {
+      const hint = addr - (addr % PAGE);
+      if (hint >= MMAP_FLOOR && hint + pages * PAGE <= LIMITS.taskSizeMax && !vmasIn(this.state, Number(hint), Number(hint) + length).length) placed = Number(hint);
+      else placed = pages * PAGE + 2n * PAGE > BigInt(this.state.mmapBase) - MMAP_FLOOR ? undefined : placeMapping(this.state, length, Number(MMAP_FLOOR));
+    }
     if (placed === undefined) return fail('ENOMEM', 'no room for the mapping in the address space');
+    const at = placed;
+    /** MAP_FIXED: what was in [at, at+length) goes first. */
+    const replace = () => { if (fixed) for (const file of unmapRange(this.state, at, at + length)) this.releaseFile(file); };
     const shared = type !== MAP_FLAGS.PRIVATE;
     if (flags & MAP_FLAGS.ANONYMOUS) {
-      insertVma(this.state, newVma(placed, length, prot, shared, null, 0));
-      return ok(placed);
+      replace();
+      insertVma(this.state, newVma(at, length, prot, shared, null, 0));
+      return ok(at);
     }
     if (args.fd === null) return fail('EBADF', 'no fd and no MAP_ANONYMOUS');
     const e = this.state.fds.get(args.fd);
@@ -275,10 +316,17 @@ export class Kernel {
     if (off + pages * PAGE > LIMITS.loffMax) return fail('EOVERFLOW', 'offset + length beyond MAX_LFS_FILESIZE (file_mmap_ok)');
     if (prot & PROT.EXEC) return fail('EPERM', 'PROT_EXEC on a noexec mount (anon_inode)');
     if (e.kind !== 'gmem') return fail('ENODEV', `a ${e.kind} fd has no mmap`);
-    if (!(e.file.inode.flags & GMEM_FLAGS.MMAP)) return fail('ENODEV', 'guest_memfd created without MMAP');
-    if (!shared) return fail('EINVAL', 'guest_memfd needs MAP_SHARED (no CoW)');
-    insertVma(this.state, newVma(placed, length, prot, true, e.file, Number(off / PAGE)));
-    return ok(placed);
+    const refused = !(e.file.inode.flags & GMEM_FLAGS.MMAP) ? fail('ENODEV', 'guest_memfd created without MMAP')
+      : !shared ? fail('EINVAL', 'guest_memfd needs MAP_SHARED (no CoW)') : undefined;
+    if (refused) {
+      if (!fixed || !vmasIn(this.state, at, at + length).length) return refused;
+      replace();
+      return fail(refused.errno, `${refused.why}; MAP_FIXED had already unmapped [${hex(at)}, ${hex(at + length)}) (measured)`);
+    }
+    const file = e.file;
+    replace();
+    insertVma(this.state, newVma(at, length, prot, true, file, Number(off / PAGE)));
+    return ok(at);
   }
 
   /** munmap(2). */

@@ -52,13 +52,16 @@ const sameBytes = (a?: Uint8Array, b?: Uint8Array): boolean =>
 /** The errno's number: its own for one abi.ts cannot name, else the name's. */
 const errnoNumber = (o: Extract<Outcome, { kind: 'errno' }>): number | string =>
   o.number ?? (ERRNO as Record<string, number>)[o.errno] ?? o.errno;
+/** Out-values of successful calls (fstat's size and blksize) agree key by key. */
+const sameOut = (a?: Record<string, bigint>, b?: Record<string, bigint>): boolean =>
+  Object.keys(a ?? {}).length === Object.keys(b ?? {}).length && Object.entries(a ?? {}).every(([k, v]) => b?.[k] === v);
 
 export function sameOutcome(a: Outcome, b: Outcome): boolean {
   if (a.kind !== b.kind) return false;
   switch (a.kind) {
     case 'ok': {
       const o = b as typeof a;
-      return sameBytes(a.data, o.data) && a.value === o.value;
+      return sameBytes(a.data, o.data) && a.value === o.value && sameOut(a.out, o.out);
     }
     case 'errno': {
       const o = b as typeof a;

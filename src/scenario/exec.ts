@@ -1,6 +1,6 @@
 // Executing one scenario step on a backend: resolve the step's handles to fds, addresses and
 // pin ids, make the call, and say what handle (if any) the result is. One entry per op.
-import { unsupported, type Backend, type BResult } from '../backend/backend.js';
+import { MAX_BUFFERED_ACCESS, unsupported, type Backend, type BResult } from '../backend/backend.js';
 import { CAPS, PAGE_SIZE } from '../model/abi.js';
 import type { Profile } from '../model/profile.js';
 import { fail, ok } from '../model/result.js';
@@ -83,6 +83,19 @@ function guestAccess(a: Args, c: ExecContext, run: () => BResult<unknown>): Exec
 /** Address of `offset` within a mapping handle. */
 const at = (c: ExecContext, a: Args): number => c.map(a.map).addr + int(a.offset ?? 0n);
 
+/** `addr:` of mmap: a map handle's start address, or a raw number. */
+const addressOf = (v: unknown, c: ExecContext): bigint => {
+  const r = v as HandleRef;
+  return 'raw' in r ? r.raw : BigInt(c.map(r).addr);
+};
+
+/** write with fill: the backend's memset, or a buffer of at most MAX_BUFFERED_ACCESS bytes. */
+function fill(c: ExecContext, addr: number, length: bigint, byte: number): BResult<unknown> {
+  if (c.backend.hostFill) return c.backend.hostFill(addr, length, byte);
+  if (length > BigInt(MAX_BUFFERED_ACCESS)) return unsupported(`a store of ${length} bytes: this backend writes at most MAX_BUFFERED_ACCESS (${MAX_BUFFERED_ACCESS} bytes) per access`);
+  return c.backend.hostWrite(addr, new Uint8Array(Number(length)).fill(byte));
+}
+
 /** Capability names resolve per profile (the in-place cap moved between versions: §5.4). */
 function capNumber(cap: unknown, profile: Profile): bigint {
   if (typeof cap === 'number' || typeof cap === 'bigint') return BigInt(cap);
@@ -100,7 +113,10 @@ export const EXEC: Readonly<Record<string, Exec>> = {
     return call(typeof h === 'object' && 'kind' in h ? h.close() : c.backend.close(c.num(a.fd)));
   },
   mmap: (a, c) => {
-    const r = c.backend.mmap({ fd: a.fd === undefined ? null : c.num(a.fd), offset: big(a.offset), length: big(a.length), prot: big(a.prot), flags: big(a.flags) });
+    const r = c.backend.mmap({
+      fd: a.fd === undefined ? null : c.num(a.fd), offset: big(a.offset), length: big(a.length), prot: big(a.prot), flags: big(a.flags),
+      ...(a.addr === undefined ? {} : { addr: addressOf(a.addr, c) + big(a.addr_offset ?? 0n) }),
+    });
     const length = Math.ceil(int(a.length) / PAGE_SIZE) * PAGE_SIZE;
     return r.ok ? { result: r, handle: { addr: r.value, length } } : { result: r };
   },
@@ -110,7 +126,7 @@ export const EXEC: Readonly<Record<string, Exec>> = {
     return call(c.backend.munmap(m.addr + off, a.length === undefined ? BigInt(m.length - off) : big(a.length)));
   },
   read: (a, c) => call(c.backend.hostRead(at(c, a), int(a.length))),
-  write: (a, c) => call(c.backend.hostWrite(at(c, a), bytesOf(a))),
+  write: (a, c) => call(a.fill === undefined ? c.backend.hostWrite(at(c, a), bytesOf(a)) : fill(c, at(c, a), big(a.length), int(a.fill))),
   madvise: (a, c) => {
     const m = c.map(a.map);
     const off = int(a.offset ?? 0n);
@@ -123,6 +139,7 @@ export const EXEC: Readonly<Record<string, Exec>> = {
   pread: (a, c) => call(c.backend.pread(c.num(a.fd), big(a.length), big(a.offset))),
   pwrite: (a, c) => call(c.backend.pwrite(c.num(a.fd), bytesOf(a), big(a.offset))),
   lseek: (a, c) => call(c.backend.lseek(c.num(a.fd), big(a.offset), int(a.whence))),
+  fstat: (a, c) => call(c.backend.fstat ? c.backend.fstat(c.num(a.fd)) : unsupported('this backend has no fstat')),
   set_user_memory_region2: (a, c) => {
     const ua = a.userspace_addr as HandleRef;
     const uaddr = 'raw' in ua ? ua.raw : BigInt(c.map(ua).addr);

@@ -1,7 +1,7 @@
 // Expectations of a step (scenario-language.md §5): parsing them, and matching an
 // outcome against them. An outcome is what a backend call produced, normalised for display,
 // comparison across backends, and JSON.
-import type { BResult, Violation } from '../backend/backend.js';
+import type { BResult, FileStat, Violation } from '../backend/backend.js';
 import type { ConversionSummary } from './exec.js';
 import { PROFILES } from '../model/profile.js';
 import { ERRNOS, parseBytes, parseSize, show, type Parsed } from './values.js';
@@ -15,7 +15,8 @@ import { ERRNOS, parseBytes, parseSize, show, type Parsed } from './values.js';
  * kernel does not advertise, when that is why (set by the capability gate).
  */
 export type Outcome =
-  | { kind: 'ok'; value?: bigint; data?: Uint8Array; handle?: string; conversion?: ConversionSummary; guarded?: string }
+  /** `out`: out-values of a successful call (fstat's size and blksize). */
+  | { kind: 'ok'; value?: bigint; data?: Uint8Array; out?: Record<string, bigint>; handle?: string; conversion?: ConversionSummary; guarded?: string }
   | { kind: 'errno'; errno: string; number?: number; out?: Record<string, bigint>; why: string; conversion?: ConversionSummary; guarded?: string }
   | { kind: 'signal'; signal: string; why: string; guarded?: string }
   | { kind: 'exit'; exit: string; gpa: bigint; size: bigint; private: boolean; why: string; guarded?: string }
@@ -36,12 +37,16 @@ export function toOutcome(r: BResult<unknown>, conversion?: ConversionSummary): 
     const v = r.value;
     if (v instanceof Uint8Array) return { kind: 'ok', data: v, ...conv, ...g };
     if (typeof v === 'bigint') return { kind: 'ok', value: v, ...conv, ...g };
+    if (isFileStat(v)) return { kind: 'ok', out: { size: v.size, blksize: v.blksize }, ...conv, ...g };
     return { kind: 'ok', ...conv, ...g };
   }
   if ('errno' in r) return { kind: 'errno', errno: r.errno, ...(r.out ? { out: { ...r.out } } : {}), why: r.why, ...conv, ...g };
   if ('signal' in r) return { kind: 'signal', signal: r.signal, why: r.why, ...g };
   return { kind: 'exit', exit: r.exit, gpa: r.gpa, size: r.size, private: r.private, why: r.why, ...g };
 }
+
+const isFileStat = (v: unknown): v is FileStat =>
+  typeof v === 'object' && v !== null && typeof (v as FileStat).size === 'bigint' && typeof (v as FileStat).blksize === 'bigint';
 
 /** What `expect` may say of a conversion request (convert, map_gpa_range, on_fault). */
 export interface ConversionExpect {
@@ -59,6 +64,12 @@ export type Expect = (
   | { kind: 'data'; bytes: Uint8Array }
   | { kind: 'fill'; fill: number }
   | { kind: 'value'; value: bigint }
+  /** The call fails with some errno (`expect: fails`). */
+  | { kind: 'fails' }
+  /** The return value has every bit of `bits` set. */
+  | { kind: 'bits'; bits: bigint }
+  /** Out-values of a successful call (fstat: size, blksize). */
+  | { kind: 'out'; out: Record<string, bigint> }
   | { kind: 'exit'; exit: string; gpa?: bigint; size?: bigint; private?: boolean }
 ) & { conv?: ConversionExpect };
 
@@ -71,6 +82,8 @@ export interface StepExpect {
 }
 
 const OUT_FIELDS = ['error_offset'];
+/** Out-values of a successful call, and the C type each is compared as (struct stat: off_t st_size, blksize_t). */
+const OK_OUT_FIELDS = ['size', 'blksize'];
 const SIGNALS = ['SIGBUS', 'SIGSEGV'];
 const EXITS = ['MEMORY_FAULT', 'MMIO'];
 
@@ -78,8 +91,9 @@ function parseOne(v: unknown): Parsed<{ expect: Expect; violations: string[] }> 
   const done = (expect: Expect, violations: string[] = []) => ({ ok: true as const, value: { expect, violations } });
   if (v === undefined || v === 'ok') return done({ kind: 'ok' });
   if (v === 'any') return done({ kind: 'any' });
+  if (v === 'fails') return done({ kind: 'fails' });
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    return { ok: false, message: `expected ok, any, or a mapping such as { errno: EINVAL }, got ${show(v)}` };
+    return { ok: false, message: `expected ok, any, fails, or a mapping such as { errno: EINVAL }, got ${show(v)}` };
   }
   const o = { ...(v as Record<string, unknown>) };
   let violations: string[] = [];
@@ -118,7 +132,7 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
   if (keys.length === 0) return done({ kind: 'ok' });
   const only = (allowed: string[]) => {
     const extra = keys.filter((k) => !allowed.includes(k));
-    return extra.length ? `unexpected field(s) ${extra.join(', ')} with ${keys[0]}; allowed: ${allowed.join(', ')}` : undefined;
+    return extra.length ? `unexpected field(s) ${extra.join(', ')} with ${allowed[0]}; allowed: ${allowed.join(', ')}` : undefined;
   };
   if ('errno' in o) {
     const err = only(['errno', ...OUT_FIELDS]);
@@ -155,12 +169,28 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
     if (!f?.ok) return { ok: false, message: `fill: expected a byte value 0..255${f ? `: ${f.message}` : `, got ${show(o.fill)}`}` };
     return done({ kind: 'fill', fill: Number(f.value) });
   }
+  if ('bits' in o) {
+    const err = only(['bits']);
+    if (err) return { ok: false, message: err };
+    const n = parseSize(o.bits, 'u64'); // a bit mask of the return value
+    if (!n.ok) return { ok: false, message: `bits: ${n.message}` };
+    return done({ kind: 'bits', bits: n.value });
+  }
   if ('value' in o) {
     const err = only(['value']);
     if (err) return { ok: false, message: err };
     const n = parseSize(o.value, 's64'); // return values: int, long, off_t, ssize_t
     if (!n.ok) return { ok: false, message: `value: ${n.message}` };
     return done({ kind: 'value', value: n.value });
+  }
+  if (keys.every((k) => OK_OUT_FIELDS.includes(k))) {
+    const out: Record<string, bigint> = {};
+    for (const f of keys) {
+      const n = parseSize(o[f], 's64'); // struct stat: off_t st_size, blksize_t st_blksize (long)
+      if (!n.ok) return { ok: false, message: `${f}: ${n.message}` };
+      out[f] = n.value;
+    }
+    return done({ kind: 'out', out });
   }
   if ('exit' in o) {
     const err = only(['exit', 'gpa', 'size', 'private']);
@@ -179,7 +209,7 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
     }
     return done(e);
   }
-  return { ok: false, message: `unknown expectation field(s) ${keys.join(', ')}; allowed: errno, error_offset, signal, data, bytes, fill, value, exit, gpa, size, private, retries, eagains, released, waited, violations` };
+  return { ok: false, message: `unknown expectation field(s) ${keys.join(', ')}; allowed: errno, error_offset, signal, data, bytes, fill, value, bits, size, blksize, exit, gpa, private, retries, eagains, released, waited, violations` };
 }
 
 /** Parse `expect:`; a mapping keyed by profile names gives one expectation per profile. */
@@ -263,6 +293,17 @@ function baseMismatch(expect: Expect, got: Outcome): string | undefined {
     case 'fill':
       return got.kind === 'ok' && got.data && got.data.every((b) => b === expect.fill) ? undefined : differ();
     case 'value': return got.kind === 'ok' && got.value === expect.value ? undefined : differ();
+    case 'fails': return got.kind === 'errno' ? undefined : differ();
+    case 'bits': {
+      if (got.kind !== 'ok' || got.value === undefined) return differ();
+      return (BigInt.asUintN(64, got.value) & expect.bits) === expect.bits ? undefined
+        : `expected value ${got.value} to have every bit of 0x${expect.bits.toString(16)} set; missing 0x${(expect.bits & ~BigInt.asUintN(64, got.value)).toString(16)}`;
+    }
+    case 'out': {
+      if (got.kind !== 'ok' || !got.out) return differ();
+      for (const [k, v] of Object.entries(expect.out)) if (got.out[k] !== v) return `expected ${k} ${v}, got ${got.out[k] ?? 'none'}`;
+      return undefined;
+    }
     case 'exit': {
       if (got.kind !== 'exit' || got.exit !== expect.exit) return differ();
       if (expect.gpa !== undefined && got.gpa !== expect.gpa) return `expected exit gpa ${expect.gpa}, got ${got.gpa}`;
@@ -286,13 +327,17 @@ export function describeExpect(e: Expect): string {
     case 'data': return `data ${showData(e.bytes)}`;
     case 'fill': return `every byte ${e.fill}`;
     case 'value': return `value ${e.value}`;
+    case 'fails': return 'a failure (any errno)';
+    case 'bits': return `a value with every bit of 0x${e.bits.toString(16)} set`;
+    case 'out': return Object.entries(e.out).map(([k, v]) => `${k}=${v}`).join(' ');
     case 'exit': return `exit ${e.exit}${e.gpa !== undefined ? ` gpa=${e.gpa}` : ''}${e.private !== undefined ? ` private=${e.private}` : ''}`;
   }
 }
 
 export function describeOutcome(o: Outcome): string {
   switch (o.kind) {
-    case 'ok': return (o.data ? `data ${showData(o.data)}` : o.value !== undefined ? `value ${o.value}` : 'success') + convText(o.conversion);
+    case 'ok': return (o.data ? `data ${showData(o.data)}` : o.value !== undefined ? `value ${o.value}`
+      : o.out ? Object.entries(o.out).map(([k, v]) => `${k}=${v}`).join(' ') : 'success') + convText(o.conversion);
     case 'errno': return [o.errno, ...Object.entries(o.out ?? {}).map(([k, v]) => `${k}=${v}`)].join(' ') + convText(o.conversion);
     case 'signal': return o.signal;
     case 'exit': return `exit ${o.exit} gpa=${o.gpa} size=${o.size} private=${o.private}`;

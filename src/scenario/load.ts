@@ -461,6 +461,10 @@ export function validateStep(
       bad(name, `field '${name}': handle '${ref.handle}' is a ${h.kind} handle (step ${h.step}); expected a ${f.kind.kinds.join('/')} handle`);
     }
   }
+  if (spec.check && !problems.length) {
+    const rule = spec.check(fields, args);
+    if (rule) bad(rule.field, rule.message);
+  }
   if (as !== undefined) {
     if (typeof as !== 'string' || !/^[A-Za-z_][\w-]*$/.test(as)) bad('as', `as: expected a handle name (letters, digits, _ or -), got ${show(as)}`);
     else if (!spec.produces) bad('as', 'as: this op returns no handle');

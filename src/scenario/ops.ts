@@ -4,7 +4,7 @@
 // of the kernel ABI they go to (kernel-semantics.md §5.5 and the syscall prototypes), so a
 // value that does not fit is refused at load time; signed types keep negative values, which
 // reach the backend (e.g. pread's negative offset is EINVAL there).
-import { CAPS, type FlagTable } from '../model/abi.js';
+import { CAPS, MAP_FLAGS, type FlagTable } from '../model/abi.js';
 import { POLICIES } from '../userspace/policies.js';
 import { parseBytes, parseFlags, parseNamed, parseSize, TABLES, show, type CType, type Parsed } from './values.js';
 
@@ -34,6 +34,13 @@ export interface OpSpec {
   readonly produces?: HandleKind;
   /** Exactly one of these fields must be present (e.g. data | bytes). */
   readonly oneOf?: readonly string[];
+  /**
+   * Rules between fields, checked after each field parsed: the field a problem is about and
+   * the message, or undefined. `given` holds the fields as written, `args` as parsed.
+   */
+  /** The `check` rules in words, for `gmemkit ops`. */
+  readonly rules?: string;
+  readonly check?: (given: Readonly<Record<string, unknown>>, args: Readonly<Record<string, unknown>>) => { field: string; message: string } | undefined;
   readonly summary: string;
 }
 
@@ -54,6 +61,22 @@ const req = (kind: FieldKind): FieldSpec => ({ kind, required: true });
 const opt = (kind: FieldKind, dflt?: unknown): FieldSpec => (dflt === undefined ? { kind } : { kind, default: dflt });
 const flags = (table: FlagTable, what: string, ctype: CType): FieldKind => ({ type: 'flags', table, what, ctype });
 const data = { data: opt(bytes), bytes: opt(bytes) };
+const FIXED_BITS = MAP_FLAGS.FIXED | MAP_FLAGS.FIXED_NOREPLACE;
+
+/** write: `fill` and `length` come together (a memset of `length` bytes). */
+function fillRule(given: Readonly<Record<string, unknown>>): { field: string; message: string } | undefined {
+  if (given.fill !== undefined && given.length === undefined) return { field: 'length', message: "field 'fill' needs 'length' (how many bytes of the fill value to write)" };
+  if (given.length !== undefined && given.fill === undefined) return { field: 'length', message: "field 'length' goes with 'fill' only (data and bytes carry their own length)" };
+  return undefined;
+}
+
+/** mmap: MAP_FIXED / MAP_FIXED_NOREPLACE need `addr`; `addr_offset` needs `addr`. */
+function fixedRule(given: Readonly<Record<string, unknown>>, args: Readonly<Record<string, unknown>>): { field: string; message: string } | undefined {
+  const bits = typeof args.flags === 'bigint' ? args.flags : 0n;
+  if ((bits & FIXED_BITS) && given.addr === undefined) return { field: 'addr', message: "flags FIXED and FIXED_NOREPLACE need 'addr' (a map handle, whose start address is used, or a number)" };
+  if (given.addr_offset !== undefined && given.addr === undefined) return { field: 'addr_offset', message: "field 'addr_offset' needs 'addr' (it is added to that address)" };
+  return undefined;
+}
 const handle = (...kinds: HandleKind[]): FieldKind => ({ type: 'handle', kinds });
 /** set_memory_attributes{,2} `flags`: no names are defined (must be 0 in v8), raw bits only. */
 const attrFlags = flags({}, 'attributes flag', 'u64');
@@ -77,11 +100,16 @@ export const KERNEL_OPS: Readonly<Record<string, OpSpec>> = {
     fields: {
       fd: opt(fd), offset: opt(off, 0), length: req(u64),
       prot: opt(flags(TABLES.prot, 'prot', 'int'), ['READ', 'WRITE']), flags: opt(flags(TABLES.mapFlags, 'mmap flag', 'int'), ['SHARED']),
+      addr: opt({ type: 'handle', kinds: ['map'], raw: 'number', ctype: 'u64' }), addr_offset: opt(u64),
     },
+    check: fixedRule, rules: "'addr' is required with FIXED or FIXED_NOREPLACE; 'addr_offset' needs 'addr'",
   },
   munmap: { summary: 'munmap(2)', fields: { map: req(map), offset: opt(u64, 0), length: opt(u64) } },
   read: { summary: 'host load through a mapping', fields: { map: req(map), offset: opt(u64, 0), length: req(u64) } },
-  write: { summary: 'host store through a mapping', oneOf: ['data', 'bytes'], fields: { map: req(map), offset: opt(u64, 0), ...data } },
+  write: {
+    summary: 'host store through a mapping (fill + length: a memset)', oneOf: ['data', 'bytes', 'fill'], check: fillRule, rules: "'length' is required with 'fill', and only with it",
+    fields: { map: req(map), offset: opt(u64, 0), ...data, fill: opt({ type: 'size', ctype: 'u8' }), length: opt(u64) },
+  },
   madvise: { summary: 'madvise(2)', fields: { map: req(map), offset: opt(u64, 0), length: opt(u64), advice: req({ type: 'named', table: TABLES.madvise, what: 'advice', ctype: 'int' }) } },
   fallocate: { summary: 'fallocate(2)', fields: { fd: req(fd), mode: req(flags(TABLES.falloc, 'fallocate mode', 'int')), offset: req(off), length: req(off) } },
   ftruncate: { summary: 'ftruncate(2)', fields: { fd: req(fd), length: req(off) } },
@@ -89,6 +117,7 @@ export const KERNEL_OPS: Readonly<Record<string, OpSpec>> = {
   fd_write: { summary: 'write(2) on the fd', oneOf: ['data', 'bytes'], fields: { fd: req(fd), ...data } },
   pread: { summary: 'pread(2)', fields: { fd: req(fd), length: req(u64), offset: opt(off, 0) } },
   pwrite: { summary: 'pwrite(2)', oneOf: ['data', 'bytes'], fields: { fd: req(fd), offset: opt(off, 0), ...data } },
+  fstat: { summary: 'fstat(2): out-values size (st_size) and blksize (st_blksize)', fields: { fd: req(fd) } },
   lseek: { summary: 'lseek(2)', fields: { fd: req(fd), offset: opt(off, 0), whence: opt({ type: 'named', table: TABLES.whence, what: 'whence', ctype: 'u32' }, 'SET') } },
   set_user_memory_region2: {
     summary: 'KVM_SET_USER_MEMORY_REGION2',
@@ -182,8 +211,9 @@ export function parseField(kind: FieldKind, v: unknown): Parsed<unknown> {
       ? { ok: true, value: BigInt(kind.table[v]!) }
       : { ok: false, message: `unknown ${kind.what} ${show(v)}; allowed: ${Object.keys(kind.table).join(', ')}` };
     case 'handle': {
-      if (typeof v === 'string') return { ok: true, value: { handle: v } };
-      if (kind.raw && (typeof v === 'number' || typeof v === 'bigint')) {
+      // A handle name starts with a letter or '_' (`as:`); a string starting with a digit or sign is a number ("0x1000", "2^40").
+      if (typeof v === 'string' && !(kind.raw && /^[+-]?[0-9]/.test(v))) return { ok: true, value: { handle: v } };
+      if (kind.raw && (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'string')) {
         const n = parseSize(v, kind.ctype ?? 'int');
         return n.ok ? { ok: true, value: { raw: n.value } } : n;
       }

@@ -42,6 +42,16 @@ export class MemoryMap {
 
   recordMmap(addr: number, args: MmapArgs): void {
     const length = Math.ceil(Number(args.length) / PAGE_SIZE) * PAGE_SIZE;
+    // A MAP_FIXED mapping replaces what was there: keep only the parts of older records outside it.
+    const end = addr + length;
+    for (let i = this.mappings.length - 1; i >= 0; i--) {
+      const m = this.mappings[i]!;
+      if (m.addr >= end || m.addr + m.length <= addr) continue;
+      const parts: Mapping[] = [];
+      if (m.addr < addr) parts.push({ ...m, length: addr - m.addr });
+      if (m.addr + m.length > end) parts.push({ ...m, addr: end, length: m.addr + m.length - end, pgoff: m.pgoff + (end - m.addr) / PAGE_SIZE });
+      this.mappings.splice(i, 1, ...parts);
+    }
     this.mappings.push({ addr, length, fd: args.fd, pgoff: Number(args.offset) / PAGE_SIZE });
   }
 
