@@ -15,6 +15,11 @@ import { COMPARE_SPEC, compareCommand } from './compare.js';
 import { opsListing } from './ops-listing.js';
 import { CONFORMANCE_DIR, diffReport, diffScenarios, formatConform, linuxBackendFactory } from './kernel-commands.js';
 import { UsageError } from './usage.js';
+import { SIMULATE_SPEC, simulateCommand, TRACE_OPTION, traceTarget } from './simulate-command.js';
+import { VIEW_SPEC, viewCommand } from './view-command.js';
+import { traceScenarioRuns } from '../trace/scenario-trace.js';
+import { TraceWriter } from '../trace/trace-events.js';
+import { writeTraceFile } from '../trace/write.js';
 
 const profileOption: OptionSpec = { name: 'profile', arg: 'NAME', kind: { type: 'string' }, defaultText: "each of the scenario's profiles", help: 'run under this ABI profile' };
 const jsonOption: OptionSpec = { name: 'json', kind: { type: 'bool' }, help: 'print a machine-readable result' };
@@ -31,6 +36,7 @@ const RUN_SPEC: CommandSpec = {
     profileOption,
     jsonOption,
     { name: 'no-invariants', kind: { type: 'bool' }, help: 'do not check invariants I1-I11 after every step (model)' },
+    TRACE_OPTION,
   ],
   notes: "The ops a step may use, with their fields: 'gmemkit ops'.",
 };
@@ -67,8 +73,8 @@ const OPS_SPEC: CommandSpec = {
   options: [],
 };
 
-const SPECS: readonly CommandSpec[] = [RUN_SPEC, DIFF_SPEC, CONFORM_SPEC, COMPARE_SPEC, PROFILES_SPEC, OPS_SPEC];
-const COMMANDS = ['run', 'diff', 'conform', 'compare', 'check', 'profiles', 'ops', 'help'];
+const SPECS: readonly CommandSpec[] = [RUN_SPEC, DIFF_SPEC, CONFORM_SPEC, COMPARE_SPEC, SIMULATE_SPEC, VIEW_SPEC, PROFILES_SPEC, OPS_SPEC];
+const COMMANDS = ['run', 'diff', 'conform', 'compare', 'simulate', 'view', 'check', 'profiles', 'ops', 'help'];
 
 /** The package version, from package.json next to the build. */
 export function version(): string {
@@ -78,9 +84,9 @@ export function version(): string {
 
 function usage(): string {
   const rows: [string, string][] = [
-    ...SPECS.slice(0, 4).map((s): [string, string] => [s.synopsis, s.brief ?? s.summary.split('\n')[0]!]),
+    ...SPECS.slice(0, 6).map((s): [string, string] => [s.synopsis, s.brief ?? s.summary.split('\n')[0]!]),
     [REFERENCE_SPEC.synopsis.replace('[--model reference]', '--model reference|full'), 'exhaustive model checking (shortest counterexamples)'],
-    ...SPECS.slice(4).map((s): [string, string] => [s.synopsis, s.brief ?? s.summary.split('\n')[0]!]),
+    ...SPECS.slice(6).map((s): [string, string] => [s.synopsis, s.brief ?? s.summary.split('\n')[0]!]),
     ['help [COMMAND]', 'this text, or the options of COMMAND (also: gmemkit COMMAND --help)'],
     ['--version', `print the version (${version()}) and exit 0 (also -V)`],
   ];
@@ -126,6 +132,8 @@ export async function main(argv: string[]): Promise<number> {
         if ((p = parsed(OPS_SPEC, rest))) console.log(opsListing(p.positionals));
         return EXIT.OK;
       case 'compare': return (p = parsed(COMPARE_SPEC, rest)) ? compareCommand(p) : EXIT.OK;
+      case 'simulate': return (p = parsed(SIMULATE_SPEC, rest)) ? simulateCommand(p) : EXIT.OK;
+      case 'view': return (p = parsed(VIEW_SPEC, rest)) ? viewCommand(p) : EXIT.OK;
       case '--version': case '-V':
         if (rest.length) throw new UsageError(`${cmd} takes no arguments (got ${rest.join(' ')})`);
         console.log(`gmemkit ${version()}`);
@@ -168,15 +176,19 @@ function runCommand(p: Parsed): number {
     return 2;
   }
   const backend = backendName === 'linux' ? linuxBackendFactory() : undefined;
+  const tracePath = traceTarget(p);
+  const trace = tracePath === undefined ? undefined : new TraceWriter();
   const results: ScenarioResult[] = [];
   for (const s of scenarios) {
-    const rs = runScenario(s, { ...(profile ? { profile } : {}), invariants: !values['no-invariants'], ...(backend ? { backend } : {}) });
+    const rs = runScenario(s, { ...(profile ? { profile } : {}), invariants: !values['no-invariants'], ...(backend ? { backend } : {}), ...(trace ? { observe: traceScenarioRuns(trace) } : {}) });
     results.push(...rs);
     if (!values.json) for (const r of rs) console.log(`${formatHuman(r)}\n`);
   }
   const failed = results.filter((r) => !r.passed).length;
   if (values.json) console.log(JSON.stringify(toJson(results), null, 2));
   else console.log(formatTotals(results));
+  const traceError = trace && writeTraceFile(tracePath!, trace);
+  if (traceError) { console.error(`gmemkit run: ${traceError}`); return EXIT.USAGE; }
   return failed ? EXIT.FAILED : EXIT.OK;
 }
 

@@ -37,6 +37,16 @@ export interface RunOptions {
   readonly invariants?: boolean;
   /** Backend factory; default: the model with the scenario's profile and machine. */
   readonly backend?: (profile: Profile, scenario: Scenario) => Backend;
+  /** Watches a run (a trace recorder): wraps its backend, sees its userspace half and each step. */
+  readonly observe?: (profile: Profile, scenario: Scenario) => RunObserver;
+}
+
+export interface RunObserver {
+  wrap(b: Backend): Backend;
+  attach(us: Userspace, backend: Backend): void;
+  beforeStep(step: Step): void;
+  afterStep(step: Step, outcome: Outcome, violations: readonly Violation[]): void;
+  finish(): void;
 }
 
 export function modelBackendFor(invariants: boolean) {
@@ -51,7 +61,9 @@ export function runScenario(scenario: Scenario, opts: RunOptions = {}): Scenario
 }
 
 function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): ScenarioResult {
-  const backend = (opts.backend ?? modelBackendFor(opts.invariants ?? true))(profile, scenario);
+  const observer = opts.observe?.(profile, scenario);
+  const raw = (opts.backend ?? modelBackendFor(opts.invariants ?? true))(profile, scenario);
+  const backend = observer ? observer.wrap(raw) : raw;
   const handles = new Map<string, HandleValue>();
   const failedAt = new Map<string, { step: number; unsupported?: string }>();
   const resolve = (ref: unknown): HandleValue => {
@@ -67,6 +79,7 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
     return v;
   };
   const us = new Userspace(backend, { fence: scenario.manager.fence, waitForIo: scenario.manager.waitForIo });
+  observer?.attach(us, raw);
   const ctx: ExecContext = {
     backend: us.backend, us, profile,
     num: (ref) => {
@@ -84,6 +97,7 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
       let outcome: Outcome;
       let handle: HandleValue | undefined;
       let rootCause: string | undefined;
+      observer?.beforeStep(step);
       try {
         const r = EXEC[step.op]!(step.args, ctx, step.as);
         outcome = toOutcome(r.result, r.conversion);
@@ -99,9 +113,11 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
       }
       if (outcome.kind === 'ok' && step.as) outcome = { ...outcome, handle: step.as };
       const violations = backend.takeViolations();
+      observer?.afterStep(step, outcome, violations);
       results.push(judge(step, expected, outcome, violations, backend.identity().backend === 'model'));
     }
   } finally {
+    observer?.finish();
     backend.dispose();
   }
   return {
