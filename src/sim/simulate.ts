@@ -121,7 +121,6 @@ export function simulate(p: SimParams, opts: SimOptions = {}): SimMetrics {
   let bootRequests = 0;
   let bounced = 0;
   let ended = 0;
-  let recorder: TraceRecorder | undefined;
   let model: ModelBackend | undefined;
   const hooks: WorkloadHooks = {
     requestStarted: (t, k, _vcpu, boot) => { started.set(t.request.id, k); if (boot) bootRequests++; },
@@ -135,24 +134,24 @@ export function simulate(p: SimParams, opts: SimOptions = {}): SimMetrics {
   if (opts.trace) {
     const everySteps = Math.max(1, Math.ceil((planned * 4) / 500));
     const writer = opts.trace;
-    const r: TraceRecorder = new TraceRecorder(writer, `simulate ${JSON.stringify({ ...p, duration: p.duration === Number.MAX_SAFE_INTEGER ? 'unbounded' : p.duration })}`, {
+    const title = `simulate ${formatBytes(p.guestSize)}, ${p.vcpus} vCPUs, chunk ${formatBytes(p.chunk)}, ${p.bounces} bounces, holders ${p.holders.join('+') || 'none'}, ${p.profile}, ${p.policy}, seed ${p.seed}`;
+    const r: TraceRecorder = new TraceRecorder(writer, title, {
       holderTrack: (h) => (h.kind === 'odirect' ? 'I/O in flight (O_DIRECT, vhost-user)' : h.kind === 'vfio' ? 'VFIO DMA mapping' : h.kind === 'io_uring' ? 'io_uring fixed buffers' : h.kind === 'vhost_user' ? 'vhost-user backend' : `${h.kind} ${h.name}`),
       counters: () => ({ ...modelCounters(model!.kernel), 'conversions in flight': r.inFlight }),
       pageMaps: () => modelPageMaps(model!.kernel),
       pageMapEvery: everySteps,
     });
-    recorder = r;
     Object.assign(hooks, {
       wrap: (b: ModelBackend): Backend => { model = b; return r.wrap(b); },
       attach: (us: Userspace) => r.attach(us),
       beforeStep: (k: number, actor: string, what: string) => r.begin(k, actor, what),
       afterStep: (_k: number, what?: string) => r.end(what ?? 'ok'),
+      finished: () => r.finish(),
     } satisfies WorkloadHooks);
   }
   const t0 = process.hrtime.bigint();
   const w = runWorkload(profile, policy, shape, hooks);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  recorder?.finish();
   opts.onProgress?.(ended, planned);
   latencies.sort((a, b) => a - b);
   const pct = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.ceil(q * latencies.length) - 1)]! : 0);
@@ -163,4 +162,9 @@ export function simulate(p: SimParams, opts: SimOptions = {}): SimMetrics {
     modelSeconds: seconds, microsecondsPerRequest: w.requests ? (seconds * 1e6) / w.requests : 0,
     latency: { p50: pct(0.5), p90: pct(0.9), p99: pct(0.99), max: latencies.length ? latencies[latencies.length - 1]! : 0 },
   };
+}
+
+function formatBytes(n: number): string {
+  for (const [s, m] of [['T', 2 ** 40], ['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) if (n >= m && n % m === 0) return `${n / m}${s}`;
+  return String(n);
 }

@@ -67,6 +67,8 @@ export interface WorkloadHooks {
   requestEnded?(t: ConversionTask, k: number): void;
   /** An I/O completed and its data passed through a (shared) bounce buffer. */
   bounced?(bytes: number): void;
+  /** The run is over; the model still holds its final state (it is disposed right after). */
+  finished?(): void;
 }
 
 export const DEFAULT_SHAPE: WorkloadShape = {
@@ -258,6 +260,7 @@ export function runWorkload(profile: Profile, policy: Policy, shape: WorkloadSha
     return us.memory.gmemToGpa(vm, t.request.segments[0]!.fd, t.request.segments[0]!.lo)!;
   }
   const sum = (f: (t: ConversionTask) => number) => done.reduce((n, t) => n + f(t), 0);
+  hooks.finished?.();
   backend.dispose();
   return {
     profile: profile.name, policy: policy.name,
