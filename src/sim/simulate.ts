@@ -121,7 +121,6 @@ export function simulate(p: SimParams, opts: SimOptions = {}): SimMetrics {
   let bootRequests = 0;
   let bounced = 0;
   let ended = 0;
-  let model: ModelBackend | undefined;
   const hooks: WorkloadHooks = {
     requestStarted: (t, k, _vcpu, boot) => { started.set(t.request.id, k); if (boot) bootRequests++; },
     requestEnded: (t, k) => {
@@ -132,22 +131,8 @@ export function simulate(p: SimParams, opts: SimOptions = {}): SimMetrics {
     bounced: (n) => { bounced += n; },
   };
   if (opts.trace) {
-    const everySteps = Math.max(1, Math.ceil((planned * 4) / 500));
-    const writer = opts.trace;
     const title = `simulate ${formatBytes(p.guestSize)}, ${p.vcpus} vCPUs, chunk ${formatBytes(p.chunk)}, ${p.bounces} bounces, holders ${p.holders.join('+') || 'none'}, ${p.profile}, ${p.policy}, seed ${p.seed}`;
-    const r: TraceRecorder = new TraceRecorder(writer, title, {
-      holderTrack: (h) => (h.kind === 'odirect' ? 'I/O in flight (O_DIRECT, vhost-user)' : h.kind === 'vfio' ? 'VFIO DMA mapping' : h.kind === 'io_uring' ? 'io_uring fixed buffers' : h.kind === 'vhost_user' ? 'vhost-user backend' : `${h.kind} ${h.name}`),
-      counters: () => ({ ...modelCounters(model!.kernel), 'conversions in flight': r.inFlight }),
-      pageMaps: () => modelPageMaps(model!.kernel),
-      pageMapEvery: everySteps,
-    });
-    Object.assign(hooks, {
-      wrap: (b: ModelBackend): Backend => { model = b; return r.wrap(b); },
-      attach: (us: Userspace) => r.attach(us),
-      beforeStep: (k: number, actor: string, what: string) => r.begin(k, actor, what),
-      afterStep: (_k: number, what?: string) => r.end(what ?? 'ok'),
-      finished: () => r.finish(),
-    } satisfies WorkloadHooks);
+    Object.assign(hooks, traceHooks(opts.trace, title, planned * 4));
   }
   const t0 = process.hrtime.bigint();
   const w = runWorkload(profile, policy, shape, hooks);
@@ -161,6 +146,27 @@ export function simulate(p: SimParams, opts: SimOptions = {}): SimMetrics {
     bytesBounced: bounced, vmStopped: w.vmStopped, steps: w.steps, invariantViolations: w.invariantViolations,
     modelSeconds: seconds, microsecondsPerRequest: w.requests ? (seconds * 1e6) / w.requests : 0,
     latency: { p50: pct(0.5), p90: pct(0.9), p99: pct(0.99), max: latencies.length ? latencies[latencies.length - 1]! : 0 },
+  };
+}
+
+/**
+ * Hooks that record a workload run into a trace: scheduler actions as slices per actor, the
+ * kernel calls under them, flows, counters, and about 500 page maps over `expectedSteps`.
+ */
+export function traceHooks(writer: TraceWriter, title: string, expectedSteps: number): WorkloadHooks {
+  let model: ModelBackend | undefined;
+  const r: TraceRecorder = new TraceRecorder(writer, title, {
+    holderTrack: (h) => (h.kind === 'odirect' ? 'I/O in flight (O_DIRECT, vhost-user)' : h.kind === 'vfio' ? 'VFIO DMA mapping' : h.kind === 'io_uring' ? 'io_uring fixed buffers' : h.kind === 'vhost_user' ? 'vhost-user backend' : `${h.kind} ${h.name}`),
+    counters: () => ({ ...modelCounters(model!.kernel), 'conversions in flight': r.inFlight }),
+    pageMaps: () => modelPageMaps(model!.kernel),
+    pageMapEvery: Math.max(1, Math.ceil(expectedSteps / 500)),
+  });
+  return {
+    wrap: (b: ModelBackend): Backend => { model = b; return r.wrap(b); },
+    attach: (us: Userspace) => r.attach(us),
+    beforeStep: (k: number, actor: string, what: string) => r.begin(k, actor, what),
+    afterStep: (_k: number, what?: string) => r.end(what ?? 'ok'),
+    finished: () => r.finish(),
   };
 }
 

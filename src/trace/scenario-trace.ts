@@ -11,12 +11,18 @@ import type { RunObserver } from '../scenario/run.js';
 import type { Userspace } from '../userspace/userspace.js';
 import { modelCounters, modelPageMaps } from './page-map.js';
 import { TraceRecorder } from './recorder.js';
-import type { TraceWriter } from './trace-events.js';
+import { TraceWriter } from './trace-events.js';
+import { writeTraceFile } from './write.js';
+import { parseScenario } from '../scenario/load.js';
+import { runScenario } from '../scenario/run.js';
 
 const GUEST_OPS = new Set(['guest_read', 'guest_write', 'request_start', 'map_gpa_range']);
 const MANAGER_OPS = new Set(['manager_step', 'convert']);
 /** Ops whose `as:` names a holder, and the fields by which other ops name one. */
-const HOLDER_OPS = new Set(['io_uring_register_buffers', 'vfio_dma_map', 'odirect_read', 'odirect_write', 'vmsplice', 'vhost_user_set_mem_table', 'vhost_user_io', 'pin_user_pages']);
+const HOLDER_OPS: Record<string, string> = {
+  io_uring_register_buffers: 'io_uring', vfio_dma_map: 'VFIO', odirect_read: 'O_DIRECT', odirect_write: 'O_DIRECT', vmsplice: 'pipe',
+  vhost_user_set_mem_table: 'vhost-user', vhost_user_io: 'vhost-user I/O', pin_user_pages: 'pin',
+};
 const HOLDER_FIELDS = ['ring', 'dma', 'io', 'pipe', 'vhost', 'pin'];
 
 /** The observer factory for runScenario: every run it watches goes into `writer`. */
@@ -58,8 +64,8 @@ class ScenarioTrace implements RunObserver {
   private trackOf(step: Step): string {
     if (GUEST_OPS.has(step.op)) return 'guest vCPU 0';
     if (MANAGER_OPS.has(step.op)) return 'VMM conversion manager';
-    if (HOLDER_OPS.has(step.op) && step.as) {
-      const track = `${step.op.split('_')[0]} ${step.as}`;
+    if (HOLDER_OPS[step.op] && step.as) {
+      const track = `${HOLDER_OPS[step.op]} ${step.as}`;
       this.holderTracks.set(step.as, track);
       return track;
     }
@@ -74,4 +80,11 @@ class ScenarioTrace implements RunObserver {
   private counters(): Record<string, number> {
     return { ...(this.model ? modelCounters(this.model.kernel) : {}), 'conversions in flight': this.recorder!.inFlight };
   }
+}
+
+/** `check --trace`: replay a counterexample scenario (its text) into a trace file; why not, or undefined. */
+export function traceCounterexample(text: string, name: string, path: string): string | undefined {
+  const w = new TraceWriter();
+  runScenario(parseScenario(text, name), { observe: traceScenarioRuns(w) });
+  return writeTraceFile(path, w);
 }
