@@ -145,6 +145,6 @@ test('gmemkit simulate --shard i/n --out, then --merge, prints the whole sweep; 
   const one = cli('simulate', '--guest-size', '32M', '--bounces', '5');
   assert.equal(one.status, 0, one.stderr);
   assert.equal(one.stderr, '');
-  for (const line of ['requests:', 'completed:', 'failed:', 'EAGAINs:', 'retries:', 'holders released:', 'I/O waited for:', 'guest stall', 'bytes bounced:', 'conversion latency (steps):', 'model time:']) assert.ok(one.stdout.includes(line), line);
+  for (const line of ['requests:', 'completed:', 'failed:', 'EAGAINs:', 'retries:', 'holders released:', 'I/O waited for:', 'guest stall', 'bytes bounced:', 'conversion latency (steps):', 'model time (CPU):']) assert.ok(one.stdout.includes(line), line);
   assert.ok(JSON.parse(readFileSync(files[0]!, 'utf8')).gmemkit === 'simulate-shard');
 });

@@ -165,7 +165,7 @@ export function formatMetrics(m: SimMetrics): string {
     ['VM stopped', m.vmStopped ? 'yes' : 'no'],
     ['simulated steps', int(m.steps)],
     ['conversion latency (steps)', `p50 ${m.latency.p50}, p90 ${m.latency.p90}, p99 ${m.latency.p99}, max ${m.latency.max}`],
-    ['model time', `${m.modelSeconds.toFixed(2)} s, ${m.microsecondsPerRequest.toFixed(1)} µs per request`],
+    ['model time (CPU)', `${m.modelSeconds.toFixed(2)} s, ${m.microsecondsPerRequest.toFixed(1)} µs per request`],
     ...(p.invariants ? [['invariant violations', int(m.invariantViolations)] as [string, string]] : []),
   ];
   const w = Math.max(...rows.map(([k]) => k.length)) + 2;

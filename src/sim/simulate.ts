@@ -61,6 +61,7 @@ export interface SimMetrics {
   readonly vmStopped: boolean;
   readonly steps: number;
   readonly invariantViolations: number;
+  /** CPU seconds of the run (model, userspace half and simulator; tracing included when on). */
   readonly modelSeconds: number;
   readonly microsecondsPerRequest: number;
   /** Conversion latency (request to completion or failure) in simulated steps. */
@@ -134,9 +135,11 @@ export function simulate(p: SimParams, opts: SimOptions = {}): SimMetrics {
     const title = `simulate ${formatBytes(p.guestSize)}, ${p.vcpus} vCPUs, chunk ${formatBytes(p.chunk)}, ${p.bounces} bounces, holders ${p.holders.join('+') || 'none'}, ${p.profile}, ${p.policy}, seed ${p.seed}`;
     Object.assign(hooks, traceHooks(opts.trace, title, planned * 4));
   }
-  const t0 = process.hrtime.bigint();
+  // CPU time, not wall time: on a shared machine it is the model's own cost.
+  const t0 = process.cpuUsage();
   const w = runWorkload(profile, policy, shape, hooks);
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const used = process.cpuUsage(t0);
+  const seconds = (used.user + used.system) / 1e6;
   opts.onProgress?.(ended, planned);
   latencies.sort((a, b) => a - b);
   const pct = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.ceil(q * latencies.length) - 1)]! : 0);
@@ -165,7 +168,7 @@ export function traceHooks(writer: TraceWriter, title: string, expectedSteps: nu
     wrap: (b: ModelBackend): Backend => { model = b; return r.wrap(b); },
     attach: (us: Userspace) => r.attach(us),
     beforeStep: (k: number, actor: string, what: string) => r.begin(k, actor, what),
-    afterStep: (_k: number, what?: string) => r.end(what ?? 'ok'),
+    afterStep: (_k: number, what?: string) => r.end('ok', {}, what),
     finished: () => r.finish(),
   };
 }

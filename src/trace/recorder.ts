@@ -121,8 +121,8 @@ export class TraceRecorder {
     this.open = { k: Math.max(k, this.lastK + 1), track, name, args: { ...args } };
   }
 
-  /** End the open step with its outcome; writes its slices, flows, counters and page map. */
-  end(outcome: string, args: Record<string, unknown> = {}): void {
+  /** End the open step with its outcome (and a name, when known only now); writes its slices, flows, counters and page map. */
+  end(outcome: string, args: Record<string, unknown> = {}, name?: string): void {
     const o = this.open;
     if (!o) return;
     this.open = undefined;
@@ -140,7 +140,7 @@ export class TraceRecorder {
     const span = STEP_US * 0.9;
     const slot = span / Math.max(items.length, 1);
     const actor = w.track(this.pid, o.track);
-    w.slice(this.pid, actor, o.name, t0, span, JSON.parse(JSON.stringify({ ...o.args, ...args, outcome }, bigints)) as Record<string, unknown>);
+    w.slice(this.pid, actor, name ?? o.name, t0, span, JSON.parse(JSON.stringify({ ...o.args, ...args, outcome }, bigints)) as Record<string, unknown>);
     items.forEach((it, i) => {
       const ts = t0 + i * slot + slot * 0.05;
       const dur = slot * 0.9;

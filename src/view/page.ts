@@ -146,6 +146,7 @@ function drawTimeline() {
     g.fillStyle = i % 2 ? '#f5f5f5' : '#fff'; g.fillRect(0, y, c.width, ROW);
     g.fillStyle = '#333'; g.fillText(name.length > 30 ? name.slice(0, 29) + '…' : name, 4, y + 15);
   });
+  g.save(); g.beginPath(); g.rect(LEFT, 0, c.width - LEFT, c.height); g.clip();
   for (const [track, ts, dur, name, args] of proc.slices) {
     const x = xOf(ts), w = Math.max(1, xOf(ts + dur) - x), y = rowY(track) + 3;
     const out = String(args.outcome ?? '');
@@ -159,6 +160,7 @@ function drawTimeline() {
     g.beginPath(); g.moveTo(x1, y1); g.lineTo(x2, y2); g.stroke();
     g.beginPath(); g.arc(x2, y2, 3, 0, 7); g.fill();
   }
+  g.restore();
   if (cursorTs !== null) { g.strokeStyle = '#000'; g.beginPath(); g.moveTo(xOf(cursorTs), 14); g.lineTo(xOf(cursorTs), c.height); g.stroke(); }
 }
 
@@ -189,6 +191,15 @@ function hit(x, y) {
   const track = Math.floor((y - rowY(0)) / ROW);
   let best = null;
   for (const s of proc.slices) if (s[0] === track && s[1] <= ts && ts <= s[1] + s[2] && (!best || s[2] < best[2])) best = s;
+  if (!best) { // the nearest slice within 3 pixels: slices narrower than a pixel stay reachable
+    const slack = 3 * (span.t1 - span.t0) / ($('timeline').width - LEFT - 10);
+    let d = slack;
+    for (const s of proc.slices) {
+      if (s[0] !== track) continue;
+      const gap = ts < s[1] ? s[1] - ts : ts - (s[1] + s[2]);
+      if (gap >= 0 && gap <= d) { d = gap; best = s; }
+    }
+  }
   return { ts, best };
 }
 
@@ -200,6 +211,25 @@ $('timeline').addEventListener('mousemove', (e) => {
   $('explain').textContent = best ? explain(proc.tracks[best[0]], best[3], best[4]) : 'time ' + (ts / 1000).toFixed(1) + ' steps: no slice under the cursor';
   drawTimeline(); drawMaps();
 });
+
+/** Zoom the timeline around ts (factor < 1 zooms in); 'reset' shows the whole run. */
+function zoom(ts, factor) {
+  const full = fullSpan();
+  if (factor === 'reset') span = full;
+  else {
+    const w = Math.min(full.t1 - full.t0, Math.max(10, (span.t1 - span.t0) * factor));
+    const t0 = Math.max(full.t0, Math.min(full.t1 - w, ts - (ts - span.t0) * w / (span.t1 - span.t0)));
+    span = { t0, t1: t0 + w };
+  }
+  drawTimeline();
+}
+function fullSpan() { const s = span; layout(); const f = span; span = s; return f; }
+$('timeline').addEventListener('wheel', (e) => {
+  e.preventDefault();
+  const r = e.target.getBoundingClientRect();
+  zoom(tsOf(e.clientX - r.left), e.deltaY < 0 ? 0.5 : 2);
+}, { passive: false });
+$('timeline').addEventListener('dblclick', () => zoom(0, 'reset'));
 
 function selectProcess(i) {
   proc = DATA.processes[i];
@@ -229,7 +259,7 @@ export function renderPage(data: unknown, title: string): string {
 <div class="legend"><span><i class="sw shared"></i>shared</span><span><i class="sw private"></i>private</span><span><i class="sw pending"></i>pending (deferred variant)</span><span><i class="sw mixed"></i>merged ranges, partly private</span><span><i class="sw" style="background:#d32f2f"></i>pinned (top edge)</span><span><i class="sw" style="background:#1976d2"></i>mapped by a host VMA (bottom edge)</span><span><i class="sw huge"></i>huge (outlined; the model has order-0 folios only)</span></div>
 <div id="maps"></div>
 <h2>History of the first guest_memfd (time runs down)</h2><canvas id="history" width="1200" height="120"></canvas></section>
-<section><h2>Timeline</h2><canvas id="timeline" width="1200" height="200"></canvas></section>
+<section><h2>Timeline <span class="meta">(wheel: zoom, double-click: whole run)</span></h2><canvas id="timeline" width="1200" height="200"></canvas></section>
 <section><h2>Under the cursor</h2><div id="explain"></div></section>
 </main>
 <script type="application/json" id="gmemkit-data">${json}</script>
