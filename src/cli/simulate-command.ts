@@ -161,7 +161,7 @@ export function formatMetrics(m: SimMetrics): string {
     ['holders released', int(m.holdersReleased)],
     ['I/O waited for', int(m.ioWaited)],
     ['guest stall (vCPU-steps)', int(m.guestStall)],
-    ['bytes bounced', `${int(m.bytesBounced)} (${formatSize(m.bytesBounced) === String(m.bytesBounced) ? `${(m.bytesBounced / 2 ** 20).toFixed(1)} MiB` : formatSize(m.bytesBounced)})`],
+    ['bytes bounced', `${int(m.bytesBounced)} (${(m.bytesBounced / 2 ** 20).toFixed(1)} MiB)`],
     ['VM stopped', m.vmStopped ? 'yes' : 'no'],
     ['simulated steps', int(m.steps)],
     ['conversion latency (steps)', `p50 ${m.latency.p50}, p90 ${m.latency.p90}, p99 ${m.latency.p99}, max ${m.latency.max}`],

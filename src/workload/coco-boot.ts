@@ -156,7 +156,11 @@ export function runWorkload(profile: Profile, policy: Policy, shape: WorkloadSha
   let bootNext = 0;
   let bootEnded = 0;
   const bounceNext: number[] = bounceOf.map(() => 0);
-  const hasNext = (i: number) => bootNext < boot.length || (bootEnded === boot.length && bounceNext[i]! < bounceOf[i]!.length);
+  // The swiotlb give-back waits until every acceptance before it ended and was touched.
+  const settled = () => bootEnded === bootNext && vcpus.every((c) => !c.touching);
+  const hasNext = (i: number) => (bootNext < boot.length
+    ? boot[bootNext]!.to === 'private' || settled()
+    : bootEnded === boot.length && bounceNext[i]! < bounceOf[i]!.length);
   const takeNext = (i: number): GuestRequest => (bootNext < boot.length ? boot[bootNext++]! : bounceOf[i]![bounceNext[i]!++]!);
   const done: ConversionTask[] = [];
   let stalled = 0;
