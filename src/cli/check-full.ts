@@ -15,6 +15,7 @@ import { findProfile, PROFILES } from '../model/profile.js';
 import { findPolicy, POLICIES } from '../userspace/policies.js';
 import { EXIT, helpText, MAX_MEMORY_MB, parseCommand, progressSink, type CommandSpec } from './args.js';
 import { UsageError } from './usage.js';
+import { traceCounterexample } from '../trace/scenario-trace.js';
 
 const KINDS: readonly HolderKind[] = ['odirect', 'io_uring', 'vfio'];
 const CONVERTING = PROFILES.filter((p) => p.conversion === 'gmem-ioctl').map((p) => p.name);
@@ -45,6 +46,7 @@ export const FULL_SPEC: CommandSpec = {
     { name: 'max-memory', arg: 'MB', kind: { type: 'positive', max: MAX_MEMORY_MB }, help: 'stop with the statistics so far once the search needs more than MB (exit 3)' },
     { name: 'json', kind: { type: 'bool' }, help: 'print the result as JSON (no progress on stderr)' },
     { name: 'out', arg: 'FILE', kind: { type: 'string' }, default: FULL_DEFAULTS.out, help: 'where to write the counterexample scenario; checked writable before the search' },
+    { name: 'trace', arg: 'FILE', kind: { type: 'string' }, help: 'write the counterexample, replayed, as a Chrome trace-event JSON (Perfetto UI, gmemkit view)' },
   ],
   notes: `Properties: invariants I1-I11 after every step, plus: a failed conversion changes no
 attribute; neither the host nor a device observes data the guest wrote while private; a
@@ -56,7 +58,7 @@ after all, the summary is printed, then the error, and the exit status stays 1.`
 
 export const FULL_USAGE = helpText(FULL_SPEC);
 
-export interface FullFlags { config: FullConfig; mutant?: string; dfs: boolean; liveness: boolean; maxMemoryMB?: number; json: boolean; out: string }
+export interface FullFlags { config: FullConfig; mutant?: string; dfs: boolean; liveness: boolean; maxMemoryMB?: number; json: boolean; out: string; trace?: string }
 
 /** The parsed options, 'help', or a UsageError naming the option and its allowed values. */
 export function parseFullConfig(argv: readonly string[]): FullFlags | 'help' {
@@ -83,7 +85,7 @@ export function parseFullConfig(argv: readonly string[]): FullFlags | 'help' {
   const liveness = v.bool('liveness');
   if (dfs && liveness) throw new UsageError('--dfs and --liveness exclude each other');
   const maxMemoryMB = v.number('max-memory');
-  return { config, ...(mutant ? { mutant: mutant.name } : {}), dfs, liveness, ...(maxMemoryMB !== undefined ? { maxMemoryMB } : {}), json: v.bool('json'), out: v.string('out')! };
+  return { config, ...(mutant ? { mutant: mutant.name } : {}), dfs, liveness, ...(maxMemoryMB !== undefined ? { maxMemoryMB } : {}), json: v.bool('json'), out: v.string('out')!, ...(v.string('trace') !== undefined ? { trace: v.string('trace')! } : {}) };
 }
 
 /** Why `path` cannot be written (naming it and the errno), or undefined if it can. */
@@ -122,7 +124,7 @@ export async function checkFullCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${FULL_USAGE}\n`);
     return EXIT.OK;
   }
-  const bad = unwritable(f.out);
+  const bad = unwritable(f.out) ?? (f.trace === undefined ? undefined : unwritable(f.trace)?.replace(/^--out/, '--trace'));
   if (bad) {
     process.stderr.write(`gmemkit check: ${bad}; nothing was searched\n`);
     return EXIT.USAGE;
@@ -137,12 +139,14 @@ export async function checkFullCommand(argv: string[]): Promise<number> {
   let writeError: string | undefined;
   if (r.counterexample) {
     const ce = r.counterexample;
+    const text = counterexampleScenario(f.config, ce.steps.map((s) => ({ process: s.process, action: s.action, params: s.params })), ce.property, ce.message);
     try {
-      writeFileSync(f.out, counterexampleScenario(f.config, ce.steps.map((s) => ({ process: s.process, action: s.action, params: s.params })), ce.property, ce.message));
+      writeFileSync(f.out, text);
       written = f.out;
     } catch (e) {
       writeError = `--out ${f.out}: cannot write the counterexample scenario (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the trace is above`;
     }
+    if (f.trace !== undefined) writeError ??= traceCounterexample(text, f.out, f.trace);
   }
   if (f.json) {
     process.stdout.write(`${JSON.stringify({ ...r, mutant: f.mutant ?? null, counterexampleScenario: written ?? null, ...(writeError ? { counterexampleError: writeError } : {}) }, null, 2)}\n`);

@@ -5,6 +5,10 @@ import { findPolicy, POLICIES, type Policy } from '../userspace/policies.js';
 import { DEFAULT_SHAPE, runWorkload, type WorkloadResult } from '../workload/coco-boot.js';
 import { progressSink, type CommandSpec, type Parsed } from './args.js';
 import { UsageError } from './usage.js';
+import { TRACE_OPTION, traceTarget } from './simulate-command.js';
+import { traceHooks } from '../sim/simulate.js';
+import { TraceWriter } from '../trace/trace-events.js';
+import { writeTraceFile } from '../trace/write.js';
 
 // Default: every kernel version and design variant (not the mutants) the manager can drive.
 const DEFAULT_PROFILES = PROFILES.filter((p) => p.conversion === 'gmem-ioctl').map((p) => p.name);
@@ -20,6 +24,7 @@ export const COMPARE_SPEC: CommandSpec = {
     { name: 'policies', arg: 'A,B', kind: { type: 'string' }, default: POLICIES.map((p) => p.name).join(','), help: 'policies to compare' },
     { name: 'seed', kind: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER }, default: DEFAULT_SHAPE.seed, help: 'scheduler seed' },
     { name: 'json', kind: { type: 'bool' }, help: 'print the rows as JSON (no progress on stderr)' },
+    TRACE_OPTION,
   ],
   notes: 'Progress goes to stderr, only when it is a terminal.',
 };
@@ -42,19 +47,21 @@ export function compareCommand(values: Parsed): number {
   const seed = values.number('seed')!;
   const json = values.bool('json');
   const progress = progressSink(json);
+  const tracePath = traceTarget(values);
+  const trace = tracePath === undefined ? undefined : new TraceWriter();
   const rows: WorkloadResult[] = [];
   const total = profiles.length * policies.length;
   for (const profile of profiles) {
     for (const policy of policies) {
       progress?.(`[${rows.length + 1}/${total}] ${profile.name} × ${policy.name}`);
-      rows.push(runWorkload(profile, policy, { ...DEFAULT_SHAPE, seed }));
+      const hooks = trace ? traceHooks(trace, `compare ${profile.name} × ${policy.name}, seed ${seed}`, 2000) : {};
+      rows.push(runWorkload(profile, policy, { ...DEFAULT_SHAPE, seed }, hooks));
     }
   }
-  if (json) {
-    console.log(JSON.stringify({ seed, shape: { ...DEFAULT_SHAPE, seed }, rows }, null, 2));
-    return 0;
-  }
-  console.log(formatTable(rows, seed));
+  if (json) console.log(JSON.stringify({ seed, shape: { ...DEFAULT_SHAPE, seed }, rows }, null, 2));
+  else console.log(formatTable(rows, seed));
+  const traceError = trace && writeTraceFile(tracePath!, trace);
+  if (traceError) { console.error(`gmemkit compare: ${traceError}`); return 2; }
   return 0;
 }
 

@@ -9,6 +9,11 @@ import { formatHuman, formatTotals, toJson } from '../scenario/report.js';
 import { runScenario, type ScenarioResult } from '../scenario/run.js';
 import { EXIT, EXIT_TEXT, helpText, parseCommand, progressSink, type CommandSpec, type OptionSpec, type Parsed } from './args.js';
 import { UsageError } from './usage.js';
+import { SIMULATE_SPEC, simulateCommand, TRACE_OPTION, traceTarget } from './simulate-command.js';
+import { VIEW_SPEC, viewCommand } from './view-command.js';
+import { traceScenarioRuns } from '../trace/scenario-trace.js';
+import { TraceWriter } from '../trace/trace-events.js';
+import { writeTraceFile } from '../trace/write.js';
 
 // Start-up is part of every run: the modules of the other commands (the checker, the C export,
 // the Linux backend and koffi, the workload comparison) are imported only by the command that
@@ -30,6 +35,7 @@ const RUN_SPEC: CommandSpec = {
     profileOption,
     jsonOption,
     { name: 'no-invariants', kind: { type: 'bool' }, help: 'do not check invariants I1-I11 after every step (model)' },
+    TRACE_OPTION,
   ],
   notes: "The ops a step may use, with their fields: 'gmemkit ops'.",
 };
@@ -75,11 +81,11 @@ const OPS_SPEC: CommandSpec = {
 /** Every command's spec, in the order of the usage text (loads the modules that define them). */
 async function specs(): Promise<readonly CommandSpec[]> {
   const [{ COMPARE_SPEC }, { EXPORT_SPEC }, { SERVE_SPEC }] = await Promise.all([import('./compare.js'), import('./export-command.js'), import('./serve-command.js')]);
-  return [RUN_SPEC, DIFF_SPEC, CONFORM_SPEC, COMPARE_SPEC, EXPORT_SPEC, PROFILES_SPEC, OPS_SPEC, SERVE_SPEC];
+  return [RUN_SPEC, DIFF_SPEC, CONFORM_SPEC, COMPARE_SPEC, SIMULATE_SPEC, VIEW_SPEC, EXPORT_SPEC, PROFILES_SPEC, OPS_SPEC, SERVE_SPEC];
 }
 /** The commands that have a spec (and so `gmemkit COMMAND --help`). */
-const SPEC_NAMES = ['run', 'diff', 'conform', 'compare', 'export', 'profiles', 'ops', 'serve'];
-const COMMANDS = ['run', 'diff', 'conform', 'compare', 'check', 'export', 'profiles', 'ops', 'serve', 'help'];
+const SPEC_NAMES = ['run', 'diff', 'conform', 'compare', 'simulate', 'view', 'export', 'profiles', 'ops', 'serve'];
+const COMMANDS = ['run', 'diff', 'conform', 'compare', 'simulate', 'view', 'check', 'export', 'profiles', 'ops', 'serve', 'help'];
 
 /** The package version, from package.json next to the build. */
 export function version(): string {
@@ -91,9 +97,9 @@ async function usage(): Promise<string> {
   const SPECS = await specs();
   const { REFERENCE_SPEC } = await import('./check-command.js');
   const rows: [string, string][] = [
-    ...SPECS.slice(0, 4).map((s): [string, string] => [s.synopsis, s.brief ?? s.summary.split('\n')[0]!]),
+    ...SPECS.slice(0, 6).map((s): [string, string] => [s.synopsis, s.brief ?? s.summary.split('\n')[0]!]),
     [REFERENCE_SPEC.synopsis.replace('[--model reference]', '--model reference|full'), 'exhaustive model checking (shortest counterexamples)'],
-    ...SPECS.slice(4).map((s): [string, string] => [s.synopsis, s.brief ?? s.summary.split('\n')[0]!]),
+    ...SPECS.slice(6).map((s): [string, string] => [s.synopsis, s.brief ?? s.summary.split('\n')[0]!]),
     ['help [COMMAND]', 'this text, or the options of COMMAND (also: gmemkit COMMAND --help)'],
     ['--version', `print the version (${version()}) and exit 0 (also -V)`],
   ];
@@ -153,6 +159,8 @@ export async function main(argv: string[]): Promise<number> {
         const { SERVE_SPEC, serveCommand } = await import('./serve-command.js');
         return (p = parsed(SERVE_SPEC, rest)) ? await serveCommand(p) : EXIT.OK;
       }
+      case 'simulate': return (p = parsed(SIMULATE_SPEC, rest)) ? simulateCommand(p) : EXIT.OK;
+      case 'view': return (p = parsed(VIEW_SPEC, rest)) ? viewCommand(p) : EXIT.OK;
       case '--version': case '-V':
         if (rest.length) throw new UsageError(`${cmd} takes no arguments (got ${rest.join(' ')})`);
         console.log(`gmemkit ${version()}`);
@@ -195,9 +203,11 @@ async function runCommand(p: Parsed): Promise<number> {
     return 2;
   }
   const backend = backendName === 'linux' ? (await kernelCommands()).linuxBackendFactory() : undefined;
+  const tracePath = traceTarget(p);
+  const trace = tracePath === undefined ? undefined : new TraceWriter();
   const results: ScenarioResult[] = [];
   for (const s of scenarios) {
-    const rs = runScenario(s, { ...(profile ? { profile } : {}), invariants: !values['no-invariants'], ...(backend ? { backend } : {}) });
+    const rs = runScenario(s, { ...(profile ? { profile } : {}), invariants: !values['no-invariants'], ...(backend ? { backend } : {}), ...(trace ? { observe: traceScenarioRuns(trace) } : {}) });
     results.push(...rs);
     // One write per run: a scenario's trace is one string (formatHuman), not a write per step.
     if (!values.json) for (const r of rs) process.stdout.write(`${formatHuman(r)}\n\n`);
@@ -205,6 +215,8 @@ async function runCommand(p: Parsed): Promise<number> {
   const failed = results.filter((r) => !r.passed).length;
   if (values.json) console.log(JSON.stringify(toJson(results), null, 2));
   else console.log(formatTotals(results));
+  const traceError = trace && writeTraceFile(tracePath!, trace);
+  if (traceError) { console.error(`gmemkit run: ${traceError}`); return EXIT.USAGE; }
   return failed ? EXIT.FAILED : EXIT.OK;
 }
 

@@ -37,6 +37,16 @@ export interface RunOptions {
   readonly invariants?: boolean;
   /** Backend factory; default: the model with the scenario's profile and machine. */
   readonly backend?: (profile: Profile, scenario: Scenario) => Backend;
+  /** Watches a run (a trace recorder): wraps its backend, sees its userspace half and each step. */
+  readonly observe?: (profile: Profile, scenario: Scenario) => RunObserver;
+}
+
+export interface RunObserver {
+  wrap(b: Backend): Backend;
+  attach(us: Userspace, backend: Backend): void;
+  beforeStep(step: Step): void;
+  afterStep(step: Step, outcome: Outcome, violations: readonly Violation[]): void;
+  finish(): void;
 }
 
 export function modelBackendFor(invariants: boolean) {
@@ -51,11 +61,15 @@ export function runScenario(scenario: Scenario, opts: RunOptions = {}): Scenario
 }
 
 function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): ScenarioResult {
-  const world = new World((opts.backend ?? modelBackendFor(opts.invariants ?? true))(profile, scenario), profile, scenario.manager);
+  const observer = opts.observe?.(profile, scenario);
+  const raw = (opts.backend ?? modelBackendFor(opts.invariants ?? true))(profile, scenario);
+  const world = new World(observer ? observer.wrap(raw) : raw, profile, scenario.manager, observer);
+  observer?.attach(world.us, raw);
   const results: StepResult[] = [];
   try {
     for (const step of scenario.steps) results.push(world.step(step));
   } finally {
+    observer?.finish();
     world.dispose();
   }
   return {
@@ -78,7 +92,7 @@ export class World {
   /** The model reports invariant violations; a kernel backend cannot (looked up once). */
   private readonly seesInvariants: boolean;
 
-  constructor(readonly backend: Backend, readonly profile: Profile, manager: Scenario['manager']) {
+  constructor(readonly backend: Backend, readonly profile: Profile, manager: Scenario['manager'], private readonly observer?: RunObserver) {
     const resolve = (ref: unknown): HandleValue => {
       const r = ref as HandleRef;
       if ('raw' in r) return Number(r.raw);
@@ -110,6 +124,7 @@ export class World {
     let outcome: Outcome;
     let handle: HandleValue | undefined;
     let root: HandleMissing['root'];
+    this.observer?.beforeStep(step);
     try {
       const r = EXEC[step.op]!(step.args, this.ctx, step.as);
       outcome = toOutcome(r.result, r.conversion);
@@ -132,6 +147,7 @@ export class World {
     }
     if (outcome.kind === 'ok' && step.as) outcome = { ...outcome, handle: step.as };
     const violations = this.backend.takeViolations();
+    this.observer?.afterStep(step, outcome, violations);
     return judge(step, expected, outcome, violations, this.seesInvariants);
   }
 

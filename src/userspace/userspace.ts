@@ -45,6 +45,11 @@ export class Userspace implements HolderHost {
   readonly kernel: Backend;
   readonly manager: ConversionManager;
   private readonly holders = new Map<number, Holder>();
+  // The few holders the fence and the conversions scan, apart from the many completed I/Os, so
+  // that a long run's cost stays per request: I/O queued behind a fence, vhost-user backends, VFIO mappings.
+  private readonly queuedIo = new Set<ODirectIo>();
+  private readonly mappers = new Set<VhostUserBackend>();
+  private readonly dmaMappings = new Set<VfioDmaMapping>();
   private readonly fences = new Map<number, readonly GmemRange[]>();
   /** Holders released before a to-private conversion, to re-establish after to-shared. */
   private readonly releasedFor: { range: GmemRange; holder: Holder }[] = [];
@@ -74,8 +79,9 @@ export class Userspace implements HolderHost {
   /** Lift a request's fence and submit the I/O that queued behind it. */
   unfence(request: number): void {
     if (!this.fences.delete(request)) return;
-    for (const h of this.holders.values()) {
-      if (h instanceof ODirectIo && h.state === 'queued' && !this.fenced(h.range)) h.start();
+    for (const h of this.queuedIo) {
+      if (h.state !== 'queued') this.queuedIo.delete(h);
+      else if (!this.fenced(h.range)) { h.start(); this.queuedIo.delete(h); }
     }
   }
 
@@ -83,6 +89,9 @@ export class Userspace implements HolderHost {
 
   track(h: Holder): void {
     this.holders.set(h.id, h);
+    if (h instanceof ODirectIo && h.state === 'queued') this.queuedIo.add(h);
+    if (h instanceof VhostUserBackend) this.mappers.add(h);
+    if (h instanceof VfioDmaMapping) this.dmaMappings.add(h);
   }
 
   private adopt<T extends Holder>(r: BResult<T>): BResult<T> {
@@ -123,7 +132,7 @@ export class Userspace implements HolderHost {
 
   holdersOver(range: GmemRange): Holder[] {
     const pinned = this.registry.overlapping(range.fd, range.lo, range.hi).map((id) => this.holders.get(id)!);
-    const mappers = [...this.holders.values()].filter((h) => h instanceof VhostUserBackend && h.mapsAny(range));
+    const mappers = [...this.mappers].filter((h) => h.mapsAny(range));
     return [...pinned, ...mappers].filter((h) => h.holding);
   }
 
@@ -146,8 +155,8 @@ export class Userspace implements HolderHost {
 
   /** Revocable importers over a range that is shared again map it again (revoke variant). */
   remapRevocable(range: GmemRange): void {
-    for (const h of this.holders.values()) {
-      if (h instanceof VfioDmaMapping && h.revocable && h.holding && h.range.fd === range.fd && h.range.lo < range.hi && range.lo < h.range.hi) h.reestablish();
+    for (const h of this.dmaMappings) {
+      if (h.revocable && h.holding && h.range.fd === range.fd && h.range.lo < range.hi && range.lo < h.range.hi) h.reestablish();
     }
   }
 
