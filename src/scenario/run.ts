@@ -86,7 +86,7 @@ function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): Scena
       let rootCause: string | undefined;
       try {
         const r = EXEC[step.op]!(step.args, ctx, step.as);
-        outcome = toOutcome(r.result, r.conversion);
+        outcome = toOutcome(r.result, r.conversion, r.holder);
         handle = r.handle;
       } catch (e) {
         if (!(e instanceof HandleMissing)) throw e;
