@@ -82,6 +82,9 @@ export abstract class Holder {
     const r = this.host.backend.pinUserPages(this.addr, this.length, longterm);
     if (r.ok) this.pin = r.value;
     else if ('errno' in r && r.errno === 'EFAULT' && this.host.memory.noDirectMap(this.range.fd)) {
+      // Where GUP would have failed anyway (a private page), so does the bounce: its copies would fault.
+      const notShared = this.host.memory.attributesOf(this.range).find((a) => a.value !== 'shared');
+      if (notShared) return fail('EFAULT', `${r.why}; and file page ${notShared.lo} is ${notShared.value ?? 'of unknown attribute'}, so no bounce buffer either`);
       const b = this.pinBounceBuffer(longterm);
       if (!b.ok) return b;
       this.host.bounceEvent({ kind: 'bounced', holder: this, reason: r.why });
