@@ -12,6 +12,7 @@ import { GMEM_FLAGS } from '../src/model/abi.js';
 import { NEXT_7_4, NO_DIRECT_MAP } from '../src/model/profile.js';
 import { ODirectIo, type Holder } from '../src/userspace/holders.js';
 import { RETRY, PREUNMAP } from '../src/userspace/policies.js';
+import { DEFAULT_SHAPE, runWorkload } from '../src/workload/coco-boot.js';
 import { K, ran, recordEvents, str, text, World } from './userspace-world.js';
 
 const S111 = 'kernel-semantics.md §1.11 [DMR]';
@@ -196,5 +197,20 @@ describe('random holder and conversion sequences on NO_DIRECT_MAP memory', () =>
       assert.equal([...all].reduce((n, h) => n + h.bytesCopied, 0), bytes);
       w.dispose();
     }), { numRuns, includeErrorInReport: true });
+  });
+});
+
+describe('the compare workload measures the cost of bouncing', () => {
+  const shape = { ...DEFAULT_SHAPE, bounceConversions: 8, maxSteps: 20_000 };
+  test('no-direct-map: no EAGAIN, copies counted; next-7.4: EAGAINs, no copies  [kernel-semantics.md §1.11 [DMR], §0.4]', () => {
+    const bounced = runWorkload(NO_DIRECT_MAP, RETRY, shape);
+    const pinned = runWorkload(NEXT_7_4, RETRY, shape);
+    assert.equal(bounced.eagains, 0);
+    assert.ok(bounced.copies > 0, 'the O_DIRECT reads were copied');
+    assert.equal(bounced.bytesCopied, bounced.copies * 4 * K, 'each copy is one 4 KiB O_DIRECT read');
+    assert.equal(bounced.invariantViolations, 0);
+    assert.equal(bounced.completed, bounced.requests);
+    assert.deepEqual([pinned.copies, pinned.bytesCopied], [0, 0]);
+    assert.ok(pinned.eagains > 0, 'the pinned run meets blocked conversions');
   });
 });

@@ -3,9 +3,14 @@
 // flag and report it, and every GUP path of the model refused with EFAULT on such a mapping
 // while host loads and stores and guest accesses keep working (kernel-semantics.md §1.11
 // [DMR], §5.2, §7 item 7).
-import { describe } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CAPS, GMEM_FLAGS, MADV } from '../src/model/abi.js';
+import { capabilityGate } from '../src/backend/capability-gate.js';
+import { ModelBackend } from '../src/backend/model-backend.js';
+import { exportC } from '../src/export/c.js';
+import { CAPS, GMEM_FLAGS, MADV, VM_TYPES } from '../src/model/abi.js';
+import { FULL_MACHINE } from '../src/model/platform.js';
+import { loadScenarioFile } from '../src/scenario/load.js';
 import { IPC_V8, MAINLINE_6_18, NEXT_7_4, NO_DIRECT_MAP } from '../src/model/profile.js';
 import { attrs2, INIT_SHARED, K, MMAP, table, type Ctx, type Row } from './table.js';
 
@@ -72,4 +77,34 @@ describe('NO_DIRECT_MAP: every GUP is EFAULT, host and guest access keep working
       setup: (c) => { world(c); c.convert('gmem', 0, 4 * K, true); }, call: (c) => c.b.hostRead(c.h.map!, 1), expect: { signal: 'SIGBUS' } },
   ];
   table(rows);
+});
+
+describe('NO_DIRECT_MAP on a kernel without it: unsupported where the profile offers it, the kernel answer elsewhere', () => {
+  // A kernel backend that lacks the flag: the model under next-7.4 stands in for it.
+  const gated = () => {
+    const inner = new ModelBackend({ profile: NEXT_7_4 });
+    return { inner, b: capabilityGate(inner, NO_DIRECT_MAP, FULL_MACHINE) };
+  };
+  test('sw_protected: the step is unsupported, not failed  [scenario-language.md §8; kernel-semantics.md §1.11]', () => {
+    const { inner, b } = gated();
+    const vm = b.createVm(VM_TYPES.sw_protected);
+    assert.ok(vm.ok);
+    const r = b.createGuestMemfd(vm.value, 16 * K, MMAP | NDM);
+    assert.ok(!r.ok && 'unsupported' in r, JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)));
+    inner.dispose();
+  });
+  test(`TDX: the kernel's EINVAL passes through (the profile refuses it there too)  [${S77}]`, () => {
+    const { inner, b } = gated();
+    const vm = b.createVm(VM_TYPES.tdx);
+    assert.ok(vm.ok);
+    const r = b.createGuestMemfd(vm.value, 16 * K, MMAP | NDM);
+    assert.ok(!r.ok && 'errno' in r && r.errno === 'EINVAL');
+    inner.dispose();
+  });
+  test('the exported C program carries the same decision: the VM types that offer the flag  [kernel-semantics.md §1.11]', () => {
+    const c = exportC(loadScenarioFile('examples/14-odirect-pinned-vs-no-direct-map.yaml'));
+    const bits = (1 << VM_TYPES.default) | (1 << VM_TYPES.sw_protected) | (1 << VM_TYPES.snp);
+    assert.match(c, new RegExp(`\\.no_direct_map_vm_types = ${bits},`));
+    assert.match(c, /#define GUEST_MEMFD_FLAG_NO_DIRECT_MAP 0x4/);
+  });
 });
