@@ -27,7 +27,7 @@ const CASES: { name: string; steps: string; want: RegExp }[] = [
   { name: 'dangling handle', steps: `${VM}  - { op: mmap, fd: gmme, length: 4K }\n`, want: /^step 2: \(mmap\) field 'fd': handle 'gmme' is not defined \(defined so far: vm\)$/ },
   { name: 'handle of the wrong kind', steps: `${VM}  - { op: read, map: vm, length: 1 }\n`, want: /^step 2: \(read\) field 'map': handle 'vm' is a vm handle \(step 1\); expected a map handle$/ },
   { name: 'bad size string', steps: `${VM}  - { op: create_guest_memfd, vm: vm, size: 16Q }\n`, want: /^step 2: \(create_guest_memfd\) field 'size': expected a size like "16K", "0x1000" or "2\^63", got "16Q"$/ },
-  { name: 'unknown flag name', steps: `${VM}  - { op: create_guest_memfd, vm: vm, size: 4K, flags: [MAP] }\n`, want: /field 'flags': unknown guest_memfd flag "MAP"; allowed: MMAP, INIT_SHARED or a number$/ },
+  { name: 'unknown flag name', steps: `${VM}  - { op: create_guest_memfd, vm: vm, size: 4K, flags: [MAP] }\n`, want: /field 'flags': unknown guest_memfd flag "MAP"; allowed: MMAP, INIT_SHARED, NO_DIRECT_MAP or a number$/ },
   { name: 'unknown errno', steps: `${VM}  - { op: close, fd: vm, expect: { errno: EWHAT } }\n`, want: /^step 2: \(close\) expect: errno: expected one of EPERM, .*got "EWHAT"$/ },
   { name: 'handle defined twice', steps: `${VM}  - { op: create_vm, as: vm }\n`, want: /^step 2: \(create_vm\) as: handle 'vm' is already defined at step 1$/ },
   { name: 'as on an op without result', steps: `${VM}  - { op: close, fd: vm, as: x }\n`, want: /^step 2: \(close\) as: this op returns no handle$/ },
@@ -45,7 +45,7 @@ for (const c of CASES) {
 
 test('bad scenario: unknown profile names the allowed ones', () => {
   const errors = errorsOf(`name: t\nprofile: ipc-v9\nsteps:\n${VM}`);
-  assert.match(errors[0]!, /^profile: unknown profile "ipc-v9"; allowed: mainline-6\.18, ipc-v8, rfc-2024, rfc-2025/);
+  assert.match(errors[0]!, /^profile: unknown profile "ipc-v9"; allowed: mainline-6\.18, next-7\.4, ipc-v8, rfc-2024, rfc-2025/);
 });
 
 test('bad scenario: missing name and unknown top-level field', () => {

@@ -25,6 +25,8 @@ export interface WorldOptions {
   readonly files?: readonly FileSpec[];
   /** The manager's pin fence (default on). */
   readonly fence?: boolean;
+  /** guest_memfd flags beyond MMAP | INIT_SHARED (e.g. NO_DIRECT_MAP). */
+  readonly extraFlags?: bigint;
 }
 
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -45,7 +47,7 @@ export class World {
     const kb = this.us.backend;
     this.vm = this.must(kb.createVm(VM_TYPES[opts.type ?? 'sw_protected']), 'create_vm');
     (opts.files ?? [{ size: 64 * K, gpa: 0 }]).forEach((f, slot) => {
-      const fd = this.must(kb.createGuestMemfd(this.vm, f.size, GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED), 'create_guest_memfd');
+      const fd = this.must(kb.createGuestMemfd(this.vm, f.size, GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED | (opts.extraFlags ?? 0n)), 'create_guest_memfd');
       this.must(kb.setUserMemoryRegion2(this.vm, {
         slot, flags: MEMSLOT_FLAGS.GUEST_MEMFD, guest_phys_addr: f.gpa, memory_size: f.size, userspace_addr: 0, guest_memfd: fd, guest_memfd_offset: 0,
       }), `memslot ${slot}`);

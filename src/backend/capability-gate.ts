@@ -42,9 +42,11 @@ export function capabilityGate(inner: Backend, profile: Profile, machine: Machin
       return r;
     },
     createGuestMemfd(vmFd: number, size: U64, flags: U64): BResult<number> {
-      const known = GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED;
-      const missing = BigInt(flags) & known & ~cap(CAPS.GUEST_MEMFD_FLAGS, vmFd);
       const type = vmTypes.get(vmFd);
+      // NO_DIRECT_MAP counts as missing only where the profile offers it (else EINVAL is the answer expected).
+      const ndm = type !== undefined && profile.noDirectMap?.vmTypes.includes(type) ? GMEM_FLAGS.NO_DIRECT_MAP : 0n;
+      const known = GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED | ndm;
+      const missing = BigInt(flags) & known & ~cap(CAPS.GUEST_MEMFD_FLAGS, vmFd);
       const modelOffers = type === undefined || !VM_TYPE_FACTS[type].privateMem || profile.initSharedForPrivateVms || !(missing & GMEM_FLAGS.INIT_SHARED);
       if (missing && modelOffers) return notAdvertised('KVM_CAP_GUEST_MEMFD_FLAGS', `guest_memfd flag(s) 0x${missing.toString(16)} not offered by this kernel (KVM_CAP_GUEST_MEMFD_FLAGS = ${cap(CAPS.GUEST_MEMFD_FLAGS, vmFd)})`);
       return inner.createGuestMemfd(vmFd, size, flags);

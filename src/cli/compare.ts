@@ -66,12 +66,12 @@ export function compareCommand(values: Parsed): number {
 }
 
 export function formatTable(rows: readonly WorkloadResult[], seed: number): string {
-  const head = '| profile | policy | requests | completed | failed | stuck | EAGAINs | retries | holders released | I/O waited for | guest stalled (steps) | VM stopped | invariant violations |';
-  const sep = '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|';
+  const head = '| profile | policy | requests | completed | failed | stuck | EAGAINs | retries | holders released | I/O waited for | guest stalled (steps) | VM stopped | invariant violations | bounce copies | bytes copied |';
+  const sep = '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|';
   const lines = rows.map((r) => {
     const variant = findProfile(r.profile)?.status === 'variant' ? ' (variant)' : '';
     const failed = r.requests - r.completed - r.stuck;
-    return `| ${r.profile}${variant} | ${r.policy} | ${r.requests} | ${r.completed} | ${failed} | ${r.stuck} | ${r.eagains} | ${r.retries} | ${r.released} | ${r.waited} | ${r.stalled} | ${r.vmStopped ? 'yes' : 'no'} | ${r.invariantViolations} |`;
+    return `| ${r.profile}${variant} | ${r.policy} | ${r.requests} | ${r.completed} | ${failed} | ${r.stuck} | ${r.eagains} | ${r.retries} | ${r.released} | ${r.waited} | ${r.stalled} | ${r.vmStopped ? 'yes' : 'no'} | ${r.invariantViolations} | ${r.copies} | ${r.bytesCopied} |`;
   });
   return [`gmemkit compare — CoCo boot + bounce-buffer workload, seed ${seed}`, '', head, sep, ...lines].join('\n');
 }

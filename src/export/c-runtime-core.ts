@@ -76,6 +76,9 @@ export const UAPI = String.raw`/* guest_memfd uapi that older <linux/kvm.h> lack
 #ifndef GUEST_MEMFD_FLAG_INIT_SHARED
 #define GUEST_MEMFD_FLAG_INIT_SHARED ${hex(GMEM_FLAGS.INIT_SHARED)}
 #endif
+#ifndef GUEST_MEMFD_FLAG_NO_DIRECT_MAP
+#define GUEST_MEMFD_FLAG_NO_DIRECT_MAP ${hex(GMEM_FLAGS.NO_DIRECT_MAP)}
+#endif
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #define MADV_POPULATE_WRITE 23

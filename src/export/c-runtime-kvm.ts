@@ -12,6 +12,7 @@ struct abi {
 	const char *conversion_ioctl;	/* the conversion ioctl on the guest_memfd, or NULL */
 	long conversion_cap;		/* the capability advertising it (0: none known) */
 	bool init_shared_for_private_vms;
+	__u64 no_direct_map_vm_types;	/* VM types (bit n = type n) it offers GUEST_MEMFD_FLAG_NO_DIRECT_MAP for */
 };
 
 static const struct abi *abi;
@@ -70,6 +71,8 @@ export const KVM_HELPERS: Readonly<Record<string, string>> = {
 		return o;
 	offered = kvm_cap(KVM_CAP_GUEST_MEMFD_FLAGS, vm->fd);
 	missing = flags & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED) & ~offered;
+	if (vm->vm_type >= 0 && (abi->no_direct_map_vm_types & (1ULL << vm->vm_type)))
+		missing |= flags & GUEST_MEMFD_FLAG_NO_DIRECT_MAP & ~offered;
 	if (missing && (vm->vm_type < 0 || !vm_type_has_private_mem(vm->vm_type) ||
 			abi->init_shared_for_private_vms || !(missing & GUEST_MEMFD_FLAG_INIT_SHARED)))
 		return lacks("guest_memfd flag(s) 0x%llx not offered by this kernel (KVM_CAP_GUEST_MEMFD_FLAGS = %llu)",

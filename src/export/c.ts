@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseDocument, stringify } from 'yaml';
+import { VM_TYPES } from '../model/abi.js';
 import { findProfile, type Profile } from '../model/profile.js';
 import { VM_TYPE_FACTS, FULL_MACHINE, PROBED_MACHINE } from '../model/platform.js';
 import { expectFor, type Expect } from '../scenario/expect.js';
@@ -179,6 +180,7 @@ function abiConst(p: Profile): string {
     `\t.conversion_ioctl = ${p.conversion === 'gmem-ioctl' ? cString(p.gmemIoctlName ?? 'KVM_SET_MEMORY_ATTRIBUTES2') : 'NULL'},`,
     `\t.conversion_cap = ${p.conversion === 'gmem-ioctl' && p.gmemAttributesCap !== undefined ? `${p.gmemAttributesCap},\t/* KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES in ${p.name} */` : '0,'}`,
     `\t.init_shared_for_private_vms = ${p.initSharedForPrivateVms},`,
+    `\t.no_direct_map_vm_types = ${(p.noDirectMap?.vmTypes ?? []).reduce((m, t) => m | (1n << BigInt(VM_TYPES[t])), 0n)},`,
     '};',
   ].join('\n');
 }

@@ -33,7 +33,13 @@ export const MODELLED_VM_TYPES = ['default', 'sw_protected', 'snp', 'tdx'] as co
 export type VmType = (typeof MODELLED_VM_TYPES)[number];
 
 /** guest_memfd creation flags (`GUEST_MEMFD_FLAG_*`). */
-export const GMEM_FLAGS = { MMAP: 1n << 0n, INIT_SHARED: 1n << 1n } as const;
+export const GMEM_FLAGS = {
+  MMAP: 1n << 0n, INIT_SHARED: 1n << 1n,
+  /** DMR, posted, not merged (kernel-semantics §5.2): only the `no-direct-map` profile accepts it. */
+  NO_DIRECT_MAP: 1n << 2n,
+} as const;
+/** What one FOLL_PIN adds to a small folio's refcount (mm; kernel-semantics §5.2). */
+export const GUP_PIN_COUNTING_BIAS = 1024;
 /** `KVM_MEMORY_ATTRIBUTE_*`. */
 export const MEMORY_ATTRIBUTES = { PRIVATE: 1n << 3n } as const;
 /** `KVM_MEM_*` memslot flags. */

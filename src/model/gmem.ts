@@ -8,7 +8,7 @@
 // Locking as in the kernel: faults and allocation run under the inode's invalidate lock held
 // shared; punch, conversion, bind/unbind and release hold it exclusive. The model is
 // sequential, so every function here runs as one atomic step under that lock.
-import { PAGE_SIZE, type VmType } from './abi.js';
+import { GUP_PIN_COUNTING_BIAS, PAGE_SIZE, type VmType } from './abi.js';
 import { folioAlloc, folioDetach, folioFind, folioGet, folioPrepare, folioZero } from './folio.js';
 import { IntervalMap } from './interval-map.js';
 import { unmapMappingRange } from './mm.js';
@@ -16,7 +16,7 @@ import { VM_TYPE_FACTS } from './platform.js';
 import type { ToPrivatePolicy } from './profile.js';
 import { fail, type ErrnoFailure } from './result.js';
 import {
-  ExtentMap, extraRefs, ID_CODEC, type Attr, type Folio, type FolioRun, type GmemFile, type GmemInode,
+  ExtentMap, extraRefs, ID_CODEC, refcount, type Attr, type Folio, type FolioRun, type GmemFile, type GmemInode,
   type KernelState, type Memslot, type Vm,
 } from './state.js';
 
@@ -123,7 +123,9 @@ export function gmemFirstBlocker(s: KernelState, inode: GmemInode, lo: number, h
   if (policy.blockers === 'none') return undefined; // mutant: no refcount check
   const blocks = policy.blockers === 'extra-refs'
     ? (f: FolioRun) => extraRefs(f) - (ignoreMappings ? f.mapCount : 0) > 0
-    : (f: FolioRun) => f.mapCount > 0 || f.pinsShort + f.pinsLong > 0;
+    : policy.blockers === 'in-use'
+      ? (f: FolioRun) => inUseTest({ ...f, mapCount: ignoreMappings ? 0 : f.mapCount }) !== undefined
+      : (f: FolioRun) => f.mapCount > 0 || f.pinsShort + f.pinsLong > 0;
   for (const seg of inode.pages.segments(lo, hi)) {
     const found = folioFind(s, seg.value, seg.value + (seg.hi - seg.lo), blocks);
     if (found) return { index: seg.lo + (found.id - seg.value), folio: found.run };
@@ -198,7 +200,9 @@ export function gmemCheckToPrivate(s: KernelState, inode: GmemInode, lo: number,
   }
   if (!blocker) return undefined;
   const at = BigInt(blocker.index * PAGE_SIZE);
-  const why = `page at offset ${at} has ${describeRefs(blocker.folio)}`;
+  const why = policy.blockers === 'in-use'
+    ? `page at offset ${at} ${inUseTest(blocker.folio) ?? 'is in use'}`
+    : `page at offset ${at} has ${describeRefs(blocker.folio)}`;
   return policy.reportsErrorOffset
     ? fail(policy.blockedErrno, why, { error_offset: at })
     : fail(policy.blockedErrno, why);
@@ -214,6 +218,24 @@ export function gmemCommitAttributes(s: KernelState, inode: GmemInode, vmType: V
     }
   }
   inode.attributes.set(lo, hi, target);
+}
+
+/**
+ * The applied series' "in use" test of one page-cache folio (kernel-semantics §0.4), in its
+ * order: DMA-pinned, still mapped, then the refcount against the page cache's references + 1
+ * (the caller's lookup). Returns which test failed, or undefined when the folio is free. The
+ * kernel re-tests a failed folio once after draining the per-CPU LRU-add batches; the model has
+ * no transient LRU references, so the drain changes nothing and is not modelled.
+ */
+export function inUseTest(f: FolioRun): string | undefined {
+  const pins = f.pinsShort + f.pinsLong;
+  // folio_maybe_dma_pinned() on an order-0 folio: refcount >= GUP_PIN_COUNTING_BIAS.
+  if (pins > 0 || refcount(f) >= GUP_PIN_COUNTING_BIAS) return `is DMA-pinned (folio_maybe_dma_pinned: ${describeRefs(f)})`;
+  if (f.mapCount > 0) return `is still mapped (folio_mapped: ${describeRefs(f)})`;
+  const expected = (f.inCache ? 1 : 0) + 1;
+  const got = refcount(f) + 1;
+  if (got !== expected) return `has refcount ${got}, not page cache ${expected - 1} + 1 (${describeRefs(f)})`;
+  return undefined;
 }
 
 export function describeRefs(f: FolioRun): string {

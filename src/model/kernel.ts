@@ -12,7 +12,7 @@ import {
   kvmConvertVmRange, kvmCreateMemslot, kvmCreateVm, kvmDeleteMemslot, kvmGuestAccess, kvmGuestTouch, kvmSetVmAttributes,
   kvmVmPut, slotKey, vmHasPrivateMem,
 } from './kvm.js';
-import { copyThroughPages, faultRange, findVma, gupPages, hex, hostAccess, insertVma, madviseRange, newVma, placeMapping, pteIds, pteKey, unmapRange, vmasIn } from './mm.js';
+import { copyThroughPages, faultRange, findVma, gupPages, hex, vmaNoDirectMap, hostAccess, insertVma, madviseRange, newVma, placeMapping, pteIds, pteKey, unmapRange, vmasIn } from './mm.js';
 import { pipeCreate, pipeRead, pipeRelease, pipeSplicePages } from './pipe.js';
 import { FULL_MACHINE, hasMemoryAttributes, type MachineConfig } from './platform.js';
 import { DEFAULT_PROFILE, type Profile } from './profile.js';
@@ -151,7 +151,17 @@ export class Kernel {
 
   private supportedGmemFlags(vm: Vm | undefined): bigint {
     const initShared = !vm || !vmHasPrivateMem(vm.type) || this.profile.initSharedForPrivateVms;
-    return GMEM_FLAGS.MMAP | (initShared ? GMEM_FLAGS.INIT_SHARED : 0n);
+    return GMEM_FLAGS.MMAP | (initShared ? GMEM_FLAGS.INIT_SHARED : 0n) | (this.noDirectMapFor(vm) ? GMEM_FLAGS.NO_DIRECT_MAP : 0n);
+  }
+
+  /**
+   * DMR: whether NO_DIRECT_MAP is offered for this VM (not on TDX: kernel-semantics §1.11, §7
+   * item 7). Asked on /dev/kvm (no VM), the answer is that of a VM type that allows it, as for
+   * INIT_SHARED (unconfirmed for the posted series).
+   */
+  private noDirectMapFor(vm: Vm | undefined): boolean {
+    const types = this.profile.noDirectMap?.vmTypes;
+    return types !== undefined && (vm === undefined ? types.length > 0 : types.includes(vm.type));
   }
 
   // ---------------------------------------------------------------- guest_memfd
@@ -162,7 +172,10 @@ export class Kernel {
     if ('ok' in vm) return vm;
     const f = u64(flags);
     const supported = this.supportedGmemFlags(vm);
-    if (f & ~supported) return fail('EINVAL', `flags ${hex(f)} outside the supported ${hex(supported)}`);
+    if (f & ~supported) {
+      const tdx = (f & GMEM_FLAGS.NO_DIRECT_MAP) !== 0n && this.profile.noDirectMap !== undefined && !this.noDirectMapFor(vm);
+      return fail('EINVAL', `flags ${hex(f)} outside the supported ${hex(supported)}${tdx ? ` (NO_DIRECT_MAP is not offered for a ${vm.type} VM: kernel-semantics §1.11, §7 item 7)` : ''}`);
+    }
     const sz = s64(size);
     if (sz <= 0n || !aligned(sz)) return fail('EINVAL', `size ${sz} is not a positive multiple of ${PAGE_SIZE}`);
     const inode = gmemCreateInode(this.state, this.state.nextId++, vm.type, Number(sz), f, (f & GMEM_FLAGS.INIT_SHARED) !== 0n);
@@ -397,6 +410,7 @@ export class Kernel {
     const end = addr + length;
     for (let at = first; at < end;) {
       const vma = findVma(this.state, at);
+      if (vma && vmaNoDirectMap(vma)) return fail('EFAULT', `GUP-fast refuses the NO_DIRECT_MAP mapping at ${hex(at)}, and so does the slow path (kernel-semantics §1.11 [DMR])`);
       const stop = vma ? Math.min(end, vma.end) : at;
       const missing = vma && (vma.prot & PROT.WRITE) !== 0n
         ? [...vma.ptes.cover(pteKey(vma, at), pteKey(vma, stop - 1) + 1)].find((g) => g.value === undefined)

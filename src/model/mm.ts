@@ -5,7 +5,7 @@
 // populating 1 TiB costs the runs it creates, with exactly the page-by-page outcome (the pages
 // before the first refused one are faulted in, the failure names that page's address).
 // Callers have validated alignment and ranges; faults return signals, GUP returns errnos.
-import { MADV, PAGE_SIZE, PROT } from './abi.js';
+import { GMEM_FLAGS, MADV, PAGE_SIZE, PROT } from './abi.js';
 import { folioAddRefs, folioAlloc, folioRead, folioWrite, pushIds } from './folio.js';
 import { gmemAllocate, gmemNrPages, gmemPrepareRange, gmemPunchHole } from './gmem.js';
 import { kvmMmuNotifierInvalidate } from './kvm.js';
@@ -231,6 +231,7 @@ export function gupPages(s: KernelState, addr: number, length: number, write: bo
   for (let at = addr; at < end;) {
     const vma = findVma(s, at);
     if (!vma) return fail('EFAULT', `no mapping at ${hex(at)}`);
+    if (vmaNoDirectMap(vma)) return fail('EFAULT', NO_DIRECT_MAP_GUP(at));
     if (write && (vma.prot & PROT.WRITE) === 0n) return fail('EFAULT', `mapping at ${hex(at)} is not writable`);
     const stop = Math.min(end, vma.end);
     const r = faultRange(s, at, stop - at, write);
@@ -239,6 +240,17 @@ export function gupPages(s: KernelState, addr: number, length: number, write: bo
   }
   return pteIds(s, addr, end);
 }
+
+/**
+ * DMR: the VMA maps a guest_memfd created with NO_DIRECT_MAP (AS_NO_DIRECT_MAP on its mapping).
+ * GUP refuses it in check_vma_flags (EFAULT) and GUP-fast never takes it; host loads and
+ * stores through the mapping still work (kernel-semantics §1.11).
+ */
+export function vmaNoDirectMap(vma: Vma): boolean {
+  return vma.file !== null && (vma.file.inode.flags & GMEM_FLAGS.NO_DIRECT_MAP) !== 0n;
+}
+
+const NO_DIRECT_MAP_GUP = (at: number) => `GUP refused: the mapping at ${hex(at)} is NO_DIRECT_MAP guest_memfd (check_vma_flags, kernel-semantics §1.11 [DMR])`;
 
 /** madvise() on a validated, fully mapped range. */
 export function madviseRange(s: KernelState, lo: number, hi: number, advice: number): ErrnoFailure | undefined {
@@ -262,6 +274,8 @@ export function madviseRange(s: KernelState, lo: number, hi: number, advice: num
       const write = advice === MADV.POPULATE_WRITE;
       for (const vma of vmasIn(s, lo, hi)) {
         if ((vma.prot & (write ? PROT.WRITE : PROT.READ)) === 0n) return fail('EINVAL', 'mapping lacks the permission to populate');
+        // MADV_POPULATE_* is GUP (faultin_page_range), so check_vma_flags refuses it too.
+        if (vmaNoDirectMap(vma)) return fail('EFAULT', NO_DIRECT_MAP_GUP(Math.max(lo, vma.start)));
         const a = Math.max(lo, vma.start);
         const r = faultRange(s, a, Math.min(hi, vma.end) - a, write);
         if (r) return fail('EFAULT', `populate would fault: ${r.why}`);

@@ -1,9 +1,10 @@
 // ABI profiles: one object per kernel version, patch series or design variant. The operations
 // consult these decisions; nothing else in the model may test which version it runs.
 // Sources: kernel-semantics.md §0, §1.10, §4, §5.4 and design-discussion.md §2.2.
-import type { Errno } from './abi.js';
+import type { Errno, VmType } from './abi.js';
 
-export type ProfileStatus = 'mainline' | 'posted-series' | 'variant' | 'mutant';
+/** `linux-next`: applied to a maintainer tree and in linux-next, in no mainline release yet. */
+export type ProfileStatus = 'mainline' | 'linux-next' | 'posted-series' | 'variant' | 'mutant';
 
 /** How a shared->private conversion treats pages that carry references. */
 export interface ToPrivatePolicy {
@@ -14,9 +15,12 @@ export interface ToPrivatePolicy {
   /**
    * What blocks: `extra-refs` = any reference besides the page cache's (exact refcount check,
    * v8/RFC25); `mapped-or-dma-pinned` = folio_mapped() || folio_maybe_dma_pinned() (RFC24:
-   * plain FOLL_GET references are not seen).
+   * plain FOLL_GET references are not seen); `in-use` = the applied series' three tests
+   * (kernel-semantics.md §0.4): DMA-pinned (folio_maybe_dma_pinned), still mapped, or a refcount
+   * other than the page cache's references + 1, after one drain of the per-CPU LRU batches.
+   * For order-0 folios `in-use` blocks exactly what `extra-refs` blocks; only its reason differs.
    */
-  readonly blockers: 'extra-refs' | 'mapped-or-dma-pinned' | 'none';
+  readonly blockers: 'extra-refs' | 'mapped-or-dma-pinned' | 'in-use' | 'none';
   /** Mutant only: check references before zapping host mappings (a GUP-fast pin slips in between). */
   readonly checkBeforeZap: boolean;
   /** All or nothing (every series); false is a mutant that converts page by page and keeps what it did. */
@@ -64,6 +68,12 @@ export interface Profile {
   readonly revocableImports: boolean;
   /** Mutant only: the host fault path serves private pages too. */
   readonly faultAcceptsPrivate?: boolean;
+  /**
+   * GUEST_MEMFD_FLAG_NO_DIRECT_MAP (DMR, kernel-semantics.md §1.11, §5.2): the VM types whose
+   * guest_memfd may be created with it (reported by KVM_CAP_GUEST_MEMFD_FLAGS there). Absent:
+   * the flag is unknown (EINVAL, as any unsupported flag).
+   */
+  readonly noDirectMap?: { readonly vmTypes: readonly VmType[] };
   readonly toPrivate: ToPrivatePolicy;
 }
 
@@ -88,10 +98,10 @@ export const MAINLINE_6_18: Profile = {
   toPrivate: EAGAIN_WITH_OFFSET, // unused: there is no conversion entry point
 };
 
-/** "guest_memfd: In-place conversion support" v8 (2026-06-18), queued for 7.4. The default. */
+/** "guest_memfd: In-place conversion support" v8 (2026-06-18), as posted. */
 export const IPC_V8: Profile = {
   name: 'ipc-v8',
-  title: 'guest_memfd in-place conversion v8 (2026-06)',
+  title: 'guest_memfd in-place conversion v8 (2026-06), as posted',
   status: 'posted-series',
   source: 'docs/kernel-semantics.md §1.10(b), §4, §5.4',
   privateTracking: 'gmem',
@@ -103,6 +113,36 @@ export const IPC_V8: Profile = {
   zeroSizeConversionIsNoop: false,
   revocableImports: false,
   toPrivate: EAGAIN_WITH_OFFSET,
+};
+
+/**
+ * The in-place conversion series as applied (v13, linux-next next-20260923, for 7.4; in no
+ * mainline release yet): v8's ABI with the capability renumbered to 252 and the "in use" test
+ * before a to-private conversion (kernel-semantics.md §0.4). The default profile.
+ */
+export const NEXT_7_4: Profile = {
+  ...IPC_V8,
+  name: 'next-7.4',
+  title: 'in-place conversion as applied to linux-next (v13, next-20260923, for 7.4; not in a mainline release)',
+  status: 'linux-next',
+  source: 'docs/kernel-semantics.md §0.4, §1.10(b), §5.4',
+  gmemAttributesCap: 252,
+  toPrivate: { ...EAGAIN_WITH_OFFSET, blockers: 'in-use' },
+};
+
+/**
+ * "Direct Map Removal Support for guest_memfd" (v12, spring 2026; not merged, a redesign was
+ * requested) on top of next-7.4: GUEST_MEMFD_FLAG_NO_DIRECT_MAP takes the folios out of the
+ * kernel's direct map, and every GUP of such a mapping is refused with EFAULT. Not on TDX, which
+ * clears pages through the direct map (kernel-semantics.md §1.11, §7 item 7).
+ */
+export const NO_DIRECT_MAP: Profile = {
+  ...NEXT_7_4,
+  name: 'no-direct-map',
+  title: 'direct-map removal v12 (2026-04, posted, redesign requested) on top of next-7.4',
+  status: 'posted-series',
+  source: 'docs/kernel-semantics.md §1.11 [DMR], §5.2, §7 item 7',
+  noDirectMap: { vmTypes: ['default', 'sw_protected', 'snp'] },
 };
 
 /** "1G page support for guest_memfd" RFC v1 (2024-09): faultability flipped by the VM ioctl. */
@@ -169,8 +209,8 @@ export const REVOKE: Profile = {
   toPrivate: { ...EAGAIN_WITH_OFFSET, revokeImporters: true },
 };
 
-export const PROFILES: readonly Profile[] = [MAINLINE_6_18, IPC_V8, RFC_2024, RFC_2025, DEFERRED, REVOKE];
-export const DEFAULT_PROFILE = IPC_V8;
+export const PROFILES: readonly Profile[] = [MAINLINE_6_18, NEXT_7_4, IPC_V8, RFC_2024, RFC_2025, DEFERRED, REVOKE, NO_DIRECT_MAP];
+export const DEFAULT_PROFILE = NEXT_7_4;
 
 const mutant = (name: string, title: string, change: Omit<Partial<Profile>, 'toPrivate'> & { toPrivate?: Partial<ToPrivatePolicy> }): Profile => ({
   ...IPC_V8, ...change, name: `mutant-${name}`, title: `MUTANT (a seeded bug, no design): ${title}`, status: 'mutant',

@@ -4,7 +4,7 @@ import { MAX_BUFFERED_ACCESS, unsupported, type Backend, type BResult } from '..
 import { CAPS, PAGE_SIZE } from '../model/abi.js';
 import type { Profile } from '../model/profile.js';
 import { fail, ok } from '../model/result.js';
-import { ODirectIo, SplicePipe, VhostUserBackend, type Holder } from '../userspace/holders.js';
+import { Holder, ODirectIo, SplicePipe, VhostUserBackend } from '../userspace/holders.js';
 import type { ConversionTask, Direction } from '../userspace/manager.js';
 import { POLICIES, type Policy } from '../userspace/policies.js';
 import type { Userspace } from '../userspace/userspace.js';
@@ -21,6 +21,17 @@ export interface ConversionSummary {
   readonly waited: readonly string[];
   readonly stalled: number;
   readonly vmStopped: boolean;
+}
+
+/** What a pin holder did with a bounce buffer, for `expect: { bounced, copies, bytes_copied }`. */
+export interface HolderSummary {
+  readonly bounced: boolean;
+  readonly copies: number;
+  readonly bytesCopied: number;
+}
+
+export function holderSummary(h: Holder): HolderSummary {
+  return { bounced: h.bounced, copies: h.copies, bytesCopied: h.bytesCopied };
 }
 
 /** Resolves handle references; a handle whose creating step failed raises HandleMissing. */
@@ -45,14 +56,18 @@ export class HandleMissing extends Error {
 }
 
 type Args = Readonly<Record<string, unknown>>;
-export interface ExecResult { result: BResult<unknown>; handle?: HandleValue; conversion?: ConversionSummary }
+export interface ExecResult { result: BResult<unknown>; handle?: HandleValue; conversion?: ConversionSummary; holder?: HolderSummary }
 type Exec = (a: Args, c: ExecContext, as?: string) => ExecResult;
 
 const big = (v: unknown): bigint => v as bigint;
 const int = (v: unknown): number => Number(v as bigint);
 const bytesOf = (a: Args): Uint8Array => (a.data ?? a.bytes) as Uint8Array;
 const call = (result: BResult<unknown>) => ({ result });
-const produce = (result: BResult<HandleValue>) => ({ result, ...(result.ok ? { handle: result.value } : {}) });
+const produce = (result: BResult<HandleValue>): ExecResult => ({
+  result, ...(result.ok ? { handle: result.value, ...(result.value instanceof Holder ? { holder: holderSummary(result.value) } : {}) } : {}),
+});
+/** A step on an existing holder: its result, with the holder's bounce-buffer counts after it. */
+const onHolder = (h: Holder, result: BResult<unknown>): ExecResult => ({ result, holder: holderSummary(h) });
 const policyOf = (v: unknown): Policy => POLICIES[int(v ?? 0n)]!;
 const directionOf = (v: unknown): Direction => (v === 1n ? 'private' : 'shared');
 
@@ -164,17 +179,17 @@ export const EXEC: Readonly<Record<string, Exec>> = {
   pin_write: (a, c) => call(c.backend.pinAccess(c.num(a.pin), int(a.offset), bytesOf(a).length, bytesOf(a))),
   // ------------------------------------------------------------ the userspace half
   io_uring_register_buffers: (a, c, as) => produce(c.us.ioUringRegisterBuffers(at(c, a), int(a.length), as)),
-  io_uring_unregister_buffers: (a, c) => call(c.holder(a.ring).close()),
+  io_uring_unregister_buffers: (a, c) => onHolder(c.holder(a.ring), c.holder(a.ring).close()),
   vfio_dma_map: (a, c, as) => produce(c.us.vfioDmaMap(at(c, a), int(a.length), big(a.iova), as)),
-  vfio_dma_unmap: (a, c) => call(c.holder(a.dma).close()),
-  dma_read: (a, c) => call(c.holder(a.dma).dma(int(a.offset), int(a.length))),
-  dma_write: (a, c) => call(c.holder(a.dma).dma(int(a.offset), bytesOf(a).length, bytesOf(a))),
+  vfio_dma_unmap: (a, c) => onHolder(c.holder(a.dma), c.holder(a.dma).close()),
+  dma_read: (a, c) => onHolder(c.holder(a.dma), c.holder(a.dma).dma(int(a.offset), int(a.length))),
+  dma_write: (a, c) => onHolder(c.holder(a.dma), c.holder(a.dma).dma(int(a.offset), bytesOf(a).length, bytesOf(a))),
   odirect_read: (a, c, as) => produce(c.us.odirect(at(c, a), int(a.length), 'read', (a.data ?? a.bytes) as Uint8Array | undefined, as)),
   odirect_write: (a, c, as) => produce(c.us.odirect(at(c, a), int(a.length), 'write', undefined, as)),
   io_complete: (a, c) => {
     const io = c.holder(a.io) as ODirectIo;
     const r = io.complete();
-    return call(r.ok && io.direction === 'write' ? ok(io.data) : r);
+    return onHolder(io, r.ok && io.direction === 'write' ? ok(io.data) : r);
   },
   vmsplice: (a, c, as) => produce(c.us.vmsplice(at(c, a), int(a.length), as)),
   pipe_read: (a, c) => call((c.holder(a.pipe) as SplicePipe).read(a.length === undefined ? undefined : int(a.length))),

@@ -2,7 +2,7 @@
 // outcome against them. An outcome is what a backend call produced, normalised for display,
 // comparison across backends, and JSON.
 import type { BResult, FileStat, Violation } from '../backend/backend.js';
-import type { ConversionSummary } from './exec.js';
+import type { ConversionSummary, HolderSummary } from './exec.js';
 import { PROFILES } from '../model/profile.js';
 import { ERRNOS, parseBytes, parseSize, show, type Parsed } from './values.js';
 
@@ -16,8 +16,8 @@ import { ERRNOS, parseBytes, parseSize, show, type Parsed } from './values.js';
  */
 export type Outcome =
   /** `out`: out-values of a successful call (fstat's size and blksize). */
-  | { kind: 'ok'; value?: bigint; data?: Uint8Array; out?: Record<string, bigint>; handle?: string; conversion?: ConversionSummary; guarded?: string }
-  | { kind: 'errno'; errno: string; number?: number; out?: Record<string, bigint>; why: string; conversion?: ConversionSummary; guarded?: string }
+  | { kind: 'ok'; value?: bigint; data?: Uint8Array; out?: Record<string, bigint>; handle?: string; conversion?: ConversionSummary; holder?: HolderSummary; guarded?: string }
+  | { kind: 'errno'; errno: string; number?: number; out?: Record<string, bigint>; why: string; conversion?: ConversionSummary; holder?: HolderSummary; guarded?: string }
   | { kind: 'signal'; signal: string; why: string; guarded?: string }
   | { kind: 'exit'; exit: string; gpa: bigint; size: bigint; private: boolean; why: string; guarded?: string }
   | { kind: 'unsupported'; why: string; cause?: string; capability?: string }
@@ -25,8 +25,8 @@ export type Outcome =
   /** The step could not run (e.g. a handle it names was never created). */
   | { kind: 'skipped'; why: string };
 
-export function toOutcome(r: BResult<unknown>, conversion?: ConversionSummary): Outcome {
-  const conv = conversion ? { conversion } : {};
+export function toOutcome(r: BResult<unknown>, conversion?: ConversionSummary, holder?: HolderSummary): Outcome {
+  const conv = { ...(conversion ? { conversion } : {}), ...(holder ? { holder } : {}) };
   if ('unsupported' in r) {
     if (r.error) return { kind: 'error', why: r.unsupported };
     if (r.errnoNumber !== undefined) return { kind: 'errno', errno: `errno ${r.errnoNumber}`, number: r.errnoNumber, why: r.unsupported, ...conv };
@@ -56,6 +56,13 @@ export interface ConversionExpect {
   waited?: readonly string[];
 }
 
+/** What `expect` may say of a pin holder's bounce buffer (the step's holder, after the step). */
+export interface HolderExpect {
+  bounced?: boolean;
+  copies?: bigint;
+  bytes_copied?: bigint;
+}
+
 export type Expect = (
   | { kind: 'ok' }
   | { kind: 'any' }
@@ -71,7 +78,7 @@ export type Expect = (
   /** Out-values of a successful call (fstat: size, blksize). */
   | { kind: 'out'; out: Record<string, bigint> }
   | { kind: 'exit'; exit: string; gpa?: bigint; size?: bigint; private?: boolean }
-) & { conv?: ConversionExpect };
+) & { conv?: ConversionExpect; hold?: HolderExpect };
 
 export interface StepExpect {
   /** The expectation, or one per profile when the outcome differs between profiles. */
@@ -120,8 +127,21 @@ function parseOne(v: unknown): Parsed<{ expect: Expect; violations: string[] }> 
     conv[f] = list as string[];
     delete o[f];
   }
-  const hasConv = Object.keys(conv).length > 0;
-  const withConv = (r: Parsed<{ expect: Expect; violations: string[] }>) => (r.ok && hasConv ? { ok: true as const, value: { expect: { ...r.value.expect, conv }, violations: r.value.violations } } : r);
+  const hold: HolderExpect = {};
+  if ('bounced' in o) {
+    if (typeof o.bounced !== 'boolean') return { ok: false, message: `bounced: expected true or false, got ${show(o.bounced)}` };
+    hold.bounced = o.bounced;
+    delete o.bounced;
+  }
+  for (const [f, type] of [['copies', 'u32'], ['bytes_copied', 'u64']] as const) {
+    if (!(f in o)) continue;
+    const n = parseSize(o[f], type);
+    if (!n.ok) return { ok: false, message: `${f}: ${n.message}` };
+    hold[f] = n.value;
+    delete o[f];
+  }
+  const extra = { ...(Object.keys(conv).length ? { conv } : {}), ...(Object.keys(hold).length ? { hold } : {}) };
+  const withConv = (r: Parsed<{ expect: Expect; violations: string[] }>) => (r.ok && Object.keys(extra).length ? { ok: true as const, value: { expect: { ...r.value.expect, ...extra }, violations: r.value.violations } } : r);
   return withConv(parseRest(o, violations));
 }
 
@@ -209,7 +229,7 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
     }
     return done(e);
   }
-  return { ok: false, message: `unknown expectation field(s) ${keys.join(', ')}; allowed: errno, error_offset, signal, data, bytes, fill, value, bits, size, blksize, exit, gpa, private, retries, eagains, released, waited, violations` };
+  return { ok: false, message: `unknown expectation field(s) ${keys.join(', ')}; allowed: errno, error_offset, signal, data, bytes, fill, value, bits, size, blksize, exit, gpa, private, retries, eagains, released, waited, bounced, copies, bytes_copied, violations` };
 }
 
 /** Parse `expect:`; a mapping keyed by profile names gives one expectation per profile. */
@@ -260,7 +280,17 @@ export function expectFor(e: StepExpect, profile: string): Expect {
 export function mismatch(expect: Expect, got: Outcome): string | undefined {
   if (got.kind === 'error') return `error: ${got.why}`;
   if (expect.kind === 'any' || got.kind === 'unsupported') return undefined;
-  return baseMismatch(expect, got) ?? convMismatch(expect.conv, got);
+  return baseMismatch(expect, got) ?? convMismatch(expect.conv, got) ?? holderMismatch(expect.hold, got);
+}
+
+function holderMismatch(want: HolderExpect | undefined, got: Outcome): string | undefined {
+  if (!want) return undefined;
+  const h = got.kind === 'ok' || got.kind === 'errno' ? got.holder : undefined;
+  if (!h) return 'expected a pin holder report (bounced, copies, bytes_copied), but the step names no pin holder';
+  if (want.bounced !== undefined && h.bounced !== want.bounced) return `expected bounced ${want.bounced}, got ${h.bounced}`;
+  if (want.copies !== undefined && BigInt(h.copies) !== want.copies) return `expected copies ${want.copies}, got ${h.copies}`;
+  if (want.bytes_copied !== undefined && BigInt(h.bytesCopied) !== want.bytes_copied) return `expected bytes_copied ${want.bytes_copied}, got ${h.bytesCopied}`;
+  return undefined;
 }
 
 function convMismatch(want: ConversionExpect | undefined, got: Outcome): string | undefined {
@@ -337,8 +367,8 @@ export function describeExpect(e: Expect): string {
 export function describeOutcome(o: Outcome): string {
   switch (o.kind) {
     case 'ok': return (o.data ? `data ${showData(o.data)}` : o.value !== undefined ? `value ${o.value}`
-      : o.out ? Object.entries(o.out).map(([k, v]) => `${k}=${v}`).join(' ') : 'success') + convText(o.conversion);
-    case 'errno': return [o.errno, ...Object.entries(o.out ?? {}).map(([k, v]) => `${k}=${v}`)].join(' ') + convText(o.conversion);
+      : o.out ? Object.entries(o.out).map(([k, v]) => `${k}=${v}`).join(' ') : 'success') + convText(o.conversion) + bounceText(o.holder);
+    case 'errno': return [o.errno, ...Object.entries(o.out ?? {}).map(([k, v]) => `${k}=${v}`)].join(' ') + convText(o.conversion) + bounceText(o.holder);
     case 'signal': return o.signal;
     case 'exit': return `exit ${o.exit} gpa=${o.gpa} size=${o.size} private=${o.private}`;
     case 'unsupported': return `unsupported (${o.why})`;
@@ -354,6 +384,11 @@ function convText(c: ConversionSummary | undefined): string {
   if (c.waited.length) parts.push(`waited=[${c.waited.join(',')}]`);
   if (c.vmStopped) parts.push('VM stopped');
   return ` (${parts.join(' ')})`;
+}
+
+/** A holder on a bounce buffer says so, with its copies so far; a pinning holder says nothing. */
+export function bounceText(h: HolderSummary | undefined): string {
+  return h?.bounced ? ` (bounced: ${h.copies} cop${h.copies === 1 ? 'y' : 'ies'}, ${h.bytesCopied} bytes)` : '';
 }
 
 /** Bytes for humans: printable text as a string, else hex; long runs summarised. */

@@ -1,6 +1,6 @@
 // Presenting scenario results: a readable per-step trace for humans, and a JSON document for
 // machines (bigints as decimal strings, bytes as hex). Pure formatting; never runs anything.
-import { describeExpect, describeOutcome, type Outcome } from './expect.js';
+import { bounceText, describeExpect, describeOutcome, type Outcome } from './expect.js';
 import type { ScenarioResult, StepResult } from './run.js';
 
 const useColor = (): boolean => Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
@@ -20,7 +20,7 @@ export function describeStep(r: StepResult): string {
 }
 
 function outcomeText(o: Outcome): string {
-  return o.kind === 'ok' && o.handle ? `ok: ${o.handle}` : describeOutcome(o);
+  return o.kind === 'ok' && o.handle ? `ok: ${o.handle}${bounceText(o.holder)}` : describeOutcome(o);
 }
 
 /** The per-step story of one scenario run. */

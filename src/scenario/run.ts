@@ -127,7 +127,7 @@ export class World {
     this.observer?.beforeStep(step);
     try {
       const r = EXEC[step.op]!(step.args, this.ctx, step.as);
-      outcome = toOutcome(r.result, r.conversion);
+      outcome = toOutcome(r.result, r.conversion, r.holder);
       handle = r.handle;
     } catch (e) {
       if (!(e instanceof HandleMissing)) throw e;

@@ -3,6 +3,15 @@
 // mappings, O_DIRECT I/O in flight, vmsplice pipes, and a vhost-user backend. Each knows how to
 // release its references when the conversion manager asks, and never cancels I/O in flight:
 // releasing it means waiting for the device to complete it.
+//
+// Bounce buffers: where the kernel refuses to pin guest memory because the guest_memfd was
+// created with NO_DIRECT_MAP (every GUP is EFAULT: kernel-semantics.md §1.11 [DMR]), a holder
+// falls back to a pinnable buffer of its own (anonymous memory it mmaps through the backend)
+// and copies between it and guest memory through the VMM's mapping, which host loads and
+// stores may still use: an O_DIRECT read lands in the bounce buffer and is copied into guest
+// memory at completion, an O_DIRECT write is copied out at submission, io_uring fixed buffers
+// and VFIO DMA mappings register the bounce buffer and copy in or out around each device
+// access. Each holder counts its copies and the bytes copied.
 import type { Backend, BResult } from '../backend/backend.js';
 import { MAP_FLAGS, PAGE_SIZE, PROT } from '../model/abi.js';
 import { fail, ok, OK } from '../model/result.js';
@@ -15,6 +24,11 @@ export type HolderState = 'held' | 'in-flight' | 'queued' | 'released' | 'comple
 
 /** What the manager gets when it asks a holder to let go. */
 export type ReleaseAnswer = 'released' | 'wait';
+
+/** A bounce-buffer fallback or one copy through it, as the userspace events 'bounced' and 'copied' report them. */
+export type BounceEvent =
+  | { readonly kind: 'bounced'; readonly holder: Holder; readonly reason: string }
+  | { readonly kind: 'copied'; readonly holder: Holder; readonly bytes: number; readonly to: 'guest' | 'device' };
 
 /** The services holders share: the backend, the VMM's memory map and the pin registry. */
 export interface HolderHost {
@@ -31,7 +45,12 @@ export interface HolderHost {
   nextId(): number;
   /** Keep a holder created outside the host's own calls (a backend's I/O), so its registry entries resolve. */
   track(h: Holder): void;
+  /** Report a bounce-buffer fallback or a copy through one. */
+  bounceEvent(e: BounceEvent): void;
 }
+
+/** The holder's own pinnable memory when guest memory cannot be pinned: an anonymous mapping. */
+interface BounceBuffer { readonly addr: number; readonly length: number }
 
 export abstract class Holder {
   state: HolderState = 'held';
@@ -39,6 +58,13 @@ export abstract class Holder {
   name: string;
   protected pin: number | undefined;
   range: GmemRange;
+  /** Set while the holder's pin is on its bounce buffer instead of guest memory. */
+  protected bounceBuffer: BounceBuffer | undefined;
+  /** The holder fell back to a bounce buffer (and stays marked so after it let go). */
+  bounced = false;
+  /** Copies between guest memory and the bounce buffer, and the bytes they moved. */
+  copies = 0;
+  bytesCopied = 0;
 
   /** `range`: the pages behind [addr, addr+length) when addr is not the VMM's (a vhost-user backend's own mapping). */
   constructor(protected readonly host: HolderHost, readonly id: number, readonly kind: HolderKind,
@@ -47,12 +73,40 @@ export abstract class Holder {
     this.range = range ?? host.memory.addressToGmem(addr, length);
   }
 
-  /** Take the references (GUP) and record them in the registry. */
+  /**
+   * Take the references (GUP) and record them in the registry. Refused with EFAULT on
+   * NO_DIRECT_MAP guest memory, pin a bounce buffer instead (still recorded over the guest
+   * pages: the VMM's copies go there, though the kernel sees no reference).
+   */
   protected acquire(longterm: boolean): BResult {
     const r = this.host.backend.pinUserPages(this.addr, this.length, longterm);
-    if (!r.ok) return r;
-    this.pin = r.value;
+    if (r.ok) this.pin = r.value;
+    else if ('errno' in r && r.errno === 'EFAULT' && this.host.memory.noDirectMap(this.range.fd)) {
+      // Where GUP would have failed anyway (a private page), so does the bounce: its copies would fault.
+      const notShared = this.host.memory.attributesOf(this.range).find((a) => a.value !== 'shared');
+      if (notShared) return fail('EFAULT', `${r.why}; and file page ${notShared.lo} is ${notShared.value ?? 'of unknown attribute'}, so no bounce buffer either`);
+      const b = this.pinBounceBuffer(longterm);
+      if (!b.ok) return b;
+      this.host.bounceEvent({ kind: 'bounced', holder: this, reason: r.why });
+    } else return r;
     this.host.registry.add(this.range.fd, this.range.lo, this.range.hi, this.id);
+    return OK;
+  }
+
+  /** mmap an anonymous buffer of the holder's size (same offset in its first page) and pin it. */
+  private pinBounceBuffer(longterm: boolean): BResult {
+    const inPage = this.addr % PAGE_SIZE;
+    const length = Math.ceil((inPage + this.length) / PAGE_SIZE) * PAGE_SIZE;
+    const m = this.host.backend.mmap({ fd: null, offset: 0n, length: BigInt(length), prot: PROT.READ | PROT.WRITE, flags: MAP_FLAGS.SHARED | MAP_FLAGS.ANONYMOUS });
+    if (!m.ok) return m;
+    const p = this.host.backend.pinUserPages(m.value + inPage, this.length, longterm);
+    if (!p.ok) {
+      this.host.backend.munmap(m.value, BigInt(length));
+      return p;
+    }
+    this.pin = p.value;
+    this.bounceBuffer = { addr: m.value, length };
+    this.bounced = true;
     return OK;
   }
 
@@ -61,7 +115,52 @@ export abstract class Holder {
     const r = this.host.backend.unpinUserPages(this.pin);
     this.host.registry.remove(this.range.fd, this.range.lo, this.range.hi, this.id);
     this.pin = undefined;
+    if (this.bounceBuffer) this.host.backend.munmap(this.bounceBuffer.addr, BigInt(this.bounceBuffer.length));
+    this.bounceBuffer = undefined;
     return r;
+  }
+
+  /** Whether the pin is on a bounce buffer, so the data must be copied to or from guest memory. */
+  get bouncing(): boolean { return this.bounceBuffer !== undefined; }
+
+  /** Copy bytes [offset, offset+length) of guest memory into the bounce buffer (before the device reads). */
+  protected copyToDevice(offset: number, length: number): BResult {
+    const r = this.host.backend.hostRead(this.addr + offset, length);
+    if (!r.ok) return r;
+    const w = this.host.backend.pinAccess(this.pin!, offset, length, r.value);
+    if (!w.ok) return w;
+    this.counted(length, 'device');
+    return OK;
+  }
+
+  /** Copy bytes [offset, offset+length) of the bounce buffer into guest memory (after the device wrote). */
+  protected copyToGuest(offset: number, length: number): BResult {
+    const r = this.host.backend.pinAccess(this.pin!, offset, length);
+    if (!r.ok) return r;
+    const w = this.host.backend.hostWrite(this.addr + offset, r.value);
+    if (!w.ok) return w;
+    this.counted(length, 'guest');
+    return OK;
+  }
+
+  private counted(bytes: number, to: 'guest' | 'device'): void {
+    this.copies++;
+    this.bytesCopied += bytes;
+    this.host.bounceEvent({ kind: 'copied', holder: this, bytes, to });
+  }
+
+  /** The device's access through the pin; through a bounce buffer, with the copy it needs. */
+  protected pinnedDma(offset: number, length: number, store?: Uint8Array): BResult<Uint8Array> {
+    if (!this.bouncing) return this.host.backend.pinAccess(this.pin!, offset, length, store);
+    if (!store) {
+      const c = this.copyToDevice(offset, length);
+      if (!c.ok) return c;
+      return this.host.backend.pinAccess(this.pin!, offset, length);
+    }
+    const w = this.host.backend.pinAccess(this.pin!, offset, length, store);
+    if (!w.ok) return w;
+    const c = this.copyToGuest(offset, length);
+    return c.ok ? w : c;
   }
 
   /** The manager asks this holder to drop its references on the pages of a conversion (`range`). */
@@ -71,7 +170,7 @@ export abstract class Holder {
   /** The device's access through this holder's pin (DMA, READ_FIXED/WRITE_FIXED). */
   dma(offset: number, length: number, store?: Uint8Array): BResult<Uint8Array> {
     if (this.pin === undefined) return fail('EFAULT', `${this.kind} ${this.name} holds no pin`);
-    return this.host.backend.pinAccess(this.pin, offset, length, store);
+    return this.pinnedDma(offset, length, store);
   }
   /** A registration the VMM can make again (buffers, DMA maps), as opposed to I/O or pipes. */
   get reestablishable(): boolean { return false; }
@@ -164,7 +263,7 @@ export class VfioDmaMapping extends Holder {
   override dma(offset: number, length: number, store?: Uint8Array): BResult<Uint8Array> {
     if (!this.holding || (this.importId === undefined && this.pin === undefined)) return fail('EFAULT', `vfio ${this.name} is not mapped (IOMMU fault)`);
     if (this.importId !== undefined) return this.host.backend.importAccess!(this.importId, offset, length, store);
-    return this.host.backend.pinAccess(this.pin!, offset, length, store);
+    return this.pinnedDma(offset, length, store);
   }
 }
 
@@ -195,12 +294,16 @@ export class ODirectIo extends Holder {
     return r.ok ? ok(io) : r;
   }
 
-  /** Submit: GUP the buffer for the duration of the I/O. */
+  /** Submit: GUP the buffer for the duration of the I/O (a write through a bounce buffer is copied out first). */
   start(): BResult {
-    const r = this.acquire(false);
+    let r = this.acquire(false);
+    if (r.ok && this.bouncing && this.direction === 'write') {
+      r = this.copyToDevice(0, this.length);
+      if (!r.ok) this.drop();
+    }
     if (!r.ok) {
       this.state = 'failed';
-      this.error = 'errno' in r ? r.errno : 'EFAULT';
+      this.error = 'errno' in r ? r.errno : 'signal' in r ? r.signal : 'EFAULT';
       return r;
     }
     this.state = 'in-flight';
@@ -211,10 +314,12 @@ export class ODirectIo extends Holder {
   complete(): BResult {
     if (this.state === 'queued') return fail('EBUSY', `I/O ${this.name} is queued behind a conversion`);
     if (this.state !== 'in-flight') return fail('EINVAL', `I/O ${this.name} is not in flight (${this.state})`);
-    const moved = this.direction === 'read'
+    let moved: BResult<unknown> = this.direction === 'read'
       ? this.host.backend.pinAccess(this.pin!, 0, this.data.length, this.data)
       : this.host.backend.pinAccess(this.pin!, 0, this.length);
-    if (moved.ok && this.direction === 'write') this.data = moved.value;
+    if (moved.ok && this.direction === 'write') this.data = moved.value as Uint8Array;
+    // A read through a bounce buffer reaches guest memory only by the VMM's copy.
+    if (moved.ok && this.direction === 'read' && this.bouncing) moved = this.copyToGuest(0, this.data.length);
     this.drop();
     this.state = 'completed';
     return moved.ok ? OK : moved;

@@ -127,6 +127,11 @@ export class ConversionManager {
     if (to === 'private' && policy.releaseBefore) {
       for (const range of segments) for (const h of this.us.holdersOver(range)) this.releaseHolder(t, h, range);
     }
+    // I/O in flight through a bounce buffer holds no reference the kernel could see, but its
+    // completion copies into the guest pages: once private, that copy is the VMM's SIGBUS.
+    if (to === 'private') {
+      for (const range of segments) for (const h of this.us.holdersOver(range)) if (h.bouncing && h.state === 'in-flight') this.releaseHolder(t, h, range);
+    }
     t.phase = t.awaiting.length ? 'wait' : 'call';
   }
 
@@ -160,7 +165,8 @@ export class ConversionManager {
     if (!('errno' in r) || r.errno !== 'EAGAIN') return this.fail(t, r);
     t.eagains++;
     const offset = Number(r.out?.error_offset ?? BigInt(range.lo * PAGE_SIZE));
-    const holders = this.us.holdersAt(range.fd, Math.floor(offset / PAGE_SIZE));
+    // A holder on a bounce buffer holds no reference on guest memory: releasing it cannot help.
+    const holders = this.us.holdersAt(range.fd, Math.floor(offset / PAGE_SIZE)).filter((h) => !h.bouncing);
     this.us.events.emit('blocked', { request: t.request, fd: range.fd, offset, holders });
     const policy = t.request.policy;
     if (policy.onBlocked === 'stop-vm') {

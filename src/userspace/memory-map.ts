@@ -23,7 +23,16 @@ export class MemoryMap {
   /** Per guest_memfd fd: the attributes the VMM created it with and set since. */
   private readonly attributes = new Map<number, IntervalMap<Attribute>>();
 
+  /** guest_memfds created with NO_DIRECT_MAP: nothing in them can be pinned (holders bounce). */
+  private readonly noDirectMapFds = new Set<number>();
+
+  noDirectMap(fd: number): boolean {
+    return this.noDirectMapFds.has(fd);
+  }
+
   recordGmem(fd: number, size: number, flags: bigint): void {
+    if (flags & GMEM_FLAGS.NO_DIRECT_MAP) this.noDirectMapFds.add(fd);
+    else this.noDirectMapFds.delete(fd);
     const m = new IntervalMap<Attribute>();
     m.set(0, Math.ceil(size / PAGE_SIZE), flags & GMEM_FLAGS.INIT_SHARED ? 'shared' : 'private');
     this.attributes.set(fd, m);
@@ -73,7 +82,7 @@ export class MemoryMap {
   }
 
   recordClose(fd: number): void {
-    this.attributes.delete(fd);
+    this.attributes.delete(fd); // (NO_DIRECT_MAP stays known: mappings outlive the fd)
     for (let i = this.slots.length - 1; i >= 0; i--) if (this.slots[i]!.vmFd === fd) this.slots.splice(i, 1);
   }
 

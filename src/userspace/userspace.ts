@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import type { Backend, BResult } from '../backend/backend.js';
 import { PAGE_SIZE } from '../model/abi.js';
 import { fail, ok } from '../model/result.js';
-import { IoUringBuffers, ODirectIo, SplicePipe, VfioDmaMapping, VhostUserBackend, type Holder, type HolderHost } from './holders.js';
+import { IoUringBuffers, ODirectIo, SplicePipe, VfioDmaMapping, VhostUserBackend, type BounceEvent, type Holder, type HolderHost } from './holders.js';
 import { ConversionManager, type ConversionRequest, type ConversionTask, type Direction, type Environment, type ManagerOptions } from './manager.js';
 import { MemoryMap, trackingBackend, TranslationError, type GmemRange } from './memory-map.js';
 import type { Policy } from './policies.js';
@@ -18,6 +18,10 @@ export interface ConversionEvents {
   retried: { request: ConversionRequest; attempt: number };
   completed: { request: ConversionRequest; retries: number; released: Holder[]; waited: Holder[] };
   failed: { request: ConversionRequest; reason: string };
+  /** A holder could not pin guest memory (NO_DIRECT_MAP: EFAULT) and pinned a bounce buffer instead. */
+  bounced: { holder: Holder; reason: string };
+  /** A copy between guest memory and a holder's bounce buffer: `to` the guest, or to the device's buffer. */
+  copied: { holder: Holder; bytes: number; to: 'guest' | 'device' };
 }
 
 export class ConversionEventEmitter {
@@ -92,6 +96,11 @@ export class Userspace implements HolderHost {
     if (h instanceof ODirectIo && h.state === 'queued') this.queuedIo.add(h);
     if (h instanceof VhostUserBackend) this.mappers.add(h);
     if (h instanceof VfioDmaMapping) this.dmaMappings.add(h);
+  }
+
+  bounceEvent(e: BounceEvent): void {
+    if (e.kind === 'bounced') this.events.emit('bounced', { holder: e.holder, reason: e.reason });
+    else this.events.emit('copied', { holder: e.holder, bytes: e.bytes, to: e.to });
   }
 
   private adopt<T extends Holder>(r: BResult<T>): BResult<T> {

@@ -4,6 +4,10 @@
 // the block device's data area as io_uring fixed buffers, and keeps O_DIRECT reads in flight
 // into bounce buffers. A seeded scheduler interleaves guest, manager, devices and the I/O
 // submitter one action at a time, so every policy and profile meets the same races.
+// Under a profile with direct-map removal the guest_memfd is created NO_DIRECT_MAP, so every
+// holder bounces (nothing pins guest memory; copies are counted). TDX refuses the flag
+// (kernel-semantics §1.11, §7 item 7), so that guest is SNP, which the model treats as TDX
+// (access type from hardware, content destroyed by conversion).
 import type { Backend } from '../backend/backend.js';
 import { ModelBackend, type ModelBackendOptions } from '../backend/model-backend.js';
 import { GMEM_FLAGS, MAP_FLAGS, PAGE_SIZE, PROT, VM_TYPES } from '../model/abi.js';
@@ -93,6 +97,9 @@ export interface WorkloadResult {
   readonly vmStopped: boolean;
   readonly steps: number;
   readonly invariantViolations: number;
+  /** Copies through bounce buffers (NO_DIRECT_MAP memory), and the bytes they moved; 0 where holders pin. */
+  readonly copies: number;
+  readonly bytesCopied: number;
 }
 
 export interface GuestRequest { gpa: number; size: number; to: Direction; boot: boolean }
@@ -129,8 +136,12 @@ export function runWorkload(profile: Profile, policy: Policy, shape: WorkloadSha
     if (!r.ok) throw new Error(`workload setup: ${what}: ${JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`);
     return r.value as T;
   };
-  const vm = must(b.createVm(VM_TYPES.tdx), 'create_vm');
-  const gmem = must(b.createGuestMemfd(vm, shape.ram, GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED), 'create_guest_memfd');
+  let copies = 0;
+  let bytesCopied = 0;
+  us.events.on('copied', (e) => { copies++; bytesCopied += e.bytes; });
+  const noDirectMap = profile.noDirectMap !== undefined;
+  const vm = must(b.createVm(noDirectMap && !profile.noDirectMap!.vmTypes.includes('tdx') ? VM_TYPES.snp : VM_TYPES.tdx), 'create_vm');
+  const gmem = must(b.createGuestMemfd(vm, shape.ram, GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED | (noDirectMap ? GMEM_FLAGS.NO_DIRECT_MAP : 0n)), 'create_guest_memfd');
   must(b.setUserMemoryRegion2(vm, { slot: 0, flags: 4n, guest_phys_addr: 0, memory_size: shape.ram, userspace_addr: 0, guest_memfd: gmem, guest_memfd_offset: 0 }), 'memslot');
   const ram = must<number>(b.mmap({ fd: gmem, offset: 0, length: shape.ram, prot: PROT.READ | PROT.WRITE, flags: MAP_FLAGS.SHARED }), 'mmap');
   const vfioMap = shape.vfioMapSize ?? MiB;
@@ -270,6 +281,6 @@ export function runWorkload(profile: Profile, policy: Policy, shape: WorkloadSha
     profile: profile.name, policy: policy.name,
     requests: done.length + vcpus.filter((c) => c.task !== undefined).length, completed: usable, stuck,
     eagains: sum((t) => t.eagains), retries: sum((t) => t.retries), released: sum((t) => t.released.length),
-    waited: sum((t) => t.waited.length), stalled, vmStopped, steps, invariantViolations: violations,
+    waited: sum((t) => t.waited.length), stalled, vmStopped, steps, invariantViolations: violations, copies, bytesCopied,
   };
 }
