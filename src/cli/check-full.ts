@@ -29,6 +29,7 @@ export const FULL_USAGE = `usage: gmemkit check --model full [--vm-type T] [--pa
   --policy P       manager policy: ${POLICIES.map((p) => p.name).join(', ')} (default retry)
   --max-retries R  the policy's retry budget, 0..8 (default 2: keeps traces short)
   --mutant NAME    a seeded bug: ${MUTANTS.map((m) => m.name).join(', ')}
+                   (PLANTED ones exist only in the checker: their scenario does not replay)
   --dfs            iterative depth-first search (default breadth-first: shortest counterexample);
                    slower here, since a state is rebuilt by replaying its path and DFS paths are long
   --liveness       check 'every guest request completes' under weak fairness per process
@@ -36,7 +37,7 @@ export const FULL_USAGE = `usage: gmemkit check --model full [--vm-type T] [--pa
   --json           print the result as JSON
   --out FILE       where to write the counterexample scenario (default counterexample.yaml)
 
-Properties: invariants I1-I11 after every step, plus: a failed conversion changes no
+Properties, on every edge: invariants I1-I11 around every kernel call, plus: a failed conversion changes no
 attribute; neither the host nor a device observes data the guest wrote while private; a
 private page keeps what the guest expects; with cooperative userspace every request
 completes (a request that fails is a violation).
@@ -65,15 +66,15 @@ export function parseFullConfig(argv: string[]): { config: FullConfig; mutant?: 
     throw new FlagError((e as Error).message.replace(/\. To specify.*$/s, ''));
   }
   const v = parsed.values;
-  const holders = (v.holders ?? 'odirect').split(',').filter((x) => x !== '');
+  const mutant = v.mutant === undefined ? undefined : findMutant(v.mutant);
+  if (v.mutant !== undefined && !mutant) throw new FlagError(`--mutant must be one of ${MUTANTS.map((m) => m.name).join(', ')} (got '${v.mutant}')`);
+  const holders = (v.holders ?? mutant?.holders?.join(',') ?? 'odirect').split(',').filter((x) => x !== '');
   for (const h of holders) if (!(KINDS as readonly string[]).includes(h)) throw new FlagError(`--holders: unknown kind '${h}'; allowed: ${KINDS.join(', ')}`);
   if (holders.length > 3) throw new FlagError('--holders: at most 3 holders');
   const profile = findProfile(v.profile ?? 'ipc-v8');
   if (!profile || !CONVERTING.includes(profile.name)) throw new FlagError(`--profile must be one of ${CONVERTING.join(', ')} (got '${v.profile}')`);
   const basePolicy = findPolicy(v.policy ?? 'retry');
   if (!basePolicy) throw new FlagError(`--policy must be one of ${POLICIES.map((p) => p.name).join(', ')} (got '${v.policy}')`);
-  const mutant = v.mutant === undefined ? undefined : findMutant(v.mutant);
-  if (v.mutant !== undefined && !mutant) throw new FlagError(`--mutant must be one of ${MUTANTS.map((m) => m.name).join(', ')} (got '${v.mutant}')`);
   const vmType = v['vm-type'] ?? 'sw_protected';
   if (vmType !== 'sw_protected' && vmType !== 'snp' && vmType !== 'tdx') throw new FlagError(`--vm-type must be one of sw_protected, snp, tdx (got '${vmType}')`);
   const config: FullConfig = {
@@ -85,6 +86,7 @@ export function parseFullConfig(argv: string[]): { config: FullConfig; mutant?: 
     policy: { ...basePolicy, maxRetries: intFlag('max-retries', v['max-retries'], 2, 0, 8) },
     fence: mutant?.fence ?? true,
     waitForIo: mutant?.waitForIo ?? true,
+    ...(mutant?.plant ? { plant: mutant.plant } : {}),
   };
   const maxMemoryMB = v['max-memory'] === undefined ? undefined : intFlag('max-memory', v['max-memory'], 0, 1, 1 << 20);
   if (v.dfs && v.liveness) throw new FlagError('--dfs and --liveness exclude each other');
@@ -126,7 +128,7 @@ export async function checkFullCommand(argv: string[]): Promise<number> {
     else if (r.status === 'incomplete') out.push(`result:    INCOMPLETE: ${r.stopReason}`);
     else {
       out.push(`result:    VIOLATION`, ...formatCounterexample(r.counterexample!));
-      out.push(`scenario:  ${written} (replay: gmemkit run ${written})`);
+      out.push(f.config.plant ? `scenario:  ${written} (a planted bug: the model has no profile for it, so it does not replay)` : `scenario:  ${written} (replay: gmemkit run ${written})`);
     }
     process.stdout.write(`${out.join('\n')}\n`);
   }

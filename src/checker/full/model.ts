@@ -1,18 +1,20 @@
 // The full gmemkit model as an ObjectModel for the checker engine: a state is the action path
 // from the initial world (plus the world itself while it is needed); successors replay the
 // path and apply each enabled action with the real Kernel, ModelBackend and Userspace code.
-// Invariants I1–I11 are checked by the ModelBackend on the last action of every path; the
-// checker's own properties (no private data observed, no data lost, a failed conversion changes
-// nothing, a cooperative request never fails) are recorded by World.apply.
-import type { EdgeLabel, ObjectModel, StateInvariant } from '../types.js';
-import { World, type Action, type FullConfig } from './world.js';
+// Every property is a step assertion, evaluated on every edge (into a new state, a visited one,
+// or a self-loop): I1–I11 are checked by the ModelBackend around each kernel call of the
+// action; the checker's own properties (no private data observed, no data lost, a failed
+// conversion changes nothing, a cooperative request never fails) are recorded by World.apply.
+import type { EdgeLabel, ObjectModel, StateInvariant, StepAssertion } from '../types.js';
+import { PROPERTIES, World, type Action, type FullConfig, type Violation } from './world.js';
 
 export interface FullState {
   readonly path: readonly Action[];
   world?: World;
   /** The state's encoding when it is already known (a self-loop of its parent). */
   enc?: string;
-  readonly violations: readonly string[];
+  /** What the action into this state broke (the edge's result, not part of the state). */
+  readonly violations: readonly Violation[];
   /** A guest request is outstanding (for the liveness property). */
   readonly pending: boolean;
 }
@@ -29,10 +31,15 @@ export function actionLabel(a: Action): EdgeLabel {
 export class FullModel implements ObjectModel<FullState, Action> {
   readonly kind = 'object' as const;
   readonly name: string;
-  readonly invariants: readonly StateInvariant<FullState>[] = [{
-    name: 'I1–I11 and the manager’s properties',
-    check: (s) => (s.violations.length ? s.violations.join('; ') : null),
-  }];
+  /** No state invariant: every property is about an action, so it is checked on each edge. */
+  readonly invariants: readonly StateInvariant<FullState>[] = [];
+  readonly stepAssertions: readonly StepAssertion<FullState, Action>[] = PROPERTIES.map((name) => ({
+    name,
+    check: (_from: FullState, _a: Action, to: FullState) => {
+      const mine = to.violations.filter((v) => v.property === name);
+      return mine.length ? mine.map((v) => v.message).join('; ') : null;
+    },
+  }));
 
   /** Liveness: every request completes, under weak fairness of these processes. */
   readonly processes: readonly string[];
