@@ -58,6 +58,7 @@ const EXPECTED: Record<string, { pages: number; steps: number }> = {
   'allocate-misplaces-folio': { pages: 1, steps: 1 },
   'punch-drops-binding': { pages: 1, steps: 1 },
   'munmap-releases-file': { pages: 1, steps: 1 },
+  'private-write-lost': { pages: 1, steps: 6 },
   'host-reads-private': { pages: 1, steps: 5 },
   'dma-reads-page-cache': { pages: 1, steps: 7 },
 };

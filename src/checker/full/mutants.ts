@@ -149,6 +149,22 @@ export const MUTANTS: readonly Mutant[] = [
     }),
   },
   {
+    name: 'private-write-lost', title: 'PLANTED: a guest write to a private page does not reach the page (the store is dropped)',
+    breaks: OWN.contentKept,
+    plant: (k) => around(k, 'guestWrite', (orig) => (vmFd, gpa, data, isPrivate) => {
+      const vm = k.vmOfFd(vmFd);
+      const gfn = Math.floor(Number(gpa) / PAGE_SIZE);
+      const slot = vm?.gfnIndex[0].get(gfn);
+      const inode = slot?.gmem?.file?.inode;
+      const index = slot ? gfn - slot.baseGfn + slot.gmem!.pgoff : -1;
+      const f = inode?.attributes.get(index) === 'private' ? inode.pages.get(index) : undefined;
+      const before = f?.data ? f.data.slice() : null;
+      const r = orig(vmFd, gpa, data, isPrivate);
+      if (r.ok && f) f.data = before;
+      return r;
+    }),
+  },
+  {
     name: 'host-reads-private', title: 'PLANTED: a host read of a private page is served (without leaving a mapping)',
     breaks: OWN.hostNeverObserves,
     plant: (k) => around(k, 'hostRead', (orig) => (addr, length) => {
