@@ -1,6 +1,6 @@
 // Benchmark: the gmemkit checker against SPIN on the reference protocol, at (N,H,C) = (4,2,2)
-// and (4,3,2). Builds pan from ../shared/anchors/spin/gmem.pml (relative to the repository)
-// exactly as its README says (spin -a; gcc -O2 -DSAFETY -DNOREDUCE), runs both on the same
+// and (4,3,2). Builds pan from bench/spin/gmem.pml (in the repository; docs/checker.md §3)
+// exactly as docs/checker.md §4.5 says (spin -a; gcc -O2 -DSAFETY -DNOREDUCE), runs both on the same
 // machine in one run, and prints states, edges, times and the ratio gmemkit/SPIN.
 // Installs spin and gcc from Debian only when spin is not on PATH (and says so). It must
 // never write outside a fresh temporary directory, nor use an absolute path to the anchor.
@@ -15,16 +15,16 @@ import { check } from '../src/checker/engine.js';
 import { ReferenceModel } from '../src/checker/reference/model.js';
 import { referenceParams } from '../src/checker/reference/params.js';
 
-/** Configurations with pan's -w (log2 hash slots) and -m (depth bound) from anchors/spin/run.sh. */
+/** Configurations with pan's -w (log2 hash slots, about log2(states)+1) and -m (a depth bound above the depth reached): docs/checker.md §4.5. */
 const CONFIGS = [
   { n: 4, h: 2, c: 2, w: 23, m: 500000, readme: { states: 2449311, transitions: 31288177, panS: 5.33 } },
   { n: 4, h: 3, c: 2, w: 25, m: 1000000, readme: { states: 9332623, transitions: 139985930, panS: 32.6 } },
 ];
 
 const self = fileURLToPath(import.meta.url);
-/** The repository root: dist/bench/check.js -> ../.. ; the anchors live beside the repository. */
+/** The repository root: dist/bench/check.js -> ../.. ; the Promela model is bench/spin/gmem.pml. */
 const repo = resolve(dirname(self), '..', '..');
-const pml = join(repo, '..', 'shared', 'anchors', 'spin', 'gmem.pml');
+const pml = join(repo, 'bench', 'spin', 'gmem.pml');
 
 interface GmemkitRun { states: number; edges: number; seconds: number; cpu: number; maxDepth: number; memoryMB: number; status: string }
 interface PanRun { states: number; transitions: number; transitionsText: string; seconds: number; cpu: number; depth: number; errors: number }
@@ -46,7 +46,7 @@ function ensureSpin(): void {
   if (r.status !== 0 || !onPath('spin')) throw new Error(`'${cmd}' failed (status ${r.status}); install SPIN 6.5.2 by hand`);
 }
 
-/** spin -a, gcc -O2 -DSAFETY -DNOREDUCE, as anchors/spin/README.md "Running it". */
+/** spin -a, gcc -O2 -DSAFETY -DNOREDUCE, as docs/checker.md §4.5. */
 function buildPan(dir: string, n: number, h: number, c: number): void {
   copyFileSync(pml, join(dir, 'gmem.pml'));
   const a = sh('spin', [`-DN=${n}`, `-DH=${h}`, `-DC=${c}`, '-a', 'gmem.pml'], dir);
@@ -126,12 +126,12 @@ function main(argv: string[]): number {
     }
   }
   if (!existsSync(pml)) {
-    console.error(`bench/check: ${pml} not found (expected ../shared/anchors/spin/gmem.pml beside the repository)`);
+    console.error(`bench/check: ${pml} not found (bench/spin/gmem.pml is part of the repository)`);
     return 2;
   }
   ensureSpin();
   console.log(`${sh('spin', ['-V']).out.trim()}; gcc ${sh('gcc', ['-dumpfullversion']).out.trim()}; node ${process.version}`);
-  console.log('anchor: ../shared/anchors/spin/gmem.pml (beside the repository)');
+  console.log('anchor: bench/spin/gmem.pml (docs/checker.md §3)');
   console.log(`pan: spin -DN=.. -DH=.. -DC=.. -a gmem.pml && gcc -O2 -DSAFETY -DNOREDUCE -o pan pan.c && ./pan -m.. -w..`);
   console.log(`gmemkit: check(reference N,H,C) breadth-first, one fresh node process per run; ${reps} run(s) each, fastest kept\n`);
   const rows: string[][] = [];

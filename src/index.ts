@@ -13,6 +13,6 @@ export { capabilityGate } from './backend/capability-gate.js';
 export { LinuxBackend } from './linux/linux-backend.js';
 export { Userspace, type ConversionEvents } from './userspace/userspace.js';
 export { POLICIES, DEFAULT_POLICY, findPolicy, type Policy } from './userspace/policies.js';
-export { loadScenarioFile, parseScenario, expandPaths, type Scenario } from './scenario/load.js';
+export { loadScenarioFile, parseScenario, expandPaths, formatLoadError, ScenarioError, type LoadError, type Scenario, type Step } from './scenario/load.js';
 export { runScenario, type ScenarioResult } from './scenario/run.js';
 export { compareRuns, type ScenarioComparison } from './scenario/diff.js';

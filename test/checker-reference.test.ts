@@ -12,16 +12,46 @@ import { F } from '../src/checker/reference/layout.js';
 import { ReferenceModel } from '../src/checker/reference/model.js';
 import { referenceParams, type ReferenceParams } from '../src/checker/reference/params.js';
 import { bfs, Control } from '../src/checker/search.js';
-import type { EdgeSink } from '../src/checker/types.js';
+import type { EdgeSink, PackedModel } from '../src/checker/types.js';
 
-const SPIN = 'anchors/spin/README.md, Results';
+const SPIN = 'docs/checker.md §4.1';
 const model = (p: Partial<ReferenceParams>): ReferenceModel => new ReferenceModel(referenceParams(p));
+
+/**
+ * The same model with each state's edges in pan's order: processes from the highest pid down
+ * (host, vmm, guest, holder H-1 .. holder 0), each process's edges in the model's own order.
+ * A failing step assertion stays last, as the PackedModel contract requires.
+ */
+function panOrder(m: ReferenceModel): PackedModel {
+  const W = m.words;
+  const staged: EdgeSink = { words: new Uint32Array(m.maxEdges * W), codes: new Int32Array(m.maxEdges), top: 0 };
+  return {
+    kind: 'packed', name: `${m.name} (pan order)`, words: W, maxEdges: m.maxEdges, properties: m.properties,
+    initial: (sink) => m.initial(sink),
+    expand(st, off, sink) {
+      staged.top = 0;
+      const fail = m.expand(st, off, staged);
+      const order = Array.from({ length: staged.top }, (_, k) => k);
+      if (!fail) order.sort((a, b) => m.processOf(staged.codes[b]) - m.processOf(staged.codes[a]) || a - b);
+      for (const k of order) {
+        sink.codes[sink.top] = staged.codes[k];
+        sink.words.set(staged.words.subarray(k * W, k * W + W), sink.top * W);
+        sink.top++;
+      }
+      return fail;
+    },
+    check: (st, off) => m.check(st, off),
+    explain: (st, off, code) => m.explain(st, off, code),
+    describeEdge: (code) => m.describeEdge(code),
+    describeState: (st, off) => m.describeState(st, off),
+  };
+}
 
 describe('reference protocol: reachable states and edges equal SPIN NOREDUCE', () => {
   // edges = SPIN "transitions" - 1 (SPIN also counts the initial state) = rumur "rules fired".
   const rows = [
     { n: 2, h: 1, c: 1, states: 963, edges: 6903, bfsDepth: undefined, cite: `${SPIN}, correct model, (2,1,1) NOREDUCE` },
-    { n: 3, h: 2, c: 2, states: 142435, edges: 1501513, bfsDepth: 14, cite: `${SPIN}, (3,2,2) NOREDUCE; "How to compare" 5 (BFS distance 14)` },
+    { n: 3, h: 2, c: 2, states: 142435, edges: 1501513, bfsDepth: 14, cite: `${SPIN}, (3,2,2) NOREDUCE (BFS distance 14)` },
   ];
   for (const r of rows) {
     it(`(${r.n},${r.h},${r.c}) breadth-first: ${r.states} states, ${r.edges} edges [${r.cite}]`, () => {
@@ -55,7 +85,7 @@ describe('reference protocol: the word layout never changes the counts', () => {
 describe('reference protocol: bug variants, breadth-first shortest counterexample at (3,2,2)', () => {
   // depth = SPIN's "at depth" (trail length); for the S3 step assertion the failing step is
   // one more (rumur counts it: 5), so the trace has depth + 1 steps.
-  const BUGS = `${SPIN}, Buggy variants, BFS rows (3,2,2); ../rumur/README.md`;
+  const BUGS = 'docs/checker.md §4.2, BFS rows (3,2,2); §4.4 (rumur)';
   const rows = [
     { bug: 1, property: 'S2 private page pinned', depth: 4, steps: 4, kind: 'invariant' },
     { bug: 2, property: 'S2 private page pinned', depth: 5, steps: 5, kind: 'invariant' },
@@ -74,19 +104,38 @@ describe('reference protocol: bug variants, breadth-first shortest counterexampl
       assert.deepEqual(ce.steps.map((s) => s.step), Array.from({ length: r.steps }, (_, i) => i + 1));
     });
   }
-  // SEMANTIC (only S4, S5, WF checked): the same depths as SPIN. At that depth both an S4
-  // and an S5 state exist; which one a BFS meets first depends on the order of the edges, so
-  // SPIN reports S4 for BUG 1 and 2 where this checker may report S5.
+  // SEMANTIC (only S4, S5, WF checked). At the shortest depth both an S4 and an S5 state
+  // exist for BUG 1 and 2, so which property a BFS reports depends on the order of the edges.
+  // pan expands a state's processes from the highest pid down (holder 0..H-1, monitor, guest,
+  // vmm, host in gmem.pml's declaration order; no -DREVERSE), each in its source order:
+  // explored in that order, this checker reports exactly SPIN's property at SPIN's depth.
   const semantic = [
-    { bug: 1, depth: 5, spin: 'S4' }, { bug: 2, depth: 6, spin: 'S4' }, { bug: 4, depth: 5, spin: 'S5' },
+    { bug: 1, property: 'S4 host can reach guest-private data', depth: 5 },
+    { bug: 2, property: 'S4 host can reach guest-private data', depth: 6 },
+    { bug: 4, property: 'S5 private content changed / lost', depth: 5 },
   ];
   for (const r of semantic) {
-    it(`BUG ${r.bug} SEMANTIC: S4 or S5 at depth ${r.depth} (SPIN: ${r.spin}) [${SPIN}, BFS+SEMANTIC rows]`, () => {
+    it(`BUG ${r.bug} SEMANTIC, pan's edge order: ${r.property}, trail length ${r.depth} [docs/checker.md §4.2, SEMANTIC]`, () => {
+      const res = check(panOrder(model({ bug: r.bug, semantic: true })));
+      assert.equal(res.status, 'violation');
+      const ce = res.counterexample!;
+      assert.equal(ce.property, r.property);
+      assert.equal(ce.kind, 'invariant');
+      assert.equal(ce.depth, r.depth);
+      assert.equal(ce.steps.length, r.depth);
+    });
+    it(`BUG ${r.bug} SEMANTIC, the checker's own edge order: the same shortest depth ${r.depth} [docs/checker.md §4.2, SEMANTIC]`, () => {
+      // The shortest depth does not depend on the edge order (the property may: see above).
       const res = check(model({ bug: r.bug, semantic: true }));
-      assert.match(res.counterexample?.property ?? '', /^S[45] /);
+      assert.equal(res.counterexample?.kind, 'invariant');
       assert.equal(res.counterexample?.depth, r.depth);
     });
   }
+  it('pan\'s edge order changes neither the state nor the edge count (3,2,2) [' + SPIN + ', (3,2,2) NOREDUCE]', () => {
+    const res = check(panOrder(model({})));
+    assert.equal(res.states, 142435);
+    assert.equal(res.edges, 1501513);
+  });
   it('depth-first also finds BUG 2, with a longer trail', () => {
     const res = check(model({ bug: 2 }), { search: 'dfs' });
     assert.equal(res.counterexample?.property, 'S2 private page pinned');
@@ -116,7 +165,7 @@ function replay(m: ReferenceModel, texts: readonly string[]): Uint32Array[] {
 }
 
 describe('reference protocol: liveness, every request completes under weak fairness', () => {
-  const LIVE = `${SPIN}, Liveness (optional)`;
+  const LIVE = 'docs/checker.md §4.3';
   it(`COOP=1 (3,2,2): holds [${LIVE}]`, () => {
     const res = checkLiveness(model({ coop: true }));
     assert.equal(res.status, 'ok');

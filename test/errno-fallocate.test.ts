@@ -15,7 +15,7 @@ const PUNCH = F.PUNCH_HOLE | F.KEEP_SIZE;
 const gm = (c: Ctx) => { c.vm(); c.gmem(16 * K, MMAP | INIT_SHARED); };
 const mapped = (c: Ctx) => { gm(c); c.mmap('gmem', 16 * K); };
 const fa = (mode: bigint, offset: number | bigint, len: number | bigint) => (c: Ctx) => c.b.fallocate(c.h.gmem!, mode, offset, len);
-const pages = (c: Ctx) => c.k.gmemFile(c.h.gmem!)!.inode.pages.size;
+const pages = (c: Ctx) => c.cached();
 const text = (c: Ctx, map: string, off: number) => new TextDecoder().decode(c.read(map, off, 1));
 
 describe('fallocate: allocate (KEEP_SIZE)', () => {
@@ -24,7 +24,7 @@ describe('fallocate: allocate (KEEP_SIZE)', () => {
     { name: 'KEEP_SIZE [0,16K): 0, pages allocated, not zeroed yet', cite: `${P5}; kernel-semantics.md §1.6 Effect`, ...probed, setup: gm, call: fa(KEEP, 0, 16 * K), expect: 'ok',
       then: (c) => {
         assert.equal(pages(c), 4);
-        assert.ok([...c.k.gmemFile(c.h.gmem!)!.inode.pages.values()].every((f) => !f.uptodate), 'zeroing is deferred to first use');
+        assert.ok(Array.from({ length: pages(c) }, (_x, i) => c.folio('gmem', i)!).every((f) => !f.uptodate), 'zeroing is deferred to first use');
       } },
     { name: 'KEEP_SIZE [0,16K) again: 0 (idempotent)', cite: P5, ...probed, setup: (c) => { gm(c); c.must(fa(KEEP, 0, 16 * K)(c)); }, call: fa(KEEP, 0, 16 * K), expect: 'ok',
       then: (c) => assert.equal(pages(c), 4) },

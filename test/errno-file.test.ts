@@ -89,7 +89,7 @@ describe('close and lifetimes', () => {
     { name: 'closing a pipe drops its page references', cite: 'kernel-probe.md §6 (vmsplice)', ...probed,
       setup: (c) => { gm(c); c.mmap('gmem', 16 * K); c.vmsplice('map', 0, 4 * K); },
       call: (c) => c.b.close(c.h.pipe!), expect: 'ok',
-      then: (c) => assert.equal(c.k.gmemFile(c.h.gmem!)!.inode.pages.get(0)!.gets, 0) },
+      then: (c) => assert.equal(c.folio('gmem', 0)!.gets, 0) },
     { name: 'ipc-v8: closing the VM fd keeps the attributes and the guest_memfd', cite: 'kernel-semantics.md I5, I11', profile: IPC_V8,
       setup: (c) => { c.vm('sw_protected'); c.gmem(16 * K, MMAP | INIT_SHARED); c.convert('gmem', 0, 4 * K, true); c.must(c.b.close(c.h.vm!)); },
       call: (c) => c.b.setMemoryAttributes2(c.h.gmem!, { offset: 4 * K, size: 4 * K, attributes: 8n, flags: 0n }), expect: 'ok',

@@ -13,7 +13,7 @@ const P6 = 'kernel-probe.md §6';
 const S111 = 'kernel-semantics.md §1.11';
 const shared = (size = 64 * K) => (c: Ctx) => { c.vm(); c.gmem(size, MMAP | INIT_SHARED); c.mmap('gmem', size); };
 const notShared = (c: Ctx) => { c.vm(); c.gmem(16 * K, MMAP); c.mmap('gmem', 16 * K); };
-const folio = (c: Ctx, page: number) => c.k.gmemFile(c.h.gmem!)!.inode.pages.get(page);
+const folio = (c: Ctx, page: number) => c.folio('gmem', page);
 
 describe('pin_user_pages', () => {
   const rows: Row[] = [

@@ -8,7 +8,7 @@ import {
   beginStep, bindingsUnique, checkState, endStep, foliosUnmoved, guestMappingsCurrent, noHostMappingOfPrivate,
   privatePagesExclusive, referenceDirection, zeroedBeforeExposure, type InvariantViolation,
 } from '../src/model/invariants.js';
-import { newFolio } from '../src/model/state.js';
+import { folioAlloc } from '../src/model/folio.js';
 import { IPC_V8, MAINLINE_6_18, RFC_2024, RFC_2025, type Profile } from '../src/model/profile.js';
 import { FULL_MACHINE } from '../src/model/platform.js';
 import { Ctx, INIT_SHARED, K, MMAP } from './table.js';
@@ -28,6 +28,9 @@ const world = (type: 'sw_protected' | 'snp' = 'sw_protected') => (c: Ctx) => {
   c.vm(type); c.gmem(16 * K, MMAP | INIT_SHARED); c.mmap('gmem', 16 * K); c.slot(0, 0, 16 * K, 'gmem');
 };
 const inode = (c: Ctx) => c.k.gmemFile(c.h.gmem!)!.inode;
+/** State surgery on the folio at page `page`: its id, and a change of its run state. */
+const folioId = (c: Ctx, page: number) => inode(c).pages.get(page)!;
+const unzero = (c: Ctx, page: number) => { const id = folioId(c, page); c.k.state.folios.update(id, id + 1, (r) => ({ ...r, uptodate: false })); };
 const vm = (c: Ctx) => c.k.vmOfFd(c.h.vm!)!;
 const intent = (c: Ctx, lo: number, hi: number, target: 'shared' | 'private') =>
   [{ inode: inode(c), vmType: vm(c).type, lo, hi, target }] as const;
@@ -54,15 +57,15 @@ const rows: InvRow[] = [
   { name: 'I5: attributes changed by a step that is not a conversion', cite: `${S3} I5`, setup: world(),
     breakIt: (c) => { const ctx = beginStep(c.k); inode(c).attributes.set(2, 3, 'private'); return endStep(ctx, true); }, expect: ['I5'] },
   { name: 'I6: a mapped folio never zeroed', cite: `${S3} I6`, setup: (c) => { world()(c); c.write('map', 0, 'x'); },
-    breakIt: (c) => { inode(c).pages.get(0)!.uptodate = false; return zeroedBeforeExposure(c.k); }, expect: ['I6'] },
+    breakIt: (c) => { unzero(c, 0); return zeroedBeforeExposure(c.k); }, expect: ['I6'] },
   { name: 'I6: a guest-mapped folio never zeroed', cite: `${S3} I6`, setup: (c) => { world()(c); c.guestWrite(8 * K, 'g'); c.must(c.b.munmap(c.h.map!, 16 * K)); },
-    breakIt: (c) => { inode(c).pages.get(2)!.uptodate = false; return zeroedBeforeExposure(c.k); }, expect: ['I6'] },
+    breakIt: (c) => { unzero(c, 2); return zeroedBeforeExposure(c.k); }, expect: ['I6'] },
   { name: 'I7: sw_protected content not preserved by a conversion', cite: `${S3} I7`, setup: (c) => { world()(c); c.write('map', 0, 'keep'); },
     breakIt: (c) => {
       const ctx = beginStep(c.k, intent(c, 0, 1, 'private'));
       c.must(c.b.madvise(c.h.map!, 4 * K, 4));
       inode(c).attributes.set(0, 1, 'private');
-      inode(c).pages.get(0)!.data = null;
+      c.k.state.folioData.delete(folioId(c, 0));
       return endStep(ctx, true);
     }, expect: ['I7'] },
   { name: 'I7: snp content not destroyed by a conversion', cite: `${S3} I7`, setup: (c) => { world('snp')(c); c.write('map', 0, 'leak'); },
@@ -72,15 +75,15 @@ const rows: InvRow[] = [
       return endStep(ctx, true);
     }, expect: ['I7'] },
   { name: 'I8: a guest mapping of a folio no longer in the file', cite: `${S3} I8`, setup: (c) => { world()(c); c.guestWrite(0, 'g'); },
-    breakIt: (c) => { inode(c).pages.delete(0); return guestMappingsCurrent(c.k); }, expect: ['I8'] },
+    breakIt: (c) => { inode(c).pages.delete(0, 1); return guestMappingsCurrent(c.k); }, expect: ['I8'] },
   { name: 'I8: a shared guest mapping of a page made private', cite: `${S3} I8`, setup: (c) => { world()(c); c.guestWrite(0, 'g'); c.must(c.b.munmap(c.h.map!, 16 * K)); },
     breakIt: (c) => { inode(c).attributes.set(0, 1, 'private'); return guestMappingsCurrent(c.k); }, expect: ['I8'] },
   { name: 'I8: a guest mapping that outlived its memslot', cite: `${S3} I8`, setup: (c) => { world()(c); c.guestWrite(0, 'g'); },
     breakIt: (c) => { const v = vm(c); v.gfnIndex[0].delete(0, 4); return guestMappingsCurrent(c.k); }, expect: ['I8'] },
   { name: 'I9: a folio found at another index', cite: `${S3} I9`, setup: (c) => { world()(c); c.write('map', 0, 'x'); },
-    breakIt: (c) => { const i = inode(c); i.pages.set(3, i.pages.get(0)!); return foliosUnmoved(c.k); }, expect: ['I9'] },
+    breakIt: (c) => { const i = inode(c); i.pages.set(3, 4, i.pages.get(0)!); return foliosUnmoved(c.k); }, expect: ['I9'] },
   { name: 'I9: a detached folio still in the page cache', cite: `${S3} I9`, setup: world(),
-    breakIt: (c) => { const f = newFolio(c.k.state, inode(c).ino, 1); f.inCache = false; inode(c).pages.set(1, f); return foliosUnmoved(c.k); }, expect: ['I9'] },
+    breakIt: (c) => { const id = folioAlloc(c.k.state, inode(c).ino, 1, 1, { inCache: false }); inode(c).pages.set(1, 2, id); return foliosUnmoved(c.k); }, expect: ['I9'] },
   { name: 'I10: a binding not mirrored by its memslot', cite: `${S3} I10`, setup: world(),
     breakIt: (c) => { c.k.gmemFile(c.h.gmem!)!.bindings.delete(0, 1); return bindingsUnique(c.k); }, expect: ['I10'] },
   { name: 'I10: a binding past i_size', cite: `${S3} I10`, setup: world(),

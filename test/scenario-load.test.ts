@@ -1,5 +1,5 @@
 // Bad scenario files: each mistake is reported before anything runs, naming the step, the
-// field and what is allowed (scenario-format.md "File": handles, ops, fields, types).
+// field and what is allowed (scenario-language.md §1: handles, ops, fields, types).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseScenario, ScenarioError } from '../src/scenario/load.js';
@@ -51,7 +51,7 @@ test('bad scenario: unknown profile names the allowed ones', () => {
 test('bad scenario: missing name and unknown top-level field', () => {
   const errors = errorsOf(`steps:\n${VM}extra: 1\n`);
   assert.ok(errors.includes('name: required, a non-empty string'), errors.join('\n'));
-  assert.ok(errors.some((e) => /unknown top-level field\(s\) extra/.test(e)), errors.join('\n'));
+  assert.ok(errors.some((e) => /^unknown top-level field 'extra'; allowed: name, description, profile, machine, manager, steps$/.test(e)), errors.join('\n'));
 });
 
 test('bad scenario: invalid YAML reports the line', () => {

@@ -9,7 +9,9 @@ import { ModelBackend } from '../src/backend/model-backend.js';
 import {
   GMEM_FLAGS, MAP_FLAGS, MEMSLOT_FLAGS, PAGE_SIZE, PROT, VM_TYPES, type Errno, type Signal, type VmTypeName,
 } from '../src/model/abi.js';
+import { gmemFolio } from '../src/model/gmem.js';
 import type { Kernel } from '../src/model/kernel.js';
+import type { Folio } from '../src/model/state.js';
 import { FULL_MACHINE, type MachineConfig } from '../src/model/platform.js';
 import { DEFAULT_PROFILE, type Profile } from '../src/model/profile.js';
 
@@ -126,12 +128,22 @@ export class Ctx {
 
   /** Host PTEs present in the mapping at `map`. */
   ptes(map: string): number {
-    return this.k.vmaAt(this.h[map]!)?.ptes.size ?? 0;
+    return this.k.vmaAt(this.h[map]!)?.ptes.count() ?? 0;
   }
 
   /** Guest mappings (SPTEs) of a VM. */
   sptes(vm = 'vm'): number {
-    return this.k.vmOfFd(this.h[vm]!)?.sptes.size ?? 0;
+    return this.k.vmOfFd(this.h[vm]!)?.sptes.count() ?? 0;
+  }
+
+  /** The folio at page `page` of a guest_memfd's page cache, as a snapshot. */
+  folio(gmem: string, page: number): Folio | undefined {
+    return gmemFolio(this.k.state, this.k.gmemFile(this.h[gmem]!)!.inode, page);
+  }
+
+  /** Pages in a guest_memfd's page cache. */
+  cached(gmem = 'gmem'): number {
+    return this.k.gmemFile(this.h[gmem]!)!.inode.pages.count();
   }
 }
 

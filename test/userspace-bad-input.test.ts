@@ -2,9 +2,9 @@
 // a scenario never defined, GPA ranges outside every memslot (entirely, partly, unaligned), and
 // requests the kernel rejects. Each must fail with a clear errno and reason and leave nothing
 // half done: no attribute changed, no fence left up, no holder released.
-// Sources: scenario-format.md ("A handle that does not exist … is a scenario error: reported
+// Sources: scenario-language.md §1.2 ("A handle that does not exist … is a scenario error: reported
 // with the step number and field, before anything runs"); kernel-semantics.md §1.10(b)
-// (validation errors: EINVAL, nothing changed); thread-and-userspace.md §6 (a failed conversion
+// (validation errors: EINVAL, nothing changed); design-discussion.md §6 (a failed conversion
 // changes no attribute); io_uring_register(2) / VFIO_IOMMU_UNMAP_DMA (unregistering what is not
 // registered is EINVAL in both).
 import { describe, test } from 'node:test';
@@ -153,7 +153,7 @@ describe(`GPA ranges the VMM cannot translate  [${GPA}]`, () => {
   });
 });
 
-const KREJECT = 'kernel-semantics.md §1.10(b) validation errors; thread-and-userspace.md §3.1 (VFIO re-maps when memory is shared)';
+const KREJECT = 'kernel-semantics.md §1.10(b) validation errors; design-discussion.md §3.1 (VFIO re-maps when memory is shared)';
 
 describe(`requests the kernel rejects  [${KREJECT}]`, () => {
   test('convert() past the end of the file: the kernel\'s EINVAL, the fence lifted, nothing released', () => {
@@ -196,7 +196,7 @@ describe(`requests the kernel rejects  [${KREJECT}]`, () => {
   });
 });
 
-const LOADER = 'scenario-format.md §File ("a handle that does not exist … reported with the step number and field, before anything runs")';
+const LOADER = 'scenario-language.md §1.2 ("a handle that does not exist … reported with the step number and field, before anything runs")';
 
 describe(`scenario handles that do not exist  [${LOADER}]`, () => {
   const HEAD = `name: bad handles

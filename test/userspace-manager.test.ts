@@ -2,7 +2,7 @@
 // guest_memfd files (and the rollback of a request that finally fails), the guest's retry
 // budget, I/O in flight that delays a conversion, the pin fence observed mid-conversion by
 // driving the manager one step at a time, and the event API.
-// Sources: thread-and-userspace.md §2.4 (TDX MapGPA RETRY: the guest resumes at the next GPA
+// Sources: design-discussion.md §2.4 (TDX MapGPA RETRY: the guest resumes at the next GPA
 // and gives up after 3 retries without forward progress), §1.2 seed (in-flight I/O delays the
 // conversion), §6 "Invariants to assert" (a failed conversion changes no attribute in the
 // range), kernel-semantics.md §1.10(b) (EAGAIN + error_offset; all-or-nothing per call) and I4.
@@ -24,7 +24,7 @@ function stepUntil(w: World, t: ConversionTask, phase: TaskPhase, max = 50): voi
 
 /** Two 32K guest_memfd files in two memslots: A at GPA [0, 32K), B at GPA [32K, 64K). */
 const twoFiles = () => new World({ files: [{ size: 32 * K, gpa: 0 }, { size: 32 * K, gpa: 32 * K }] });
-const SPAN = 'thread-and-userspace.md §3.1 (a request may cover several RAM blocks), §6 (a failed conversion changes no attribute)';
+const SPAN = 'design-discussion.md §3.1 (a request may cover several RAM blocks), §6 (a failed conversion changes no attribute)';
 
 describe(`a request over two memslots and two guest_memfd files  [${SPAN}]`, () => {
   test('GPA [16K, 48K) becomes A [16K, 32K) then B [0, 16K), one ioctl per file', () => {
@@ -150,7 +150,7 @@ describe(`a request over two memslots and two guest_memfd files  [${SPAN}]`, () 
   });
 });
 
-const BUDGET = 'thread-and-userspace.md §2.4 (tdx_map_gpa(): RETRY resumes at the next GPA; 3 retries without progress, then give up)';
+const BUDGET = 'design-discussion.md §2.4 (tdx_map_gpa(): RETRY resumes at the next GPA; 3 retries without progress, then give up)';
 
 describe(`the guest's retry budget  [${BUDGET}]`, () => {
   test('a raw pin no holder owns: the guest gives up after 3 retries without progress', () => {
@@ -228,7 +228,7 @@ describe(`the guest's retry budget  [${BUDGET}]`, () => {
   });
 });
 
-const FENCE = 'thread-and-userspace.md §1.2 seed (in-flight I/O delays the conversion); src/userspace/manager.ts (the pin fence)';
+const FENCE = 'design-discussion.md §1.2 seed (in-flight I/O delays the conversion); src/userspace/manager.ts (the pin fence)';
 
 describe(`I/O in flight and the pin fence, one manager step at a time  [${FENCE}]`, () => {
   test('while a to-private conversion waits for an O_DIRECT read: new pins in the range get EBUSY, a new O_DIRECT is queued', () => {
@@ -335,7 +335,7 @@ describe(`I/O in flight and the pin fence, one manager step at a time  [${FENCE}
   });
 });
 
-const EVENTS = 'src/userspace/userspace.ts ConversionEvents; thread-and-userspace.md §2.4 (no kernel notification exists: the VMM learns from EAGAIN + error_offset)';
+const EVENTS = 'src/userspace/userspace.ts ConversionEvents; design-discussion.md §2.4 (no kernel notification exists: the VMM learns from EAGAIN + error_offset)';
 
 describe(`the event API  [${EVENTS}]`, () => {
   test('blocked → released → retried → completed, with offsets, holders and the same request object', () => {

@@ -4,10 +4,10 @@
 // released, I/O waited for, VM stopped) and the state afterwards (host access, attributes, pin
 // registry, where an O_DIRECT's data went). Sources:
 //   policies — retry: kernel-semantics.md §1.10(b) "Userspace contract" and §4; preunmap:
-//   thread-and-userspace.md §3.1 (QEMU RamDiscardManager: unmap before to-private); guest-retry
-//   and stop: thread-and-userspace.md §2.4 (TDX MapGPA RETRY, stock QEMU stops the VM).
+//   design-discussion.md §3.1 (QEMU RamDiscardManager: unmap before to-private); guest-retry
+//   and stop: design-discussion.md §2.4 (TDX MapGPA RETRY, stock QEMU stops the VM).
 //   holders — kernel-semantics.md §1.11 (long-term and short-term pins block to-private),
-//   thread-and-userspace.md §1.2 (seed: io_uring/VFIO unregister first, in-flight I/O delays
+//   design-discussion.md §1.2 (seed: io_uring/VFIO unregister first, in-flight I/O delays
 //   the conversion, vhost-user needs GUP), kernel-probe.md §6 (vmsplice holds page references).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,7 +31,7 @@ interface HolderSpec {
 }
 
 const S111 = 'kernel-semantics.md §1.11';
-const SEED = 'thread-and-userspace.md §1.2 (seed, 17 Oct 2024)';
+const SEED = 'design-discussion.md §1.2 (seed, 17 Oct 2024)';
 
 const HOLDERS: Readonly<Record<Kind, HolderSpec>> = {
   io_uring: {
@@ -83,7 +83,7 @@ const HOLDERS: Readonly<Record<Kind, HolderSpec>> = {
     releasedState: 'released',
   },
   'vhost-user': {
-    cite: 'thread-and-userspace.md §1.2 (Peter Xu, David Hildenbrand: vhost-user is VA-based and needs GUP)',
+    cite: 'design-discussion.md §1.2 (Peter Xu, David Hildenbrand: vhost-user is VA-based and needs GUP)',
     make: (w) => {
       const vhost = w.must(w.us.vhostUserAttach(w.ram, 64 * K, 'vhost'));
       return w.must(vhost.io(4 * K, 4 * K, 'h'));
@@ -95,9 +95,9 @@ const HOLDERS: Readonly<Record<Kind, HolderSpec>> = {
 interface PolicySpec { readonly policy: Policy; readonly cite: string }
 const POLICIES: Readonly<Record<string, PolicySpec>> = {
   retry: { policy: RETRY, cite: 'kernel-semantics.md §1.10(b) userspace contract, §4' },
-  preunmap: { policy: PREUNMAP, cite: 'thread-and-userspace.md §3.1 (unmap before to-private)' },
-  'guest-retry': { policy: GUEST_RETRY, cite: 'thread-and-userspace.md §2.4 (TDX MapGPA RETRY)' },
-  stop: { policy: STOP, cite: 'thread-and-userspace.md §2.4 (stock QEMU stops the VM), §3.8' },
+  preunmap: { policy: PREUNMAP, cite: 'design-discussion.md §3.1 (unmap before to-private)' },
+  'guest-retry': { policy: GUEST_RETRY, cite: 'design-discussion.md §2.4 (TDX MapGPA RETRY)' },
+  stop: { policy: STOP, cite: 'design-discussion.md §2.4 (stock QEMU stops the VM), §3.8' },
 };
 
 interface Cell {

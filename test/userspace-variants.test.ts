@@ -3,14 +3,15 @@
 //   deferred — Fuad Tabba's 2025 design: a to-private conversion that meets references returns
 //   0 at once; the range is pending (host SIGBUS, no new GUP, guest exits) and becomes private
 //   when the last reference drops. Sources: kernel-semantics.md §1.10(c) "Fuad v7";
-//   thread-and-userspace.md §2.2, §6 policy 2.
+//   design-discussion.md §2.2, §6 policy 2.
 //   revoke — the fd+offset direction (Jason Gunthorpe; iommufd's revocable DMA-BUF imports): a
 //   VFIO mapping imports guest_memfd by fd+offset and holds no pin; a to-private conversion
 //   revokes it (device DMA faults) and the VMM maps it again once the range is shared.
-//   Sources: thread-and-userspace.md §1.3, §2.5, §6 policy 3; kernel-semantics.md §7 item 4.
+//   Sources: design-discussion.md §1.3, §2.5, §6 policy 3; kernel-semantics.md §7 item 4.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BResult } from '../src/backend/backend.js';
+import { gmemFolio } from '../src/model/gmem.js';
 import { DEFERRED, IPC_V8, REVOKE } from '../src/model/profile.js';
 import type { Holder, ODirectIo, SplicePipe, VfioDmaMapping } from '../src/userspace/holders.js';
 import { PREUNMAP, RETRY, STOP } from '../src/userspace/policies.js';
@@ -19,7 +20,7 @@ import { K, ran, recordEvents, str, summary, text, World } from './userspace-wor
 const isErrno = (r: BResult<unknown>, name: string) => !r.ok && 'errno' in r && r.errno === name;
 const isSignal = (r: BResult<unknown>, name: string) => !r.ok && 'signal' in r && r.signal === name;
 
-const DEFER = 'kernel-semantics.md §1.10(c) "Fuad v7"; thread-and-userspace.md §2.2 (NONE_SHARED, completes on the last folio_put)';
+const DEFER = 'kernel-semantics.md §1.10(c) "Fuad v7"; design-discussion.md §2.2 (NONE_SHARED, completes on the last folio_put)';
 
 interface DeferRow {
   readonly name: string;
@@ -135,7 +136,7 @@ describe(`deferred: the manager's call succeeds at once; private when the last h
   });
 });
 
-const REV = 'thread-and-userspace.md §2.5 (iommufd DMA-BUF import with revoke; "no automatic remap … map/unmap it around the activity"), §6 policy 3';
+const REV = 'design-discussion.md §2.5 (iommufd DMA-BUF import with revoke; "no automatic remap … map/unmap it around the activity"), §6 policy 3';
 
 describe(`revoke: VFIO imports by fd+offset, the conversion revokes, to-shared maps again  [${REV}]`, () => {
   function revokeWorld() {
@@ -149,7 +150,7 @@ describe(`revoke: VFIO imports by fd+offset, the conversion revokes, to-shared m
     assert.equal(dma.revocable, true);
     assert.notEqual(dma.importId, undefined);
     assert.deepEqual(w.registered(w.fd, 0, 16 * K), []);
-    assert.equal(w.b.kernel.gmemFile(w.fd)!.inode.pages.get(0)?.pinsLong ?? 0, 0);
+    assert.equal(gmemFolio(w.b.kernel.state, w.b.kernel.gmemFile(w.fd)!.inode, 0)?.pinsLong ?? 0, 0);
     w.must(dma.dma(0, 2, text('rx')));
     assert.equal(str(w.must(w.hostRead(w.ram, 2))), 'rx');
     w.noViolations();

@@ -8,10 +8,34 @@ import type {
 } from '../model/kernel.js';
 import type { ErrnoFailure, ExitFailure, Ok, SignalFailure } from '../model/result.js';
 
-/** The backend cannot perform this step (no such ioctl, VM type, flag or facility). */
-export interface Unsupported { readonly ok: false; readonly unsupported: string }
+/**
+ * The largest host, guest or device read a backend buffers (256 MiB). A larger access that the
+ * kernel would complete is reported as unsupported, after its faults; one that would fault
+ * first (SIGSEGV, SIGBUS, an exit) reports that, as the kernel would.
+ */
+export const MAX_BUFFERED_ACCESS = 256 * 1024 * 1024;
 
-export type BResult<T = void> = Ok<T> | ErrnoFailure | SignalFailure | ExitFailure | Unsupported;
+/**
+ * The backend cannot perform this step (no such ioctl, VM type, flag or facility). `error`: it
+ * tried and failed in a way that is no answer at all (a KVM_RUN or I/O that timed out, an
+ * unexpected vCPU exit): an ERROR of the case, not a missing capability. `errnoNumber`: the
+ * kernel failed with an errno abi.ts has no name for (compare it as this number).
+ */
+export interface Unsupported {
+  readonly ok: false;
+  readonly unsupported: string;
+  readonly error?: true;
+  readonly errnoNumber?: number;
+}
+
+/**
+ * Set on an answer a kernel backend decided itself without asking the kernel (a SIGSEGV from
+ * its own mapping table, an EBADF for an fd it did not open…): why. Absent on the kernel's
+ * own answers and on every model answer.
+ */
+export interface Guarded { readonly guarded?: string }
+
+export type BResult<T = void> = ((Ok<T> | ErrnoFailure | SignalFailure | ExitFailure) & Guarded) | Unsupported;
 
 export function unsupported(why: string): Unsupported {
   return { ok: false, unsupported: why };

@@ -1,7 +1,7 @@
 // A Backend decorator for running a scenario on a kernel that may lack what the scenario's
 // world offers: a VM type the scenario's machine has, a guest_memfd flag, or a conversion
 // ioctl its profile has, which the running kernel does not advertise. Such calls come back as
-// "unsupported" instead of the kernel's EINVAL/ENOTTY (scenario-format.md: a step the kernel
+// "unsupported" instead of the kernel's EINVAL/ENOTTY (scenario-language.md §8: a step the kernel
 // cannot do is reported as unsupported, not failed). Capabilities are probed, never assumed.
 // Where the scenario itself expects the feature to be absent, the kernel's answer passes through.
 import { CAPS, GMEM_FLAGS, MEMORY_ATTRIBUTES, VM_TYPES, type VmType } from '../model/abi.js';

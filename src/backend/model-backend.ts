@@ -4,8 +4,8 @@ import { PAGE_SIZE } from '../model/abi.js';
 import { beginStep, checkState, endStep, type ConversionIntent } from '../model/invariants.js';
 import { Kernel, type KernelOptions, type MemoryAttributes2Args, type MemoryAttributesArgs, type MemoryRegion2, type MmapArgs, type U64 } from '../model/kernel.js';
 import { kvmGmemRanges } from '../model/kvm.js';
-import type { KResult } from '../model/result.js';
-import type { Backend, BackendIdentity, BResult, Violation } from './backend.js';
+import { OK, type KResult } from '../model/result.js';
+import { MAX_BUFFERED_ACCESS, unsupported, type Backend, type BackendIdentity, type BResult, type Violation } from './backend.js';
 
 export interface ModelBackendOptions extends KernelOptions {
   /** Check I1–I11 after every call (default true). */
@@ -13,6 +13,14 @@ export interface ModelBackendOptions extends KernelOptions {
 }
 
 const PAGE = BigInt(PAGE_SIZE);
+const MIB = 1024 * 1024;
+
+/** An access too large to buffer: its failure if its faults fail, else "unsupported", saying why. */
+function tooLarge<T>(touched: KResult<void>, what: string, length: number): BResult<T> {
+  if (!touched.ok) return touched;
+  return unsupported(`${what} of ${length} bytes: every page is accessible, so the kernel would complete it, `
+    + `but gmemkit buffers at most ${MAX_BUFFERED_ACCESS / MIB} MiB per access (MAX_BUFFERED_ACCESS); read less at a time`);
+}
 
 export class ModelBackend implements Backend {
   readonly kernel: Kernel;
@@ -42,7 +50,7 @@ export class ModelBackend implements Backend {
   }
 
   /** Run one kernel call between the step invariants and the state invariants. */
-  private step<T>(call: () => KResult<T>, conversions: () => ConversionIntent[] = () => []): KResult<T> {
+  private step<T>(call: () => BResult<T>, conversions: () => ConversionIntent[] = () => []): BResult<T> {
     if (!this.checking) return call();
     const ctx = beginStep(this.kernel, conversions());
     const r = call();
@@ -57,7 +65,10 @@ export class ModelBackend implements Backend {
   close(fd: number) { return this.step(() => this.kernel.close(fd)); }
   mmap(args: MmapArgs) { return this.step(() => this.kernel.mmap(args)); }
   munmap(addr: number, length: U64) { return this.step(() => this.kernel.munmap(addr, length)); }
-  hostRead(addr: number, length: number) { return this.step(() => this.kernel.hostRead(addr, length)); }
+  hostRead(addr: number, length: number): BResult<Uint8Array> {
+    if (length > MAX_BUFFERED_ACCESS) return this.step(() => tooLarge(this.kernel.hostTouch(addr, length, false), 'host read', length));
+    return this.step(() => this.kernel.hostRead(addr, length));
+  }
   hostWrite(addr: number, data: Uint8Array) { return this.step(() => this.kernel.hostWrite(addr, data)); }
   madvise(addr: number, length: U64, advice: number) { return this.step(() => this.kernel.madvise(addr, length, advice)); }
   fallocate(fd: number, mode: U64, offset: U64, len: U64) { return this.step(() => this.kernel.fallocate(fd, mode, offset, len)); }
@@ -91,15 +102,30 @@ export class ModelBackend implements Backend {
     });
   }
 
-  guestRead(vmFd: number, gpa: U64, length: number, isPrivate?: boolean) { return this.step(() => this.kernel.guestRead(vmFd, gpa, length, isPrivate)); }
+  guestRead(vmFd: number, gpa: U64, length: number, isPrivate?: boolean): BResult<Uint8Array> {
+    if (length > MAX_BUFFERED_ACCESS) return this.step(() => tooLarge(this.kernel.guestTouch(vmFd, gpa, length, false, isPrivate), 'guest read', length));
+    return this.step(() => this.kernel.guestRead(vmFd, gpa, length, isPrivate));
+  }
   guestWrite(vmFd: number, gpa: U64, data: Uint8Array, isPrivate?: boolean) { return this.step(() => this.kernel.guestWrite(vmFd, gpa, data, isPrivate)); }
   pinUserPages(addr: number, length: number, longterm: boolean, write?: boolean) { return this.step(() => this.kernel.pinUserPages(addr, length, longterm, write)); }
   unpinUserPages(pin: number) { return this.step(() => this.kernel.unpinUserPages(pin)); }
-  pinAccess(pin: number, offset: number, length: number, store?: Uint8Array) { return this.step(() => this.kernel.pinAccess(pin, offset, length, store)); }
+  pinAccess(pin: number, offset: number, length: number, store?: Uint8Array): BResult<Uint8Array> {
+    const held = this.kernel.state.pins.get(pin);
+    if (!store && length > MAX_BUFFERED_ACCESS && held && offset >= 0 && offset + length <= held.length) {
+      return this.step(() => tooLarge(OK, 'device read through a pin', length));
+    }
+    return this.step(() => this.kernel.pinAccess(pin, offset, length, store));
+  }
   vmsplice(addr: number, length: number) { return this.step(() => this.kernel.vmsplice(addr, length)); }
   setPreemptionPoint(race: (() => void) | undefined): void { this.kernel.state.preemptionPoint = race; }
   pinUserPagesFast(addr: number, length: number, longterm: boolean) { return this.step(() => this.kernel.pinUserPagesFast(addr, length, longterm)); }
   gmemImport(gmemFd: number, offset: U64, length: U64) { return this.step(() => this.kernel.gmemImport(gmemFd, offset, length)); }
   gmemUnimport(id: number) { return this.step(() => this.kernel.gmemUnimport(id)); }
-  importAccess(id: number, offset: number, length: number, store?: Uint8Array) { return this.step(() => this.kernel.importAccess(id, offset, length, store)); }
+  importAccess(id: number, offset: number, length: number, store?: Uint8Array): BResult<Uint8Array> {
+    const imp = this.kernel.state.imports.get(id);
+    if (!store && length > MAX_BUFFERED_ACCESS && imp && !imp.revoked && offset >= 0 && offset + length <= (imp.hi - imp.lo) * PAGE_SIZE) {
+      return this.step(() => tooLarge(OK, 'device read through an import', length));
+    }
+    return this.step(() => this.kernel.importAccess(id, offset, length, store));
+  }
 }

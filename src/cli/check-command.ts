@@ -6,35 +6,41 @@ import { check, checkLiveness } from '../checker/engine.js';
 import { mib } from '../checker/memory.js';
 import { ReferenceModel } from '../checker/reference/model.js';
 import {
-  HOLDER_KINDS, RANGES, referenceParams, validateReferenceParams, type HolderKind, type ReferenceParams,
+  BUG_NAMES, HOLDER_KINDS, RANGES, referenceParams, validateReferenceParams, type HolderKind, type ReferenceParams,
 } from '../checker/reference/params.js';
 import { formatCounterexample } from '../checker/trace.js';
 import { checkFullCommand } from './check-full.js';
 import type { CheckResult, Progress } from '../checker/types.js';
+import { EXIT, helpText, MAX_MEMORY_MB, parseCommand, progressSink, type CommandSpec } from './args.js';
+import { UsageError } from './usage.js';
 
-/** Exit codes: property holds, violation found, bad usage, search incomplete. */
-export const EXIT = { OK: 0, VIOLATION: 1, USAGE: 2, INCOMPLETE: 3 } as const;
+const D = referenceParams();
 
-const USAGE = `usage: gmemkit check --model reference [--pages N] [--holders H] [--requests C]
-                     [--bug K] [--coop] [--kinds K0,K1,K2] [--semantic]
-                     [--dfs | --liveness] [--symmetry] [--max-memory MB] [--json]
+/** The options of `gmemkit check --model reference`; the defaults are gmem.pml's (referenceParams()). */
+export const REFERENCE_SPEC: CommandSpec = {
+  name: 'check',
+  synopsis: 'check [--model reference] [options]',
+  summary: 'Exhaustive model checking of the reference protocol (docs/checker.md §3; bench/spin/gmem.pml for SPIN);\n'
+    + "'gmemkit check --model full --help' for the full gmemkit model.",
+  options: [
+    { name: 'model', arg: 'reference|full', kind: { type: 'string', choices: ['reference', 'full'] }, default: 'reference', help: 'the reference protocol, or the full gmemkit model' },
+    { name: 'pages', kind: { type: 'int', min: RANGES.pages[0], max: RANGES.pages[1] }, default: D.pages, help: 'pages in the file' },
+    { name: 'holders', arg: 'H', kind: { type: 'int', min: RANGES.holders[0], max: RANGES.holders[1] }, default: D.holders, help: 'pin holders' },
+    { name: 'requests', arg: 'C', kind: { type: 'int', min: RANGES.requests[0], max: RANGES.requests[1] }, default: D.requests, help: 'conversion requests the guest may make' },
+    { name: 'bug', arg: 'K', kind: { type: 'int', min: RANGES.bug[0], max: RANGES.bug[1] }, default: D.bug, help: `a seeded bug: ${BUG_NAMES.map((n, i) => `${i} ${n}`).join(', ')}` },
+    { name: 'coop', kind: { type: 'bool' }, help: 'cooperative userspace: no new pin inside a range being made private' },
+    { name: 'kinds', arg: 'K0,K1,K2', kind: { type: 'string' }, defaultText: D.kinds.join(','), help: `holder kinds, one per holder, each ${HOLDER_KINDS.join(', ')}; by default the first H of ${HOLDER_KINDS.join(',')}` },
+    { name: 'semantic', kind: { type: 'bool' }, help: 'check only S4, S5 and WF (not S1, S2), like gmem.pml -DSEMANTIC' },
+    { name: 'dfs', kind: { type: 'bool' }, help: 'depth-first search (default: breadth-first, shortest counterexample)' },
+    { name: 'liveness', kind: { type: 'bool' }, help: "check 'every request completes' under weak fairness (SPIN -DLIVE -a -f)" },
+    { name: 'symmetry', kind: { type: 'bool' }, help: 'symmetry reduction over interchangeable holders (fewer states than SPIN)' },
+    { name: 'max-memory', arg: 'MB', kind: { type: 'positive', max: MAX_MEMORY_MB }, help: 'stop with the statistics so far once the search needs more than MB (exit 3)' },
+    { name: 'json', kind: { type: 'bool' }, help: 'print the result as JSON on stdout (no progress on stderr)' },
+  ],
+  notes: 'Progress goes to stderr, only when it is a terminal.',
+};
 
-  --model reference   the reference protocol of anchors/spin (gmem.pml)
-  --model full        the full gmemkit model: see 'gmemkit check --model full --help'
-  --pages N           pages in the file, ${RANGES.pages[0]}..${RANGES.pages[1]} (default 3)
-  --holders H         pin holders, ${RANGES.holders[0]}..${RANGES.holders[1]} (default 2)
-  --requests C        conversion requests the guest may make, ${RANGES.requests[0]}..${RANGES.requests[1]} (default 2)
-  --bug K             0 correct (default), 1 NOPINCHECK, 2 TOCTOU, 3 NOROLLBACK, 4 FAULTPRIV
-  --coop              cooperative userspace: no new pin inside a range being made private
-  --kinds K0,K1,K2    holder kinds, each ST, IOU or VFIO (default ST,IOU,VFIO)
-  --semantic          check only S4, S5 and WF (not S1, S2), like gmem.pml -DSEMANTIC
-  --dfs               depth-first search (default: breadth-first, shortest counterexample)
-  --liveness          check 'every request completes' under weak fairness (SPIN -DLIVE -a -f)
-  --symmetry          symmetry reduction over interchangeable holders (fewer states than SPIN)
-  --max-memory MB     stop with the statistics so far once the search needs more than MB
-  --json              print the result as JSON on stdout
-
-exit status: 0 no violation, 1 violation found, 2 bad usage, 3 search incomplete`;
+export const USAGE = helpText(REFERENCE_SPEC);
 
 interface Flags {
   model: string;
@@ -45,90 +51,38 @@ interface Flags {
   json: boolean;
 }
 
-const VALUE_FLAGS = ['--model', '--pages', '--holders', '--requests', '--bug', '--kinds', '--max-memory'];
-const BOOL_FLAGS = ['--coop', '--semantic', '--dfs', '--liveness', '--symmetry', '--json', '--help'];
-
-function parseIntFlag(flag: string, v: string, lo: number, hi: number): number | string {
-  if (!/^\d+$/.test(v)) return `${flag} must be an integer in ${lo}..${hi} (got '${v}')`;
-  const n = Number(v);
-  if (n < lo || n > hi) return `${flag} must be an integer in ${lo}..${hi} (got ${n})`;
-  return n;
-}
-
 /** Parsed flags, or a usage error message naming the flag and its allowed values. */
-function parseFlags(argv: string[]): Flags | string | 'help' {
-  const raw = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    let v: string | undefined;
-    const eq = a.indexOf('=');
-    if (a.startsWith('--') && eq > 0) {
-      v = a.slice(eq + 1);
-      a = a.slice(0, eq);
-    }
-    if (VALUE_FLAGS.includes(a)) {
-      if (v === undefined) {
-        if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) return `${a} needs a value`;
-        v = argv[++i];
-      }
-      raw.set(a, v);
-    } else if (BOOL_FLAGS.includes(a)) {
-      if (v !== undefined) return `${a} takes no value`;
-      raw.set(a, true);
-    } else {
-      return `unknown argument '${argv[i]}' (flags: ${[...VALUE_FLAGS, ...BOOL_FLAGS].join(' ')})`;
-    }
+export function parseReferenceFlags(argv: readonly string[]): Flags | string | 'help' {
+  let f;
+  try {
+    f = parseCommand(REFERENCE_SPEC, argv);
+  } catch (e) {
+    if (e instanceof UsageError) return e.message;
+    throw e;
   }
-  if (raw.has('--help')) return 'help';
-  const model = (raw.get('--model') as string | undefined) ?? 'reference';
-  if (model !== 'reference' && model !== 'full') return `--model must be 'reference' or 'full' (got '${model}')`;
-
-  const ints: Record<'pages' | 'holders' | 'requests' | 'bug', number | undefined> = {
-    pages: undefined, holders: undefined, requests: undefined, bug: undefined,
-  };
-  for (const k of ['pages', 'holders', 'requests', 'bug'] as const) {
-    const v = raw.get(`--${k}`);
-    if (typeof v !== 'string') continue;
-    const r = parseIntFlag(`--${k}`, v, RANGES[k][0], RANGES[k][1]);
-    if (typeof r === 'string') return r;
-    ints[k] = r;
-  }
+  if (f === 'help') return 'help';
+  const ints = { pages: f.number('pages')!, holders: f.number('holders')!, requests: f.number('requests')!, bug: f.number('bug')! };
   let kinds: HolderKind[] | undefined;
-  const kv = raw.get('--kinds');
-  if (typeof kv === 'string') {
+  const kv = f.string('kinds');
+  if (kv !== undefined) {
     const ks = kv.split(',').map((s) => s.trim().toUpperCase());
     const bad = ks.find((k) => !HOLDER_KINDS.includes(k as HolderKind));
     if (bad !== undefined) return `--kinds must list ST, IOU or VFIO, comma-separated (got '${bad}')`;
     kinds = ks as HolderKind[];
-    if (ints.holders === undefined) ints.holders = kinds.length;
+    if (!f.has('holders')) ints.holders = kinds.length;
     if (kinds.length !== ints.holders) {
       return `--kinds must name one kind per holder: --holders is ${ints.holders}, --kinds names ${kinds.length}`;
     }
   }
-  let maxMemoryMB: number | undefined;
-  const mv = raw.get('--max-memory');
-  if (typeof mv === 'string') {
-    if (!/^\d+(\.\d+)?$/.test(mv) || Number(mv) <= 0) return `--max-memory must be a positive number of MB (got '${mv}')`;
-    maxMemoryMB = Number(mv);
-  }
-  const dfs = raw.has('--dfs');
-  const liveness = raw.has('--liveness');
-  const symmetry = raw.has('--symmetry');
+  const dfs = f.bool('dfs');
+  const liveness = f.bool('liveness');
+  const symmetry = f.bool('symmetry');
   if (dfs && liveness) return '--dfs and --liveness cannot be combined (liveness has its own search)';
   if (symmetry && liveness) return '--symmetry and --liveness cannot be combined (fairness is per holder)';
-  const params = referenceParams({
-    ...(ints.pages !== undefined ? { pages: ints.pages } : {}),
-    ...(ints.holders !== undefined ? { holders: ints.holders } : {}),
-    ...(ints.requests !== undefined ? { requests: ints.requests } : {}),
-    ...(ints.bug !== undefined ? { bug: ints.bug } : {}),
-    ...(kinds ? { kinds } : {}),
-    coop: raw.has('--coop'),
-    semantic: raw.has('--semantic'),
-    symmetry,
-  });
+  const params = referenceParams({ ...ints, ...(kinds ? { kinds } : {}), coop: f.bool('coop'), semantic: f.bool('semantic'), symmetry });
   const err = validateReferenceParams(params);
   if (err) return err;
-  return { model, params, dfs, liveness, maxMemoryMB, json: raw.has('--json') };
+  return { model: f.string('model')!, params, dfs, liveness, maxMemoryMB: f.number('max-memory'), json: f.bool('json') };
 }
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
@@ -166,22 +120,31 @@ function summary(r: CheckResult, f: Flags): string[] {
   return out;
 }
 
+/** The value of --model in argv (the two models have different options). */
+function modelOf(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--model') return argv[i + 1];
+    if (argv[i]!.startsWith('--model=')) return argv[i]!.slice('--model='.length);
+  }
+  return undefined;
+}
+
 export async function checkCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--model=full') || argv.some((a, i) => a === '--model' && argv[i + 1] === 'full')) return checkFullCommand(argv);
-  const f = parseFlags(argv);
+  if (modelOf(argv) === 'full') return checkFullCommand(argv);
+  const f = parseReferenceFlags(argv);
   if (f === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return EXIT.OK;
   }
   if (typeof f === 'string') {
-    process.stderr.write(`gmemkit check: ${f}\n${USAGE}\n`);
+    process.stderr.write(`gmemkit check: ${f}\nRun 'gmemkit check --help' for the options.\n`);
     return EXIT.USAGE;
   }
   const model = new ReferenceModel(f.params);
-  const onProgress = (p: Progress): void => { process.stderr.write(`${progressLine(p)}\n`); };
+  const sink = progressSink(f.json);
   const opts = {
     search: f.dfs ? 'dfs' as const : 'bfs' as const,
-    onProgress,
+    ...(sink ? { onProgress: (p: Progress): void => sink(progressLine(p)) } : {}),
     ...(f.maxMemoryMB !== undefined ? { maxMemoryMB: f.maxMemoryMB } : {}),
   };
   const r = f.liveness ? checkLiveness(model, opts) : check(model, opts);
@@ -190,5 +153,5 @@ export async function checkCommand(argv: string[]): Promise<number> {
   } else {
     process.stdout.write(`${summary(r, f).join('\n')}\n`);
   }
-  return r.status === 'ok' ? EXIT.OK : r.status === 'violation' ? EXIT.VIOLATION : EXIT.INCOMPLETE;
+  return r.status === 'ok' ? EXIT.OK : r.status === 'violation' ? EXIT.FAILED : EXIT.INCOMPLETE;
 }

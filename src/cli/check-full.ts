@@ -2,8 +2,8 @@
 // ModelBackend and Userspace code as `gmemkit run`) for a bounded configuration, optionally
 // with a seeded mutant. Prints progress on stderr, a summary or JSON on stdout, the
 // counterexample as numbered steps, and writes it as a scenario that `gmemkit run` replays.
-import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { check, checkLiveness } from '../checker/engine.js';
 import { FullModel } from '../checker/full/model.js';
 import { findMutant, MUTANTS } from '../checker/full/mutants.js';
@@ -13,112 +13,140 @@ import { formatCounterexample } from '../checker/trace.js';
 import type { Progress } from '../checker/types.js';
 import { findProfile, PROFILES } from '../model/profile.js';
 import { findPolicy, POLICIES } from '../userspace/policies.js';
+import { EXIT, helpText, MAX_MEMORY_MB, parseCommand, progressSink, type CommandSpec } from './args.js';
+import { UsageError } from './usage.js';
 
 const KINDS: readonly HolderKind[] = ['odirect', 'io_uring', 'vfio'];
 const CONVERTING = PROFILES.filter((p) => p.conversion === 'gmem-ioctl').map((p) => p.name);
 
-export const FULL_USAGE = `usage: gmemkit check --model full [--vm-type T] [--pages N] [--holders K,K] [--requests C]
-                     [--profile P] [--policy P] [--max-retries R] [--mutant NAME]
-                     [--dfs | --liveness] [--max-memory MB] [--json] [--out FILE]
+/** What a run uses when an option is absent (the help prints these same values). */
+export const FULL_DEFAULTS = {
+  vmType: 'sw_protected', pages: 2, holders: ['odirect'] as readonly HolderKind[], requests: 1,
+  profile: 'ipc-v8', policy: 'retry', maxRetries: 2, out: 'counterexample.yaml',
+} as const;
 
-  --vm-type T      sw_protected (content kept across conversions; default), snp or tdx (content destroyed)
-  --pages N        guest_memfd pages, 1..3 (default 2)
-  --holders K,K    pin holders by kind: ${KINDS.join(', ')} (default odirect; '' for none)
-  --requests C     conversion requests the guest may make, 0..2 (default 1)
-  --profile P      kernel profile with a guest_memfd conversion ioctl: ${CONVERTING.join(', ')} (default ipc-v8)
-  --policy P       manager policy: ${POLICIES.map((p) => p.name).join(', ')} (default retry)
-  --max-retries R  the policy's retry budget, 0..8 (default 2: keeps traces short)
-  --mutant NAME    a seeded bug: ${MUTANTS.map((m) => m.name).join(', ')}
-                   (PLANTED ones exist only in the checker: their scenario does not replay)
-  --dfs            iterative depth-first search (default breadth-first: shortest counterexample);
-                   slower here, since a state is rebuilt by replaying its path and DFS paths are long
-  --liveness       check 'every guest request completes' under weak fairness per process
-  --max-memory MB  stop with the statistics so far once the search needs more than MB
-  --json           print the result as JSON
-  --out FILE       where to write the counterexample scenario (default counterexample.yaml)
-
-Properties, on every edge: invariants I1-I11 around every kernel call, plus: a failed conversion changes no
+export const FULL_SPEC: CommandSpec = {
+  name: 'check --model full',
+  synopsis: 'check --model full [options]',
+  summary: 'Exhaustive model checking of the full gmemkit model (the Kernel, ModelBackend and userspace\n'
+    + 'code of gmemkit run) for a bounded configuration, optionally with a seeded mutant.',
+  options: [
+    { name: 'model', arg: 'full', kind: { type: 'string', choices: ['full'] }, help: "'full' here; 'gmemkit check --help' for --model reference" },
+    { name: 'vm-type', arg: 'T', kind: { type: 'string', choices: ['sw_protected', 'snp', 'tdx'] }, default: FULL_DEFAULTS.vmType, help: 'sw_protected (content kept across conversions), snp or tdx (content destroyed)' },
+    { name: 'pages', kind: { type: 'int', min: 1, max: 3 }, default: FULL_DEFAULTS.pages, help: 'guest_memfd pages' },
+    { name: 'holders', arg: 'K,K', kind: { type: 'string' }, default: FULL_DEFAULTS.holders.join(','), help: `pin holders by kind, at most 3: ${KINDS.join(', ')} ('' for none)` },
+    { name: 'requests', arg: 'C', kind: { type: 'int', min: 0, max: 2 }, default: FULL_DEFAULTS.requests, help: 'conversion requests the guest may make' },
+    { name: 'profile', arg: 'P', kind: { type: 'string', choices: CONVERTING }, default: FULL_DEFAULTS.profile, help: `kernel profile with a guest_memfd conversion ioctl: ${CONVERTING.join(', ')}` },
+    { name: 'policy', arg: 'P', kind: { type: 'string', choices: POLICIES.map((p) => p.name) }, default: FULL_DEFAULTS.policy, help: `manager policy: ${POLICIES.map((p) => p.name).join(', ')}` },
+    { name: 'max-retries', arg: 'R', kind: { type: 'int', min: 0, max: 8 }, default: FULL_DEFAULTS.maxRetries, help: "the policy's retry budget (the default keeps traces short)" },
+    { name: 'mutant', arg: 'NAME', kind: { type: 'string', choices: MUTANTS.map((m) => m.name) }, help: `a seeded bug: ${MUTANTS.map((m) => m.name).join(', ')}\n(PLANTED ones exist only in the checker: their scenario does not replay)` },
+    { name: 'dfs', kind: { type: 'bool' }, help: 'iterative depth-first search (default breadth-first: shortest counterexample);\nslower here, since a state is rebuilt by replaying its path and DFS paths are long' },
+    { name: 'liveness', kind: { type: 'bool' }, help: "check 'every guest request completes' under weak fairness per process" },
+    { name: 'max-memory', arg: 'MB', kind: { type: 'positive', max: MAX_MEMORY_MB }, help: 'stop with the statistics so far once the search needs more than MB (exit 3)' },
+    { name: 'json', kind: { type: 'bool' }, help: 'print the result as JSON (no progress on stderr)' },
+    { name: 'out', arg: 'FILE', kind: { type: 'string' }, default: FULL_DEFAULTS.out, help: 'where to write the counterexample scenario; checked writable before the search' },
+  ],
+  notes: `Properties, on every edge: invariants I1-I11 around every kernel call, plus: a failed conversion changes no
 attribute; neither the host nor a device observes data the guest wrote while private; a
 private page keeps what the guest expects; with cooperative userspace every request
 completes (a request that fails is a violation).
-exit status: 0 no violation, 1 violation found, 2 bad usage, 3 search incomplete`;
+Progress goes to stderr, only when it is a terminal. If the counterexample cannot be written
+after all, the summary is printed, then the error, and the exit status stays 1.`,
+};
 
-class FlagError extends Error {}
+export const FULL_USAGE = helpText(FULL_SPEC);
 
-function intFlag(name: string, v: string | undefined, dflt: number, lo: number, hi: number): number {
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < lo || Number(v) > hi) throw new FlagError(`--${name} must be an integer in ${lo}..${hi} (got '${v}')`);
-  return Number(v);
-}
+export interface FullFlags { config: FullConfig; mutant?: string; dfs: boolean; liveness: boolean; maxMemoryMB?: number; json: boolean; out: string }
 
-export function parseFullConfig(argv: string[]): { config: FullConfig; mutant?: string; dfs: boolean; liveness: boolean; maxMemoryMB?: number; json: boolean; out: string } {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: {
-        model: { type: 'string' }, 'vm-type': { type: 'string' }, pages: { type: 'string' }, holders: { type: 'string' }, requests: { type: 'string' },
-        profile: { type: 'string' }, policy: { type: 'string' }, 'max-retries': { type: 'string' }, mutant: { type: 'string' },
-        dfs: { type: 'boolean' }, liveness: { type: 'boolean' }, 'max-memory': { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean' },
-      },
-    });
-  } catch (e) {
-    throw new FlagError((e as Error).message.replace(/\. To specify.*$/s, ''));
-  }
-  const v = parsed.values;
-  const mutant = v.mutant === undefined ? undefined : findMutant(v.mutant);
-  if (v.mutant !== undefined && !mutant) throw new FlagError(`--mutant must be one of ${MUTANTS.map((m) => m.name).join(', ')} (got '${v.mutant}')`);
-  const holders = (v.holders ?? mutant?.holders?.join(',') ?? 'odirect').split(',').filter((x) => x !== '');
-  for (const h of holders) if (!(KINDS as readonly string[]).includes(h)) throw new FlagError(`--holders: unknown kind '${h}'; allowed: ${KINDS.join(', ')}`);
-  if (holders.length > 3) throw new FlagError('--holders: at most 3 holders');
-  const profile = findProfile(v.profile ?? 'ipc-v8');
-  if (!profile || !CONVERTING.includes(profile.name)) throw new FlagError(`--profile must be one of ${CONVERTING.join(', ')} (got '${v.profile}')`);
-  const basePolicy = findPolicy(v.policy ?? 'retry');
-  if (!basePolicy) throw new FlagError(`--policy must be one of ${POLICIES.map((p) => p.name).join(', ')} (got '${v.policy}')`);
-  const vmType = v['vm-type'] ?? 'sw_protected';
-  if (vmType !== 'sw_protected' && vmType !== 'snp' && vmType !== 'tdx') throw new FlagError(`--vm-type must be one of sw_protected, snp, tdx (got '${vmType}')`);
+/** The parsed options, 'help', or a UsageError naming the option and its allowed values. */
+export function parseFullConfig(argv: readonly string[]): FullFlags | 'help' {
+  const v = parseCommand(FULL_SPEC, argv);
+  if (v === 'help') return 'help';
+  const mutantName = v.string('mutant');
+  const mutant = mutantName === undefined ? undefined : findMutant(mutantName)!;
+  const holders = (v.has('holders') ? v.string('holders')! : mutant?.holders?.join(',') ?? v.string('holders')!).split(',').filter((x) => x !== '');
+  for (const h of holders) if (!(KINDS as readonly string[]).includes(h)) throw new UsageError(`--holders: unknown kind '${h}'; allowed: ${KINDS.join(', ')}`);
+  if (holders.length > 3) throw new UsageError(`--holders: at most 3 holders (got ${holders.length})`);
+  const profile = findProfile(v.string('profile')!)!;
+  const basePolicy = findPolicy(v.string('policy')!)!;
   const config: FullConfig = {
-    vmType,
-    pages: intFlag('pages', v.pages, 2, 1, 3),
+    vmType: v.string('vm-type') as FullConfig['vmType'],
+    pages: v.number('pages')!,
     holders: holders as HolderKind[],
-    requests: intFlag('requests', v.requests, 1, 0, 2),
+    requests: v.number('requests')!,
     profile: mutant?.profile ?? profile,
-    policy: { ...basePolicy, maxRetries: intFlag('max-retries', v['max-retries'], 2, 0, 8) },
+    policy: { ...basePolicy, maxRetries: v.number('max-retries')! },
     fence: mutant?.fence ?? true,
     waitForIo: mutant?.waitForIo ?? true,
     ...(mutant?.plant ? { plant: mutant.plant } : {}),
   };
-  const maxMemoryMB = v['max-memory'] === undefined ? undefined : intFlag('max-memory', v['max-memory'], 0, 1, 1 << 20);
-  if (v.dfs && v.liveness) throw new FlagError('--dfs and --liveness exclude each other');
-  return { config, ...(mutant ? { mutant: mutant.name } : {}), dfs: v.dfs ?? false, liveness: v.liveness ?? false, ...(maxMemoryMB ? { maxMemoryMB } : {}), json: v.json ?? false, out: v.out ?? 'counterexample.yaml' };
+  const dfs = v.bool('dfs');
+  const liveness = v.bool('liveness');
+  if (dfs && liveness) throw new UsageError('--dfs and --liveness exclude each other');
+  const maxMemoryMB = v.number('max-memory');
+  return { config, ...(mutant ? { mutant: mutant.name } : {}), dfs, liveness, ...(maxMemoryMB !== undefined ? { maxMemoryMB } : {}), json: v.bool('json'), out: v.string('out')! };
+}
+
+/** Why `path` cannot be written (naming it and the errno), or undefined if it can. */
+export function unwritable(path: string): string | undefined {
+  const why = (e: unknown, what: string) => `--out ${path}: cannot write ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  if (path === '') return '--out needs a file name';
+  try {
+    if (existsSync(path)) {
+      if (statSync(path).isDirectory()) return `--out ${path}: is a directory (EISDIR)`;
+      accessSync(path, constants.W_OK);
+      return undefined;
+    }
+  } catch (e) {
+    return why(e, 'the file');
+  }
+  const dir = dirname(path);
+  try {
+    if (!statSync(dir).isDirectory()) return `--out ${path}: ${dir} is not a directory (ENOTDIR)`;
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    return why(e, `into the directory ${dir}`);
+  }
+  return undefined;
 }
 
 export async function checkFullCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    process.stdout.write(`${FULL_USAGE}\n`);
-    return 0;
-  }
   let f;
   try {
     f = parseFullConfig(argv);
   } catch (e) {
-    if (!(e instanceof FlagError)) throw e;
-    process.stderr.write(`gmemkit check: ${e.message}\n${FULL_USAGE}\n`);
-    return 2;
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`gmemkit check: ${e.message}\nRun 'gmemkit check --model full --help' for the options.\n`);
+    return EXIT.USAGE;
+  }
+  if (f === 'help') {
+    process.stdout.write(`${FULL_USAGE}\n`);
+    return EXIT.OK;
+  }
+  const bad = unwritable(f.out);
+  if (bad) {
+    process.stderr.write(`gmemkit check: ${bad}; nothing was searched\n`);
+    return EXIT.USAGE;
   }
   const model = new FullModel(f.config);
+  const sink = progressSink(f.json);
   const onProgress = (p: Progress): void => {
-    process.stderr.write(`  ${p.states.toLocaleString('en')} states, ${Math.round(p.statesPerSecond).toLocaleString('en')} states/s, depth ${p.depth}, queue ${p.queue.toLocaleString('en')}, ${(p.memoryBytes / 2 ** 20).toFixed(0)} MB\n`);
+    sink?.(`  ${p.states.toLocaleString('en')} states, ${Math.round(p.statesPerSecond).toLocaleString('en')} states/s, depth ${p.depth}, queue ${p.queue.toLocaleString('en')}, ${(p.memoryBytes / 2 ** 20).toFixed(0)} MB`);
   };
-  const r = (f.liveness ? checkLiveness : check)(model, { search: f.dfs ? 'dfs' : 'bfs', onProgress, ...(f.maxMemoryMB ? { maxMemoryMB: f.maxMemoryMB } : {}) });
+  const r = (f.liveness ? checkLiveness : check)(model, { search: f.dfs ? 'dfs' : 'bfs', ...(sink ? { onProgress } : {}), ...(f.maxMemoryMB ? { maxMemoryMB: f.maxMemoryMB } : {}) });
   let written: string | undefined;
+  let writeError: string | undefined;
   if (r.counterexample) {
     const ce = r.counterexample;
-    writeFileSync(f.out, counterexampleScenario(f.config, ce.steps.map((s) => ({ process: s.process, action: s.action, params: s.params })), ce.property, ce.message));
-    written = f.out;
+    try {
+      writeFileSync(f.out, counterexampleScenario(f.config, ce.steps.map((s) => ({ process: s.process, action: s.action, params: s.params })), ce.property, ce.message));
+      written = f.out;
+    } catch (e) {
+      writeError = `--out ${f.out}: cannot write the counterexample scenario (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the trace is above`;
+    }
   }
   if (f.json) {
-    process.stdout.write(`${JSON.stringify({ ...r, mutant: f.mutant ?? null, counterexampleScenario: written ?? null }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...r, mutant: f.mutant ?? null, counterexampleScenario: written ?? null, ...(writeError ? { counterexampleError: writeError } : {}) }, null, 2)}\n`);
   } else {
     const out = [
       `model:     ${model.name}${f.mutant ? `, mutant ${f.mutant}` : ''}`,
@@ -128,10 +156,11 @@ export async function checkFullCommand(argv: string[]): Promise<number> {
     else if (r.status === 'incomplete') out.push(`result:    INCOMPLETE: ${r.stopReason}`);
     else {
       out.push(`result:    VIOLATION`, ...formatCounterexample(r.counterexample!));
-      out.push(f.config.plant ? `scenario:  ${written} (a planted bug: the model has no profile for it, so it does not replay)` : `scenario:  ${written} (replay: gmemkit run ${written})`);
+      if (written) out.push(f.config.plant ? `scenario:  ${written} (a planted bug: the model has no profile for it, so it does not replay)` : `scenario:  ${written} (replay: gmemkit run ${written})`);
     }
     process.stdout.write(`${out.join('\n')}\n`);
   }
-  return r.status === 'ok' ? 0 : r.status === 'violation' ? 1 : 3;
+  if (writeError) process.stderr.write(`gmemkit check: ${writeError}\n`);
+  return r.status === 'ok' ? EXIT.OK : r.status === 'violation' ? EXIT.FAILED : EXIT.INCOMPLETE;
 }
 

@@ -3,14 +3,30 @@
 import { findProfile, PROFILES, profileNames, type Profile } from '../model/profile.js';
 import { findPolicy, POLICIES, type Policy } from '../userspace/policies.js';
 import { DEFAULT_SHAPE, runWorkload, type WorkloadResult } from '../workload/coco-boot.js';
+import { progressSink, type CommandSpec, type Parsed } from './args.js';
 import { UsageError } from './usage.js';
 
+// Default: every kernel version and design variant (not the mutants) the manager can drive.
+const DEFAULT_PROFILES = PROFILES.filter((p) => p.conversion === 'gmem-ioctl').map((p) => p.name);
 
-export function compareCommand(values: { profiles?: string; policies?: string; seed?: string; json?: boolean }): number {
+export const COMPARE_SPEC: CommandSpec = {
+  name: 'compare',
+  brief: 'the bundled CoCo workload under every conversion policy and kernel profile',
+  synopsis: 'compare [options]',
+  summary: 'Run the bundled CoCo workload (boot + bounce buffers) under each conversion policy and\n'
+    + 'kernel profile and print one table row per combination.',
+  options: [
+    { name: 'profiles', arg: 'A,B', kind: { type: 'string' }, default: DEFAULT_PROFILES.join(','), help: 'profiles to compare' },
+    { name: 'policies', arg: 'A,B', kind: { type: 'string' }, default: POLICIES.map((p) => p.name).join(','), help: 'policies to compare' },
+    { name: 'seed', kind: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER }, default: DEFAULT_SHAPE.seed, help: 'scheduler seed' },
+    { name: 'json', kind: { type: 'bool' }, help: 'print the rows as JSON (no progress on stderr)' },
+  ],
+  notes: 'Progress goes to stderr, only when it is a terminal.',
+};
+
+export function compareCommand(values: Parsed): number {
   const drivable = profileNames().filter((n) => findProfile(n)!.conversion === 'gmem-ioctl');
-  // Default: every kernel version and design variant (not the mutants) the manager can drive.
-  const defaults = PROFILES.filter((p) => p.conversion === 'gmem-ioctl').map((p) => p.name);
-  const profiles: Profile[] = (values.profiles?.split(',') ?? defaults).map((n) => {
+  const profiles: Profile[] = values.string('profiles')!.split(',').map((n) => {
     const p = findProfile(n);
     if (!p) throw new UsageError(`--profiles: unknown profile '${n}'; allowed: ${drivable.join(', ')}`);
     if (p.conversion !== 'gmem-ioctl') {
@@ -18,24 +34,23 @@ export function compareCommand(values: { profiles?: string; policies?: string; s
     }
     return p;
   });
-  const policies: Policy[] = values.policies === undefined ? [...POLICIES] : values.policies.split(',').map((n) => {
+  const policies: Policy[] = values.string('policies')!.split(',').map((n) => {
     const p = findPolicy(n);
     if (!p) throw new UsageError(`--policies: unknown policy '${n}'; allowed: ${POLICIES.map((x) => x.name).join(', ')}`);
     return p;
   });
-  const seed = values.seed === undefined ? DEFAULT_SHAPE.seed : Number(values.seed);
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new UsageError(`--seed: expected a non-negative integer, got '${values.seed}'`);
+  const seed = values.number('seed')!;
+  const json = values.bool('json');
+  const progress = progressSink(json);
   const rows: WorkloadResult[] = [];
   const total = profiles.length * policies.length;
   for (const profile of profiles) {
     for (const policy of policies) {
-      process.stderr.write(`[${rows.length + 1}/${total}] ${profile.name} × ${policy.name} … `);
-      const t0 = process.hrtime.bigint();
+      progress?.(`[${rows.length + 1}/${total}] ${profile.name} × ${policy.name}`);
       rows.push(runWorkload(profile, policy, { ...DEFAULT_SHAPE, seed }));
-      process.stderr.write(`${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(0)} ms\n`);
     }
   }
-  if (values.json) {
+  if (json) {
     console.log(JSON.stringify({ seed, shape: { ...DEFAULT_SHAPE, seed }, rows }, null, 2));
     return 0;
   }

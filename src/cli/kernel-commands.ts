@@ -24,10 +24,11 @@ export function linuxBackendFactory(): (profile: Profile, scenario: Scenario) =>
 }
 
 /** Run every scenario on the model and on the kernel, and compare them step by step. */
-export function diffScenarios(scenarios: readonly Scenario[], profile?: string): ScenarioComparison[] {
+export function diffScenarios(scenarios: readonly Scenario[], profile?: string, progress?: (line: string) => void): ScenarioComparison[] {
   const linux = linuxBackendFactory();
   const out: ScenarioComparison[] = [];
-  for (const s of scenarios) {
+  for (const [i, s] of scenarios.entries()) {
+    progress?.(`[${i + 1}/${scenarios.length}] ${s.file}`);
     const opts = profile ? { profile } : {};
     const models = runScenario(s, opts);
     const kernels = runScenario(s, { ...opts, backend: linux });
@@ -36,10 +37,44 @@ export function diffScenarios(scenarios: readonly Scenario[], profile?: string):
   return out;
 }
 
+/** A comparison is failed (a step differs or an expectation failed), or else by its unsupported steps. */
+export type ComparisonVerdict = 'agree' | 'partial' | 'unsupported' | 'failed';
+
+export function comparisonVerdict(c: ScenarioComparison): ComparisonVerdict {
+  if (c.expectationFailures.length || c.steps.some((s) => s.verdict === 'differ')) return 'failed';
+  const unsupported = c.steps.filter((s) => s.verdict === 'unsupported').length;
+  if (unsupported === 0) return 'agree';
+  return unsupported === c.steps.length ? 'unsupported' : 'partial';
+}
+
+export function comparisonTotals(comparisons: readonly ScenarioComparison[]): { runs: Record<ComparisonVerdict, number>; steps: Record<StepVerdict, number> } {
+  const runs: Record<ComparisonVerdict, number> = { agree: 0, partial: 0, unsupported: 0, failed: 0 };
+  const steps: Record<StepVerdict, number> = { agree: 0, differ: 0, unsupported: 0, marked: 0 };
+  for (const c of comparisons) {
+    runs[comparisonVerdict(c)]++;
+    for (const s of c.steps) steps[s.verdict]++;
+  }
+  return { runs, steps };
+}
+
+/** The closing line of diff and conform: runs by verdict, steps by verdict. */
+export function formatComparisonTotals(comparisons: readonly ScenarioComparison[]): string {
+  const { runs, steps } = comparisonTotals(comparisons);
+  return `${comparisons.length} scenario run(s): ${runs.agree} agree, ${runs.failed} failed, ${runs.partial} agree in part, ${runs.unsupported} unsupported`
+    + ` (steps: ${steps.agree} agree, ${steps.differ} differ, ${steps.unsupported} unsupported, ${steps.marked} marked)`;
+}
+
+/**
+ * The report of `gmemkit diff`; under --json `{ runs, steps, comparisons }` (runs and steps
+ * counted by verdict, each comparison with its `verdict`).
+ */
 export function diffReport(comparisons: readonly ScenarioComparison[], json: boolean): { text: string; failed: boolean } {
-  const failed = comparisons.some((c) => c.steps.some((s) => s.verdict === 'differ') || c.expectationFailures.length > 0);
-  if (json) return { text: JSON.stringify(comparisons, jsonReplacer, 2), failed };
-  return { text: comparisons.map(formatComparison).join('\n\n'), failed };
+  const failed = comparisons.some((c) => comparisonVerdict(c) === 'failed');
+  if (json) {
+    const doc = { ...comparisonTotals(comparisons), comparisons: comparisons.map((c) => ({ ...c, verdict: comparisonVerdict(c) })) };
+    return { text: JSON.stringify(doc, jsonReplacer, 2), failed };
+  }
+  return { text: [...comparisons.map(formatComparison), formatComparisonTotals(comparisons)].join('\n\n'), failed };
 }
 
 interface OpRow { cases: number; agree: number; differ: number; unsupported: number; marked: number }
@@ -75,6 +110,7 @@ export function formatConform(comparisons: readonly ScenarioComparison[], identi
   lines.push(`| **all** | ${total.cases} | ${total.agree} | ${total.differ} | ${total.unsupported} | ${total.marked} |`);
   const notable = comparisons.filter((c) => c.steps.some((s) => s.verdict === 'differ' || s.verdict === 'marked') || c.expectationFailures.length);
   if (notable.length) lines.push('', ...notable.map(formatComparison));
+  lines.push('', formatComparisonTotals(comparisons));
   return lines.join('\n');
 }
 

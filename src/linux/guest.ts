@@ -40,8 +40,11 @@ export type HarnessOutcome =
   | { kind: 'ok'; data: Uint8Array }
   | { kind: 'memory-fault'; gpa: bigint; size: bigint; flags: bigint }
   | { kind: 'mmio'; gpa: bigint; size: bigint }
+  /** KVM_RUN itself failed: the kernel's answer to the access. */
   | { kind: 'errno'; errno: number; why: string }
-  | { kind: 'unsupported'; why: string };
+  | { kind: 'unsupported'; why: string }
+  /** No answer: the run timed out or the vCPU exited in a way the harness never causes. */
+  | { kind: 'error'; why: string };
 
 /** Facts about the host that fix the harness placement (same for every VM). */
 export interface HarnessPlacement {
@@ -84,12 +87,12 @@ function alarmRelease(): void {
   if (--alarmUsers === 0) process.off('SIGALRM', onAlarm);
 }
 
-interface Vcpu { fd: number; run: number; view: Buffer }
+interface Vcpu { fd: number; run: bigint; view: Buffer }
 
 export class GuestHarness {
   private vcpu: Vcpu | null = null;
   private nextVcpuId = 0;
-  private mem = 0;
+  private mem = 0n;
   private memView: Buffer | null = null;
   private slotCreated = false;
   private poolNext = POOL;
@@ -119,7 +122,7 @@ export class GuestHarness {
       rsi: store ? scratch : gpa, rdi: store ? gpa : scratch, rsp: this.place.gpa + BigInt(SCRATCH),
     });
     const set = libc.ioctlBuf(v.fd, KVM.SET_REGS, regs);
-    if (!set.ok) return { kind: 'errno', errno: set.errno, why: 'KVM_SET_REGS on the harness vCPU failed' };
+    if (!set.ok) return { kind: 'error', why: `KVM_SET_REGS on the harness vCPU failed (errno ${set.errno})` };
     const out = this.run(v);
     if (out.kind === 'ok') return store ? out : { kind: 'ok', data: Uint8Array.from(mv.subarray(SCRATCH, SCRATCH + length)) };
     return out;
@@ -131,10 +134,10 @@ export class GuestHarness {
     v.view.writeUInt8(0, RUN.immediateExit);
     // EINTR also comes from pending task work (e.g. an io_uring teardown sets TIF_NOTIFY_SIGNAL):
     // re-enter until the alarm's deadline, which is the only EINTR that means "too long".
-    const deadline = Date.now() + RUN_TIMEOUT_MS;
+    const deadline = performance.now() + RUN_TIMEOUT_MS; // monotonic: a wall-clock step cannot cut a run short
     libc.setAlarm(RUN_TIMEOUT_MS);
-    let r = libc.ioctlInt(v.fd, KVM.RUN);
-    while (!r.ok && r.errno === EINTR && Date.now() < deadline) r = libc.ioctlInt(v.fd, KVM.RUN);
+    let r = libc.ioctlIntOnce(v.fd, KVM.RUN);
+    while (!r.ok && r.errno === EINTR && performance.now() < deadline) r = libc.ioctlIntOnce(v.fd, KVM.RUN);
     libc.setAlarm(0);
     // Read everything needed from kvm_run before the vCPU may be retired (its mapping goes away).
     const reason = v.view.readUInt32LE(RUN.exitReason);
@@ -145,7 +148,7 @@ export class GuestHarness {
     if (!r.ok) {
       if (r.errno === EFAULT && reason === EXIT.MEMORY_FAULT) return { kind: 'memory-fault', ...fault };
       this.retireVcpu();
-      if (r.errno === EINTR) return { kind: 'unsupported', why: `guest access did not finish within ${RUN_TIMEOUT_MS} ms` };
+      if (r.errno === EINTR) return { kind: 'error', why: `guest access did not finish within ${RUN_TIMEOUT_MS} ms` };
       return { kind: 'errno', errno: r.errno, why: `KVM_RUN failed (exit reason ${EXIT_NAMES[reason] ?? reason})` };
     }
     if (reason === EXIT.IO && port === IO_PORT) {
@@ -156,20 +159,20 @@ export class GuestHarness {
     this.retireVcpu();
     if (reason === EXIT.MMIO) return { kind: 'mmio', ...mmio };
     const extra = reason === EXIT.INTERNAL_ERROR ? ` suberror ${suberror}` : '';
-    return { kind: 'unsupported', why: `guest harness vCPU exit ${EXIT_NAMES[reason] ?? reason}${extra}` };
+    return { kind: 'error', why: `unexpected guest harness vCPU exit ${EXIT_NAMES[reason] ?? reason}${extra}` };
   }
 
   /** Let KVM finish the OUT's completion now (immediate_exit returns EINTR before entering). */
   private completePendingIo(v: Vcpu): void {
     v.view.writeUInt8(1, RUN.immediateExit);
-    libc.ioctlInt(v.fd, KVM.RUN);
+    libc.ioctlIntOnce(v.fd, KVM.RUN);
     v.view.writeUInt8(0, RUN.immediateExit);
   }
 
   private ensureReady(): HarnessOutcome | null {
     if (!this.memView) {
-      const m = libc.mmap(0, BigInt(HARNESS_BYTES), 3, 0x22 /* PRIVATE|ANONYMOUS */, -1, 0n);
-      if (!m.ok) return { kind: 'errno', errno: m.errno, why: 'mmap of the guest harness memory failed' };
+      const m = libc.mmap(0n, BigInt(HARNESS_BYTES), 3, 0x22 /* PRIVATE|ANONYMOUS */, -1, 0n);
+      if (!m.ok) return { kind: 'error', why: `mmap of the guest harness memory failed (errno ${m.errno})` };
       this.mem = m.value;
       this.memView = Buffer.from(libc.memView(this.mem, HARNESS_BYTES).buffer);
       this.memView.set(CODE_BYTES, CODE);
@@ -191,11 +194,11 @@ export class GuestHarness {
 
   private createVcpu(): HarnessOutcome | null {
     const fd = libc.ioctlInt(this.vmFd, KVM.CREATE_VCPU, this.nextVcpuId++);
-    if (!fd.ok) return { kind: 'errno', errno: fd.errno, why: 'KVM_CREATE_VCPU for the guest harness failed' };
-    const run = libc.mmap(0, BigInt(this.place.runSize), 3, 0x01 /* SHARED */, fd.value, 0n);
+    if (!fd.ok) return { kind: 'error', why: `KVM_CREATE_VCPU for the guest harness failed (errno ${fd.errno})` };
+    const run = libc.mmap(0n, BigInt(this.place.runSize), 3, 0x01 /* SHARED */, fd.value, 0n);
     if (!run.ok) {
       libc.close(fd.value);
-      return { kind: 'errno', errno: run.errno, why: 'mmap of kvm_run failed' };
+      return { kind: 'error', why: `mmap of kvm_run failed (errno ${run.errno})` };
     }
     this.vcpu = { fd: fd.value, run: run.value, view: Buffer.from(libc.memView(run.value, this.place.runSize).buffer) };
     if (!this.alarm) {
@@ -205,7 +208,7 @@ export class GuestHarness {
     const why = this.setupVcpu(fd.value);
     if (why) {
       this.retireVcpu();
-      return { kind: 'unsupported', why };
+      return { kind: 'error', why };
     }
     return null;
   }

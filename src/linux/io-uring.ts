@@ -2,8 +2,10 @@
 // io_uring_register): one ring per long-term pin. IORING_REGISTER_BUFFERS is the pin
 // (pin_user_pages(FOLL_WRITE | FOLL_LONGTERM)); READ_FIXED / WRITE_FIXED against a memfd scratch
 // file are the "device" reading or writing the pinned pages (kernel-probe §6). Every wait is
-// bounded by an io_uring_enter timeout. It must never touch the user buffer from JavaScript and
-// never leave a ring, mapping or scratch fd open after close().
+// bounded by an io_uring_enter timeout; each submission carries its own user_data, so a
+// completion that arrives after its wait gave up is never taken for a later one's. It must never
+// touch the user buffer from JavaScript and never leave a ring, mapping or scratch fd open after
+// close().
 import * as libc from './libc.js';
 
 const SYS_IO_URING_SETUP = 425;
@@ -19,7 +21,6 @@ const IORING_FEAT_SINGLE_MMAP = 1;
 const IORING_FEAT_EXT_ARG = 1 << 8;
 const IORING_OFF_SQES = 0x10000000n;
 const ETIME = 62;
-const EINTR = 4;
 const ENTRIES = 4;
 const WAIT_SECONDS = 5;
 
@@ -37,15 +38,18 @@ function timeoutAddress(): bigint {
   return timeout.addr;
 }
 
-export type RingResult = { ok: true; value: number } | { ok: false; errno: number; why: string };
+/** `timeout`: no completion within WAIT_SECONDS, so there is no kernel answer (errno is ETIME). */
+export type RingResult = { ok: true; value: number } | { ok: false; errno: number; why: string; timeout?: true };
 
 export class Ring {
   private closed = false;
+  /** user_data of the last submission; completions of earlier ones are skipped. */
+  private seq = 0n;
 
   private constructor(
     readonly fd: number,
-    private readonly rings: { addr: number; size: number; view: Buffer },
-    private readonly sqes: { addr: number; size: number; view: Buffer },
+    private readonly rings: { addr: bigint; size: number; view: Buffer },
+    private readonly sqes: { addr: bigint; size: number; view: Buffer },
     private readonly off: { sqTail: number; sqMask: number; sqArray: number; cqHead: number; cqTail: number; cqMask: number; cqes: number },
     /** memfd the fixed reads and writes go to. */
     readonly scratch: number,
@@ -72,10 +76,10 @@ export class Ring {
       cqHead: params.readUInt32LE(80), cqTail: params.readUInt32LE(84), cqMask: params.readUInt32LE(88), cqes: params.readUInt32LE(100),
     };
     const ringSize = Math.max(off.sqArray + sqEntries * 4, off.cqes + cqEntries * 16);
-    const rm = libc.mmap(0, BigInt(ringSize), 3, 0x8001 /* SHARED|POPULATE */, fd.value, 0n);
+    const rm = libc.mmap(0n, BigInt(ringSize), 3, 0x8001 /* SHARED|POPULATE */, fd.value, 0n);
     if (!rm.ok) return fail(rm.errno, 'mmap of the io_uring rings failed', () => {});
     const sqeSize = sqEntries * 64;
-    const sm = libc.mmap(0, BigInt(sqeSize), 3, 0x8001, fd.value, IORING_OFF_SQES);
+    const sm = libc.mmap(0n, BigInt(sqeSize), 3, 0x8001, fd.value, IORING_OFF_SQES);
     if (!sm.ok) return fail(sm.errno, 'mmap of the io_uring SQEs failed', () => libc.munmap(rm.value, BigInt(ringSize)));
     const scratch = libc.memfdCreate('gmemkit-pin-scratch', libc.MFD_CLOEXEC);
     if (!scratch.ok) {
@@ -91,10 +95,10 @@ export class Ring {
   }
 
   /** IORING_REGISTER_BUFFERS of one iovec: the long-term pin. */
-  registerBuffer(addr: number, length: number): libc.Sys {
+  registerBuffer(addr: bigint, length: bigint): libc.Sys {
     const iov = Buffer.alloc(16);
-    iov.writeBigUInt64LE(BigInt(addr), 0);
-    iov.writeBigUInt64LE(BigInt(length), 8);
+    iov.writeBigUInt64LE(BigInt.asUintN(64, addr), 0);
+    iov.writeBigUInt64LE(BigInt.asUintN(64, length), 8);
     return libc.syscall(SYS_IO_URING_REGISTER, this.fd, IORING_REGISTER_BUFFERS, iov, 1);
   }
 
@@ -103,16 +107,16 @@ export class Ring {
   }
 
   /** WRITE_FIXED: the device reads [addr, addr+len) of registered buffer 0 into the scratch file at 0. */
-  writeFixed(addr: number, len: number): RingResult {
+  writeFixed(addr: bigint, len: number): RingResult {
     return this.submitAndWait(IORING_OP_WRITE_FIXED, addr, len);
   }
 
   /** READ_FIXED: the device writes the scratch file's first `len` bytes into [addr, addr+len). */
-  readFixed(addr: number, len: number): RingResult {
+  readFixed(addr: bigint, len: number): RingResult {
     return this.submitAndWait(IORING_OP_READ_FIXED, addr, len);
   }
 
-  private submitAndWait(opcode: number, addr: number, len: number): RingResult {
+  private submitAndWait(opcode: number, addr: bigint, len: number): RingResult {
     const r = this.rings.view;
     const tail = r.readUInt32LE(this.off.sqTail);
     const idx = tail & r.readUInt32LE(this.off.sqMask);
@@ -121,29 +125,36 @@ export class Ring {
     sqe.writeUInt8(opcode, 0);
     sqe.writeInt32LE(this.scratch, 4);
     sqe.writeBigUInt64LE(0n, 8); // file offset
-    sqe.writeBigUInt64LE(BigInt(addr), 16);
+    sqe.writeBigUInt64LE(addr, 16);
     sqe.writeUInt32LE(len, 24);
-    sqe.writeBigUInt64LE(1n, 32); // user_data
+    const seq = ++this.seq;
+    sqe.writeBigUInt64LE(seq, 32); // user_data
     sqe.writeUInt16LE(0, 40); // buf_index
     r.writeUInt32LE(idx, this.off.sqArray + idx * 4);
     r.writeUInt32LE((tail + 1) >>> 0, this.off.sqTail); // published by the system call below
     const arg = Buffer.alloc(24); // struct io_uring_getevents_arg { sigmask, sigmask_sz, min_wait_usec, ts }
     arg.writeBigUInt64LE(timeoutAddress(), 16);
     const flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
-    const deadline = Date.now() + WAIT_SECONDS * 1000;
-    let e = libc.syscall(SYS_IO_URING_ENTER, this.fd, 1, 1, flags, arg, 24);
-    if (!e.ok && e.errno !== EINTR && e.errno !== ETIME) return { ok: false, errno: e.errno, why: 'io_uring_enter failed' };
-    const head = r.readUInt32LE(this.off.cqHead);
-    // A signal or task work can end the wait early (EINTR); wait again until the deadline.
-    while (head === r.readUInt32LE(this.off.cqTail)) {
-      if (Date.now() >= deadline) return { ok: false, errno: ETIME, why: `io_uring completion did not arrive within ${WAIT_SECONDS} s` };
-      e = libc.syscall(SYS_IO_URING_ENTER, this.fd, 0, 1, flags, arg, 24);
-      if (!e.ok && e.errno !== EINTR && e.errno !== ETIME) return { ok: false, errno: e.errno, why: 'io_uring_enter (wait) failed' };
+    const deadline = performance.now() + WAIT_SECONDS * 1000; // monotonic, unlike Date.now()
+    // EINTR is retried inside libc.syscall; a -EINTR means nothing was submitted (io_uring_enter
+    // returns the submitted count otherwise), so the retry submits the same entry.
+    const e = libc.syscall(SYS_IO_URING_ENTER, this.fd, 1, 1, flags, arg, 24);
+    if (!e.ok && e.errno !== ETIME) return { ok: false, errno: e.errno, why: 'io_uring_enter failed' };
+    for (;;) {
+      const head = r.readUInt32LE(this.off.cqHead);
+      if (head === r.readUInt32LE(this.off.cqTail)) {
+        if (performance.now() >= deadline) return { ok: false, errno: ETIME, why: `io_uring completion did not arrive within ${WAIT_SECONDS} s`, timeout: true };
+        const w = libc.syscall(SYS_IO_URING_ENTER, this.fd, 0, 1, flags, arg, 24);
+        if (!w.ok && w.errno !== ETIME) return { ok: false, errno: w.errno, why: 'io_uring_enter (wait) failed' };
+        continue;
+      }
+      const at = this.off.cqes + (head & r.readUInt32LE(this.off.cqMask)) * 16;
+      const userData = r.readBigUInt64LE(at);
+      const res = r.readInt32LE(at + 8);
+      r.writeUInt32LE((head + 1) >>> 0, this.off.cqHead);
+      if (userData !== seq) continue; // a late completion of an earlier submission whose wait timed out
+      return res < 0 ? { ok: false, errno: -res, why: `io_uring ${opcode === IORING_OP_READ_FIXED ? 'READ_FIXED' : 'WRITE_FIXED'} failed` } : { ok: true, value: res };
     }
-    const at = this.off.cqes + (head & r.readUInt32LE(this.off.cqMask)) * 16;
-    const res = r.readInt32LE(at + 8);
-    r.writeUInt32LE((head + 1) >>> 0, this.off.cqHead);
-    return res < 0 ? { ok: false, errno: -res, why: `io_uring ${opcode === IORING_OP_READ_FIXED ? 'READ_FIXED' : 'WRITE_FIXED'} failed` } : { ok: true, value: res };
   }
 
   /** Unregister (unpin), unmap and close everything the ring holds. Idempotent. */

@@ -3,14 +3,19 @@
 // The backend owns what it opens (VM, guest_memfd and pipe fds, mappings, pins, harness vCPUs)
 // and refuses, without calling the kernel, anything that could reach memory or fds of the Node
 // process itself (unknown fds: EBADF; ranges outside its mappings). dispose() releases all of it.
+// Address and length arithmetic is exact (bigint); a caller's number that is not a safe
+// integer has lost its exact value and is refused before it is used as an address. Answers the
+// backend decides without the kernel carry `guarded` (backend.ts).
 // It must never dereference user memory without the host-access probe (SIGBUS kills Node).
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { CAPS, errnoName, LIMITS, MAP_FLAGS, PAGE_SIZE } from '../model/abi.js';
 import type { MemoryAttributes2Args, MemoryAttributesArgs, MemoryRegion2, MmapArgs, U64 } from '../model/kernel.js';
-import { ok, OK } from '../model/result.js';
-import { unsupported, type Backend, type BackendIdentity, type BResult, type Violation } from '../backend/backend.js';
-import { backendRefusal, kernelFail } from './errors.js';
+import { ok, OK, signal } from '../model/result.js';
+import {
+  MAX_BUFFERED_ACCESS, unsupported, type Backend, type BackendIdentity, type BResult, type Violation,
+} from '../backend/backend.js';
+import { backendError, backendRefusal, guarded, kernelFail } from './errors.js';
 import { GuestHarness, harnessPlacement, type HarnessPlacement } from './guest.js';
 import { hostRead, hostWrite } from './host-access.js';
 import * as libc from './libc.js';
@@ -24,10 +29,45 @@ export type ProbeResult = { usable: true } | { usable: false; reason: string };
 const s64 = (v: U64): bigint => BigInt.asIntN(64, BigInt(v));
 const u64 = (v: U64): bigint => BigInt.asUintN(64, BigInt(v));
 const int32 = (v: U64): number => Number(BigInt.asIntN(32, BigInt(v)));
-/** Largest buffer a read-like call allocates (the kernel's answer for bigger requests is not needed). */
-const MAX_READ = 16 * 1024 * 1024;
 const SPLICE_F_NONBLOCK = 2;
 const PIPE_DEF_PAGES = 16;
+/** Largest pipe size asked for with F_SETPIPE_SZ (its argument is an int). */
+const PIPE_MAX_BYTES = 1n << 30n;
+const PAGE = BigInt(PAGE_SIZE);
+const TWO_64 = 1n << 64n;
+const EAGAIN = 11;
+
+/** A user address or length: the Backend interface passes numbers; bigint keeps all 64 bits. */
+export type Addr = number | bigint;
+
+/**
+ * The exact integer the caller meant, or null for a number beyond 2^53 (its low bits are gone:
+ * it must not be used as an address). A non-integer number is a gmemkit bug.
+ */
+function exact(v: Addr): bigint | null {
+  if (typeof v === 'bigint') return v < 0n ? BigInt.asUintN(64, v) : v;
+  if (!Number.isInteger(v)) throw new TypeError(`linux backend: ${v} is not an integer address or length`);
+  if (!Number.isSafeInteger(v)) return null;
+  return v < 0 ? BigInt.asUintN(64, BigInt(v)) : BigInt(v); // a negative value is the C unsigned long it becomes
+}
+const inexact = (v: Addr): string => `0x${BigInt(v).toString(16)} came as a number beyond 2^53, so its exact value is lost`;
+/** A backend address (always below TASK_SIZE_MAX) as the number the Backend interface returns. */
+const asNumber = (v: bigint): number => Number(v);
+/** Whether [lo, hi) lies wholly at or above TASK_SIZE_MAX, where no mapping of any process can be. */
+const aboveUserSpace = (lo: bigint, hi: bigint): boolean => lo >= LIMITS.taskSizeMax && hi <= TWO_64;
+
+/** A buffer for a read of `n` bytes: at most MAX_BUFFERED_ACCESS, the count the kernel is given. */
+function bufferFor(n: bigint): Buffer {
+  return Buffer.alloc(n < BigInt(MAX_BUFFERED_ACCESS) ? Number(n) : MAX_BUFFERED_ACCESS);
+}
+
+/** The bytes a read returned. With a clamped count, a full buffer could have been more: unsupported. */
+function clamped(n: bigint, buf: Buffer, got: number, what: string): BResult<Uint8Array> {
+  const data = ok(Uint8Array.from(buf.subarray(0, got)));
+  if (n <= BigInt(buf.length)) return data;
+  if (got === buf.length) return unsupported(`${what} of ${n} bytes returned the first ${got}: gmemkit buffers at most MAX_BUFFERED_ACCESS (${MAX_BUFFERED_ACCESS} bytes)`);
+  return guarded(data, `${what} was made with the count ${n} clamped to MAX_BUFFERED_ACCESS (${MAX_BUFFERED_ACCESS}); it returned less`);
+}
 
 /** The KVM implementation module loaded on this host. */
 function kvmFlavour(): string {
@@ -120,45 +160,72 @@ export class LinuxBackend implements Backend {
     const flags = Number(u64(args.flags) & 0xffffffffn);
     if (flags & Number(MAP_FLAGS.FIXED)) return unsupported('MAP_FIXED could replace memory the Node process uses');
     const anon = (flags & Number(MAP_FLAGS.ANONYMOUS)) !== 0;
-    let fd = -1;
-    if (!anon) {
-      if (args.fd === null) return backendRefusal('EBADF', 'no fd and no MAP_ANONYMOUS');
+    let fd = -1; // without MAP_ANONYMOUS and without an fd the kernel answers EBADF (no MAP_FIXED here)
+    if (!anon && args.fd !== null) {
       if (!this.kind(args.fd)) return this.notOurs(args.fd);
       fd = args.fd;
     }
     const prot = Number(u64(args.prot) & 0xffffffffn);
-    const r = libc.mmap(0, u64(args.length), prot, flags, fd, s64(args.offset));
+    const r = libc.mmap(0n, u64(args.length), prot, flags, fd, s64(args.offset));
     if (!r.ok) return kernelFail(r.errno, 'mmap');
-    const end = pageCeil(r.value + Number(u64(args.length)));
+    const end = pageCeil(r.value + u64(args.length));
     this.maps.add({ start: r.value, end, prot, fd: anon ? null : fd, offset: u64(args.offset) });
-    return ok(r.value);
+    return ok(asNumber(r.value));
   }
 
-  /** munmap of the parts of the range this backend mapped; the rest is not the scenario's memory. */
-  munmap(addr: number, length: U64): BResult {
+  /**
+   * munmap of the parts of the range this backend mapped; the rest is not the scenario's memory
+   * (and munmap of unmapped memory is 0). Ranges the kernel rejects before touching anything
+   * (do_vmi_munmap: unaligned, zero length, beyond TASK_SIZE) go to the kernel whole.
+   */
+  munmap(addr: Addr, length: U64): BResult {
     const len = u64(length);
-    if (addr % PAGE_SIZE !== 0 || len === 0n) {
-      const r = libc.munmap(addr, len); // the kernel rejects these before touching anything
+    const start = exact(addr) ?? BigInt(addr); // a number beyond 2^53 is beyond TASK_SIZE however rounded
+    const kernelRejects = start % PAGE !== 0n || len === 0n || start > LIMITS.taskSizeMax || len > LIMITS.taskSizeMax - start;
+    if (kernelRejects || start >= TWO_64) {
+      if (start >= TWO_64) return backendRefusal('EINVAL', `address 0x${start.toString(16)} does not fit in 64 bits`);
+      const r = libc.munmap(start, len);
       return r.ok ? OK : kernelFail(r.errno, 'munmap');
     }
-    const end = addr + Number((len + BigInt(PAGE_SIZE - 1)) / BigInt(PAGE_SIZE) * BigInt(PAGE_SIZE));
-    for (const [lo, hi] of this.maps.pieces(addr, end)) {
-      const r = libc.munmap(lo, BigInt(hi - lo));
+    const end = start + pageCeil(len);
+    const pieces = this.maps.pieces(start, end);
+    for (const [lo, hi] of pieces) {
+      const r = libc.munmap(lo, hi - lo);
       if (!r.ok) return kernelFail(r.errno, 'munmap');
       this.maps.remove(lo, hi);
     }
-    return OK;
+    const mine = pieces.reduce((n, [lo, hi]) => n + (hi - lo), 0n);
+    return mine === end - start ? OK : guarded(OK, 'the parts of the range outside this backend\'s mappings were not passed to the kernel (munmap of unmapped memory is 0)');
   }
 
-  hostRead(addr: number, length: number): BResult<Uint8Array> { return hostRead(this.maps, addr, length); }
-  hostWrite(addr: number, data: Uint8Array): BResult { return hostWrite(this.maps, addr, data); }
+  hostRead(addr: Addr, length: Addr): BResult<Uint8Array> {
+    const a = exact(addr);
+    if (a === null) return guarded(signal('SIGSEGV', Number(addr), inexact(addr)), `${inexact(addr)}; no mapping of this backend can lie there`);
+    return hostRead(this.maps, a, exact(length) ?? BigInt(length)); // any length beyond 2^53 runs past every mapping
+  }
 
-  madvise(addr: number, length: U64, advice: number): BResult {
+  hostWrite(addr: Addr, data: Uint8Array): BResult {
+    const a = exact(addr);
+    if (a === null) return guarded(signal('SIGSEGV', Number(addr), inexact(addr)), `${inexact(addr)}; no mapping of this backend can lie there`);
+    return hostWrite(this.maps, a, data);
+  }
+
+  /**
+   * madvise(2) of ranges the kernel rejects before touching anything (unaligned start, zero
+   * length, a length or end past 2^64), of ranges inside this backend's mappings, and of ranges
+   * wholly at or above TASK_SIZE_MAX; any other range could reach Node's memory: ENOMEM, guarded.
+   */
+  madvise(addr: Addr, length: U64, advice: number): BResult {
     const len = u64(length);
-    if (addr % PAGE_SIZE === 0 && len !== 0n && !this.maps.covers(addr, addr + Number(len))) {
+    const start = exact(addr);
+    if (start === null) return backendRefusal('ENOMEM', inexact(addr));
+    if (start >= TWO_64) return backendRefusal('EINVAL', `address 0x${start.toString(16)} does not fit in 64 bits`);
+    const alignedLen = pageCeil(len);
+    const kernelRejects = start % PAGE !== 0n || len === 0n || alignedLen >= TWO_64 || start + alignedLen > TWO_64;
+    if (!kernelRejects && !this.maps.covers(start, start + alignedLen) && !aboveUserSpace(start, start + alignedLen)) {
       return backendRefusal('ENOMEM', 'range is not fully inside this backend\'s mappings');
     }
-    const r = libc.madvise(addr, len, advice);
+    const r = libc.madvise(start, len, advice);
     return r.ok ? OK : kernelFail(r.errno, 'madvise');
   }
 
@@ -180,17 +247,21 @@ export class LinuxBackend implements Backend {
   fdRead(fd: number, length?: U64): BResult<Uint8Array> {
     const kind = this.kind(fd);
     if (!kind) return this.notOurs(fd);
-    let n = length === undefined ? PAGE_SIZE : Number(u64(length));
+    let n = length === undefined ? BigInt(PAGE_SIZE) : u64(length);
     if (kind === 'pipe' && length === undefined) {
       const avail = Buffer.alloc(4);
       const q = libc.ioctlBuf(fd, libc.FIONREAD, avail);
-      n = q.ok ? avail.readInt32LE(0) : 0;
-      if (n === 0) return ok(new Uint8Array(0));
+      if (!q.ok) return kernelFail(q.errno, 'ioctl(FIONREAD) on the pipe');
+      n = BigInt(avail.readInt32LE(0));
+      if (n === 0n) return guarded(ok(new Uint8Array(0)), 'the pipe holds nothing (FIONREAD 0): no read(2) made');
     }
-    const buf = Buffer.alloc(Math.min(n, MAX_READ));
+    const buf = bufferFor(n);
     const r = libc.read(fd, buf);
-    if (!r.ok) return kind === 'pipe' && r.errno === 11 ? ok(new Uint8Array(0)) : kernelFail(r.errno, 'read');
-    return ok(Uint8Array.from(buf.subarray(0, r.value)));
+    if (!r.ok) {
+      if (kind === 'pipe' && length === undefined && r.errno === EAGAIN) return guarded(ok(new Uint8Array(0)), 'read(2) of the empty non-blocking pipe returned EAGAIN: 0 bytes');
+      return kernelFail(r.errno, 'read');
+    }
+    return clamped(n, buf, r.value, 'read(2)');
   }
 
   fdWrite(fd: number, data: Uint8Array): BResult<number> {
@@ -201,9 +272,10 @@ export class LinuxBackend implements Backend {
 
   pread(fd: number, length: U64, offset: U64): BResult<Uint8Array> {
     if (!this.kind(fd)) return this.notOurs(fd);
-    const buf = Buffer.alloc(Math.min(Number(u64(length)), MAX_READ));
+    const n = u64(length);
+    const buf = bufferFor(n);
     const r = libc.pread(fd, buf, s64(offset));
-    return r.ok ? ok(Uint8Array.from(buf.subarray(0, r.value))) : kernelFail(r.errno, 'pread');
+    return r.ok ? clamped(n, buf, r.value, 'pread(2)') : kernelFail(r.errno, 'pread');
   }
 
   pwrite(fd: number, data: Uint8Array, offset: U64): BResult<number> {
@@ -237,12 +309,12 @@ export class LinuxBackend implements Backend {
     const uaddr = u64(r.userspace_addr);
     const size = u64(r.memory_size);
     if (uaddr === 0n || size === 0n || uaddr % BigInt(PAGE_SIZE) !== 0n || uaddr + size > LIMITS.taskSizeMax) return null;
-    const lo = Number(uaddr);
-    const hi = Number(uaddr + size);
+    const lo = uaddr;
+    const hi = uaddr + size;
     if (this.maps.covers(lo, hi)) return null;
     for (const line of readFileSync('/proc/self/maps', 'utf8').split('\n')) {
       const m = /^([0-9a-f]+)-([0-9a-f]+)/.exec(line);
-      if (m && parseInt(m[1]!, 16) < hi && parseInt(m[2]!, 16) > lo) {
+      if (m && BigInt(`0x${m[1]!}`) < hi && BigInt(`0x${m[2]!}`) > lo) {
         return `userspace_addr range [0x${lo.toString(16)}, 0x${hi.toString(16)}) overlaps memory of the Node process, not a mapping of this backend`;
       }
     }
@@ -267,35 +339,44 @@ export class LinuxBackend implements Backend {
 
   // ---------------------------------------------------------------- guest accesses
 
-  guestRead(vmFd: number, gpa: U64, length: number, isPrivate?: boolean): BResult<Uint8Array> {
-    return this.guestAccess(vmFd, u64(gpa), length, undefined, isPrivate);
+  guestRead(vmFd: number, gpa: U64, length: Addr, isPrivate?: boolean): BResult<Uint8Array> {
+    return this.guestAccess(vmFd, u64(gpa), exact(length) ?? BigInt(length), undefined, isPrivate);
   }
 
   guestWrite(vmFd: number, gpa: U64, data: Uint8Array, isPrivate?: boolean): BResult {
-    const r = this.guestAccess(vmFd, u64(gpa), data.length, data, isPrivate);
-    return r.ok ? OK : r;
+    const r = this.guestAccess(vmFd, u64(gpa), BigInt(data.length), data, isPrivate);
+    return r.ok ? (r.guarded ? guarded(OK, r.guarded) : OK) : r;
   }
 
   /**
-   * Page by page through the VM's CPL3 harness vCPU. `isPrivate` is ignored: the access type
-   * comes from hardware only on SNP/TDX, which this backend cannot create (the model ignores it
-   * for the other VM types too).
+   * Page by page through the VM's CPL3 harness vCPU, as the guest's `rep movsb` goes: the first
+   * page that exits ends the access. A load is buffered up to MAX_BUFFERED_ACCESS; one that gets
+   * that far without an exit is unsupported (nothing larger is allocated). `isPrivate` is
+   * ignored: the access type comes from hardware only on SNP/TDX, which this backend cannot
+   * create (the model ignores it for the other VM types too).
    */
-  private guestAccess(vmFd: number, gpa: bigint, length: number, store: Uint8Array | undefined, _isPrivate?: boolean): BResult<Uint8Array> {
+  private guestAccess(vmFd: number, gpa: bigint, length: bigint, store: Uint8Array | undefined, _isPrivate?: boolean): BResult<Uint8Array> {
     const kind = this.kind(vmFd);
     if (!kind) return this.notOurs(vmFd);
     if (kind !== 'vm') return backendRefusal('EINVAL', `fd ${vmFd} is a ${kind} fd, not a VM fd`);
+    if (length <= 0n) return guarded(ok(new Uint8Array(0)), 'a guest access of 0 bytes runs no vCPU');
     const harness = this.harnessFor(vmFd);
     if (typeof harness === 'string') return unsupported(harness);
-    const out = new Uint8Array(store ? 0 : length);
-    let done = 0;
+    const parts: Uint8Array[] = [];
+    let done = 0n;
     while (done < length) {
-      const at = gpa + BigInt(done);
-      const n = Math.min(PAGE_SIZE - Number(at % BigInt(PAGE_SIZE)), length - done);
-      const r = harness.accessPage(at, n, store?.subarray(done, done + n));
+      if (!store && done >= BigInt(MAX_BUFFERED_ACCESS)) {
+        return unsupported(`a guest load of ${length} bytes: the first ${MAX_BUFFERED_ACCESS} completed, and gmemkit buffers at most MAX_BUFFERED_ACCESS (${MAX_BUFFERED_ACCESS} bytes)`);
+      }
+      const at = gpa + done;
+      const rest = length - done;
+      const inPage = PAGE - (at % PAGE);
+      const n = Number(rest < inPage ? rest : inPage);
+      const from = Number(done);
+      const r = harness.accessPage(at, n, store?.subarray(from, from + n));
       switch (r.kind) {
         case 'ok':
-          if (!store) out.set(r.data, done);
+          if (!store) parts.push(r.data);
           break;
         case 'memory-fault':
           return {
@@ -308,8 +389,17 @@ export class LinuxBackend implements Backend {
           return kernelFail(r.errno, r.why);
         case 'unsupported':
           return unsupported(r.why);
+        case 'error':
+          return backendError(r.why);
       }
-      done += n;
+      done += BigInt(n);
+    }
+    if (store) return ok(new Uint8Array(0));
+    const out = new Uint8Array(Number(length));
+    let pos = 0;
+    for (const p of parts) {
+      out.set(p, pos);
+      pos += p.length;
     }
     return ok(out);
   }
@@ -331,35 +421,57 @@ export class LinuxBackend implements Backend {
 
   // ---------------------------------------------------------------- pins and pipes
 
-  pinUserPages(addr: number, length: number, longterm: boolean, write = true): BResult<number> {
-    if (length <= 0) return backendRefusal('EINVAL', 'length must be positive');
-    if (!this.maps.covers(addr, addr + length)) return backendRefusal('EFAULT', 'range is not inside this backend\'s mappings');
-    return this.pins.pin(addr, length, longterm, write);
+  /**
+   * Why [addr, addr+length) must not be handed to a GUP (it could reach Node's memory), or null:
+   * ranges inside this backend's mappings, and ranges wholly at or above TASK_SIZE_MAX, go to
+   * the kernel.
+   */
+  private notGupable(addr: Addr, length: Addr): string | null {
+    const a = exact(addr);
+    const n = exact(length);
+    if (a === null) return inexact(addr);
+    if (n === null) return `length ${inexact(length)}`;
+    if (n <= 0n) return null;
+    if (this.maps.covers(a, a + n) || aboveUserSpace(a, a + n)) return null;
+    return 'range is not inside this backend\'s mappings';
+  }
+
+  pinUserPages(addr: Addr, length: Addr, longterm: boolean, write = true): BResult<number> {
+    if (Number(length) <= 0) return backendRefusal('EINVAL', 'length must be positive');
+    const why = this.notGupable(addr, length);
+    if (why) return backendRefusal('EFAULT', why);
+    return this.pins.pin(exact(addr)!, exact(length)!, longterm, write);
   }
 
   unpinUserPages(pin: number): BResult { return this.pins.unpin(pin); }
 
-  pinAccess(pin: number, offset: number, length: number, store?: Uint8Array): BResult<Uint8Array> {
-    return this.pins.access(pin, offset, length, store);
+  pinAccess(pin: number, offset: Addr, length: Addr, store?: Uint8Array): BResult<Uint8Array> {
+    const o = exact(offset);
+    const n = exact(length);
+    if (o === null || n === null) return backendRefusal('EINVAL', `offset ${String(offset)} or length ${String(length)} is not exact`);
+    return this.pins.access(pin, o, n, store);
   }
 
   /** pipe2(O_NONBLOCK) + vmsplice of the range; the write end is closed, the read fd returned. */
-  vmsplice(addr: number, length: number): BResult<number> {
-    if (length <= 0) return backendRefusal('EINVAL', 'length must be positive');
-    if (!this.maps.covers(addr, addr + length)) return backendRefusal('EFAULT', 'range is not inside this backend\'s mappings');
+  vmsplice(addr: Addr, length: Addr): BResult<number> {
+    if (Number(length) <= 0) return backendRefusal('EINVAL', 'length must be positive');
+    const why = this.notGupable(addr, length);
+    if (why) return backendRefusal('EFAULT', why);
+    const a = exact(addr)!;
+    const n = exact(length)!;
     const p = libc.pipe2(libc.O_NONBLOCK | libc.O_CLOEXEC);
     if (!p.ok) return kernelFail(p.errno, 'pipe2');
     const [rfd, wfd] = p.value;
-    const pages = Math.ceil(((addr % PAGE_SIZE) + length) / PAGE_SIZE);
-    if (pages > PIPE_DEF_PAGES) libc.fcntlInt(wfd, libc.F_SETPIPE_SZ, pages * PAGE_SIZE);
-    const r = libc.vmsplice(wfd, addr, length, SPLICE_F_NONBLOCK);
+    const bytes = pageCeil((a % PAGE) + n);
+    if (bytes > BigInt(PIPE_DEF_PAGES) * PAGE) libc.fcntlInt(wfd, libc.F_SETPIPE_SZ, Number(bytes < PIPE_MAX_BYTES ? bytes : PIPE_MAX_BYTES));
+    const r = libc.vmsplice(wfd, a, n, SPLICE_F_NONBLOCK);
     libc.close(wfd);
     if (!r.ok) {
       libc.close(rfd);
       return kernelFail(r.errno, 'vmsplice');
     }
     this.fds.set(rfd, 'pipe');
-    return r.value === length ? ok(rfd) : ok(rfd, `vmsplice moved ${r.value} of ${length} bytes (pipe capacity)`);
+    return BigInt(r.value) === n ? ok(rfd) : ok(rfd, `vmsplice moved ${r.value} of ${n} bytes (pipe capacity)`);
   }
 
   // ---------------------------------------------------------------- teardown
@@ -370,8 +482,8 @@ export class LinuxBackend implements Backend {
     this.disposed = true;
     this.pins.dispose();
     for (const vm of [...this.harnesses.keys()]) this.dropHarness(vm);
-    for (const m of [...this.maps.all()]) libc.munmap(m.start, BigInt(m.end - m.start));
-    this.maps.remove(0, Number.MAX_SAFE_INTEGER);
+    for (const m of [...this.maps.all()]) libc.munmap(m.start, m.end - m.start);
+    this.maps.remove(0n, TWO_64);
     for (const fd of [...this.fds.keys()]) libc.close(fd);
     this.fds.clear();
     libc.close(this.kvmFd);

@@ -60,10 +60,10 @@ export class DirectScratch {
    * GUP of the page-aligned range [lo, hi) the way O_DIRECT does it: pwrite from the range
    * (FOLL_PIN), then for `write` pread the same bytes back into it (FOLL_PIN | FOLL_WRITE).
    */
-  pinOnce(lo: number, hi: number, write: boolean): libc.Sys {
+  pinOnce(lo: bigint, hi: bigint, write: boolean): libc.Sys | { ok: false; short: number } {
     const n = hi - lo;
     const w = libc.pwriteAddr(this.fd, lo, n, 0n);
-    const r = !w.ok || !write ? w : w.value !== n ? { ok: false as const, errno: 5 } : libc.preadAddr(this.fd, lo, n, 0n);
+    const r = !w.ok || !write ? w : BigInt(w.value) !== n ? { ok: false as const, short: w.value } : libc.preadAddr(this.fd, lo, n, 0n);
     libc.ftruncate(this.fd, 0n); // give the disk blocks back
     return r;
   }

@@ -62,26 +62,28 @@ export class IntervalMap<V> {
   }
 
   /** Segments intersecting [lo, hi), clipped to it, in ascending order. Gaps are skipped. */
-  *segments(lo = 0, hi = Number.MAX_SAFE_INTEGER): IterableIterator<Segment<V>> {
-    if (hi <= lo) return;
+  segments(lo = 0, hi = Number.MAX_SAFE_INTEGER): Segment<V>[] {
+    const out: Segment<V>[] = [];
+    if (hi <= lo) return out;
     const first = this.tree.getPairOrNextLower(lo);
-    const startKey = first && first[1].end > lo ? first[0] : lo;
-    for (const [start, run] of this.tree.entries(startKey)) {
-      if (start >= hi) break;
-      if (run.end <= lo) continue;
-      yield { lo: Math.max(start, lo), hi: Math.min(run.end, hi), value: run.value };
+    if (first && first[1].end > lo) out.push({ lo, hi: Math.min(first[1].end, hi), value: first[1].value });
+    for (let next = this.tree.nextHigherPair(lo); next && next[0] < hi; next = this.tree.nextHigherPair(next[0])) {
+      out.push({ lo: next[0], hi: Math.min(next[1].end, hi), value: next[1].value });
     }
+    return out;
   }
 
   /** Segments and the gaps between them covering exactly [lo, hi); gaps carry `undefined`. */
-  *cover(lo: number, hi: number): IterableIterator<Segment<V | undefined>> {
+  cover(lo: number, hi: number): Segment<V | undefined>[] {
+    const out: Segment<V | undefined>[] = [];
     let at = lo;
     for (const seg of this.segments(lo, hi)) {
-      if (seg.lo > at) yield { lo: at, hi: seg.lo, value: undefined };
-      yield seg;
+      if (seg.lo > at) out.push({ lo: at, hi: seg.lo, value: undefined });
+      out.push(seg);
       at = seg.hi;
     }
-    if (at < hi) yield { lo: at, hi, value: undefined };
+    if (at < hi) out.push({ lo: at, hi, value: undefined });
+    return out;
   }
 
   /** True when every index of [lo, hi) satisfies `pred` (gaps are passed `undefined`). */

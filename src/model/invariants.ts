@@ -1,12 +1,15 @@
 // Invariants I1–I11 of kernel-semantics.md §3 as named predicates over the model's state.
 // State invariants hold after every step; step invariants (I3, I4, I5, I7) relate the state
 // before a step to the state after it, so a step is bracketed by beginStep()/endStep().
-// This module only reads the state; it must never change it.
+// This module only reads the state; it must never change it. Every predicate works on runs
+// (page-cache, PTE, SPTE and folio-table extents, attribute segments), never page by page, so
+// checking after every step stays cheap on a 1 TiB guest.
 import { PAGE_SIZE } from './abi.js';
+import type { ExtentMap } from './extent-map.js';
 import type { IntervalMap } from './interval-map.js';
 import type { Kernel } from './kernel.js';
 import { VM_TYPE_FACTS } from './platform.js';
-import { extraRefs, type Attr, type Folio, type GmemInode, type Vm } from './state.js';
+import { extraRefs, type Attr, type FolioRun, type GmemInode, type KernelState, type Vm } from './state.js';
 
 export interface InvariantViolation {
   readonly invariant: string;
@@ -36,66 +39,112 @@ function violation(name: InvariantName, detail: string, offsets?: bigint[]): Inv
   return offsets ? { invariant: name, title: INVARIANTS[name], detail, offsets } : { invariant: name, title: INVARIANTS[name], detail };
 }
 
+/** Offending page ranges, reported as the offsets of their first pages and a total. */
+class BadPages {
+  private readonly shown: bigint[] = [];
+  private total = 0;
+  add(lo: number, hi: number): void {
+    for (let i = lo; i < hi && this.shown.length < 64; i++) this.shown.push(off(i));
+    this.total += hi - lo;
+  }
+  get empty(): boolean { return this.total === 0; }
+  get offsets(): bigint[] { return this.shown; }
+  list(): string {
+    const text = this.shown.slice(0, 8).map((o) => String(o)).join(', ');
+    return this.total > 8 ? `${text}, … (${this.total} in all)` : text;
+  }
+}
+
+/** The folio-table runs behind folio ids [id, id + n) (freed folios are skipped). */
+function foliosOf(s: KernelState, id: number, n: number): { lo: number; hi: number; value: FolioRun }[] {
+  return s.folios.segments(id, id + n);
+}
+
 // ------------------------------------------------------------------ state invariants
 
 /** I1: every host PTE of a guest_memfd, and every live device import, covers shared indices only. */
 export function noHostMappingOfPrivate(k: Kernel): InvariantViolation[] {
-  const bad: bigint[] = [];
+  const bad = new BadPages();
   for (const [, vma] of k.state.vmas.entries()) {
     if (!vma.file) continue;
     const attrs = vma.file.inode.attributes;
-    for (const [key] of vma.ptes.entries()) if (attrs.get(key) !== 'shared') bad.push(off(key));
+    for (const seg of vma.ptes.segments()) {
+      for (const a of attrs.cover(seg.lo, seg.hi)) if (a.value !== 'shared') bad.add(a.lo, a.hi);
+    }
   }
   for (const imp of k.state.imports.values()) {
     const seg = imp.revoked ? undefined : imp.inode.attributes.find(imp.lo, imp.hi, (a) => a !== 'shared');
-    if (seg) bad.push(off(seg.lo));
+    if (seg) bad.add(seg.lo, seg.lo + 1);
   }
-  return bad.length ? [violation('I1', `host PTEs or device imports reach non-shared offsets ${list(bad)}`, bad)] : [];
+  return bad.empty ? [] : [violation('I1', `host PTEs or device imports reach non-shared offsets ${bad.list()}`, bad.offsets)];
 }
 
 /** I2: no folio at a private index holds host PTEs, pins or page references. */
 export function privatePagesExclusive(k: Kernel): InvariantViolation[] {
-  const bad: bigint[] = [];
+  const bad = new BadPages();
   for (const inode of k.state.inodes) {
     for (const seg of inode.attributes.segments()) {
       if (seg.value !== 'private') continue;
-      inode.pages.forRange(seg.lo, seg.hi, false, (index: number, f: Folio) => { if (extraRefs(f) > 0) bad.push(off(index)); });
+      for (const p of inode.pages.segments(seg.lo, seg.hi)) {
+        for (const f of foliosOf(k.state, p.value, p.hi - p.lo)) {
+          if (extraRefs(f.value) > 0) bad.add(p.lo + (f.lo - p.value), p.lo + (f.hi - p.value));
+        }
+      }
     }
   }
-  return bad.length ? [violation('I2', `private offsets with extra references: ${list(bad)}`, bad)] : [];
+  return bad.empty ? [] : [violation('I2', `private offsets with extra references: ${bad.list()}`, bad.offsets)];
 }
 
 /** I6: every folio the host, a device, a pipe or a guest can reach is uptodate (zeroed). */
 export function zeroedBeforeExposure(k: Kernel): InvariantViolation[] {
-  const bad = new Set<Folio>();
-  const check = (f: Folio) => { if (!f.uptodate) bad.add(f); };
-  for (const [, vma] of k.state.vmas.entries()) for (const [, f] of vma.ptes.entries()) check(f);
-  for (const pin of k.state.pins.values()) pin.folios.forEach(check);
-  for (const e of k.state.fds.values()) if (e.kind === 'pipe') e.pipe.buffers.forEach((b) => check(b.folio));
-  for (const vm of k.state.vms) for (const [, spte] of vm.sptes.entries()) check(spte.folio);
-  const offs = [...bad].map((f) => off(f.index));
-  return offs.length ? [violation('I6', `exposed folios never zeroed at ${list(offs)}`, offs)] : [];
+  const s = k.state;
+  let seen: Map<number, number> | undefined; // first id -> end id of every never-zeroed run found
+  const check = (id: number, n: number) => {
+    for (const f of foliosOf(s, id, n)) {
+      if (!f.value.uptodate) (seen ??= new Map()).set(f.lo, Math.max(seen.get(f.lo) ?? 0, f.hi));
+    }
+  };
+  for (const [, vma] of s.vmas.entries()) for (const seg of vma.ptes.segments()) check(seg.value, seg.hi - seg.lo);
+  for (const pin of s.pins.values()) for (const b of pin.folios) check(b.id, b.nr);
+  for (const e of s.fds.values()) if (e.kind === 'pipe') e.pipe.buffers.forEach((b) => check(b.folio, 1));
+  for (const vm of s.vms) for (const seg of vm.sptes.segments()) check(seg.value.id, seg.hi - seg.lo);
+  if (!seen) return [];
+  const bad = new BadPages();
+  const runs = [...seen].sort((x, y) => x[0] - y[0]);
+  let done = Number.MIN_SAFE_INTEGER;
+  for (const [lo, hi] of runs) { // overlapping reports of one folio count once
+    const from = Math.max(lo, done);
+    if (from < hi) { const idx = s.folios.get(from)!.index; bad.add(idx, idx + (hi - from)); }
+    done = Math.max(done, hi);
+  }
+  return bad.empty ? [] : [violation('I6', `exposed folios never zeroed at ${bad.list()}`, bad.offsets)];
 }
 
 /** I8: every guest mapping is of the folio now in the file, with the attribute now in force. */
 export function guestMappingsCurrent(k: Kernel): InvariantViolation[] {
   const out: InvariantViolation[] = [];
   for (const vm of k.state.vms) {
-    for (const [gfn, spte] of vm.sptes.entries()) {
-      if (spte.backing !== 'gmem') continue;
-      const slot = vm.gfnIndex[0].get(gfn);
-      const file = slot?.gmem?.file;
-      if (!slot || !file) {
-        out.push(violation('I8', `VM ${vm.id} gfn ${gfn}: guest mapping outlived its memslot or file`));
-        continue;
-      }
-      const index = gfn - slot.baseGfn + slot.gmem!.pgoff;
-      if (file.inode.pages.get(index) !== spte.folio) {
-        out.push(violation('I8', `VM ${vm.id} gfn ${gfn}: guest maps a folio no longer in the file`, [off(index)]));
-      }
-      const attr = k.profile.privateTracking === 'gmem' ? file.inode.attributes.get(index) : (vm.attributes.get(gfn) ?? 'shared');
-      if (attr === 'pending' || (attr === 'private') !== spte.private) {
-        out.push(violation('I8', `VM ${vm.id} gfn ${gfn}: ${spte.private ? 'private' : 'shared'} guest mapping of a ${attr} page`, [off(index)]));
+    for (const spte of vm.sptes.segments()) {
+      if (spte.value.backing !== 'gmem') continue;
+      for (const ss of vm.gfnIndex[0].cover(spte.lo, spte.hi)) {
+        const slot = ss.value;
+        const file = slot?.gmem?.file;
+        if (!slot || !file) {
+          out.push(violation('I8', `VM ${vm.id} gfn ${ss.lo}: guest mapping outlived its memslot or file`));
+          continue;
+        }
+        const base = slot.gmem!.pgoff - slot.baseGfn; // index = gfn + base
+        const idOf = (gfn: number) => spte.value.id + (gfn - spte.lo);
+        const stale = [...file.inode.pages.cover(ss.lo + base, ss.hi + base)].find((p) => p.value !== idOf(p.lo - base));
+        if (stale) out.push(violation('I8', `VM ${vm.id} gfn ${stale.lo - base}: guest maps a folio no longer in the file`, [off(stale.lo)]));
+        const attrs = k.profile.privateTracking === 'gmem'
+          ? [...file.inode.attributes.cover(ss.lo + base, ss.hi + base)].map((a) => ({ gfn: a.lo - base, attr: a.value }))
+          : [...vm.attributes.cover(ss.lo, ss.hi)].map((a) => ({ gfn: a.lo, attr: a.value ?? 'shared' as Attr }));
+        for (const { gfn, attr } of attrs) {
+          if (attr === 'pending' || (attr === 'private') !== spte.value.private) {
+            out.push(violation('I8', `VM ${vm.id} gfn ${gfn}: ${spte.value.private ? 'private' : 'shared'} guest mapping of a ${attr} page`, [off(gfn + base)]));
+          }
+        }
       }
     }
   }
@@ -106,10 +155,19 @@ export function guestMappingsCurrent(k: Kernel): InvariantViolation[] {
 export function foliosUnmoved(k: Kernel): InvariantViolation[] {
   const out: InvariantViolation[] = [];
   for (const inode of k.state.inodes) {
-    for (const [index, f] of inode.pages.entries()) {
-      if (f.index !== index || f.ino !== inode.ino || !f.inCache) {
-        out.push(violation('I9', `inode ${inode.ino} page ${index} holds folio of inode ${f.ino} page ${f.index}`, [off(index)]));
+    for (const p of inode.pages.segments()) {
+      const end = p.value + (p.hi - p.lo);
+      const indexOf = (id: number) => p.lo + (id - p.value);
+      let at = p.value;
+      for (const f of foliosOf(k.state, p.value, p.hi - p.lo)) {
+        if (f.lo > at) out.push(violation('I9', `inode ${inode.ino} page ${indexOf(at)} holds a freed folio`, [off(indexOf(at))]));
+        at = f.hi;
+        const v = f.value;
+        if (v.index !== indexOf(f.lo) || v.ino !== inode.ino || !v.inCache) {
+          out.push(violation('I9', `inode ${inode.ino} page ${indexOf(f.lo)} holds folio of inode ${v.ino} page ${v.index}${v.inCache ? '' : ' (detached)'}`, [off(indexOf(f.lo))]));
+        }
       }
+      if (at < end) out.push(violation('I9', `inode ${inode.ino} page ${indexOf(at)} holds a freed folio`, [off(indexOf(at))]));
     }
   }
   return out;
@@ -175,11 +233,28 @@ export interface ConversionIntent {
 }
 
 export interface StepContext {
+  readonly state: KernelState;
   readonly conversions: readonly ConversionIntent[];
   readonly attrs: Map<GmemInode, IntervalMap<Attr>>;
   readonly vmAttrs: Map<Vm, IntervalMap<Attr>>;
-  /** For conversions: page index -> content copy (null = zero), per inode. */
-  readonly content: Map<GmemInode, Map<number, Uint8Array | null>>;
+  /** For conversions, per inode: the page cache then, and copies of its non-zero pages by index. */
+  readonly content: Map<GmemInode, ContentBefore>;
+}
+
+export interface ContentBefore {
+  readonly pages: ExtentMap<number>;
+  readonly data: Map<number, Uint8Array>;
+}
+
+/** Copies of the non-zero pages of [lo, hi) of an inode, by page index. */
+function nonZeroPages(s: KernelState, pages: ExtentMap<number>, lo: number, hi: number, into = new Map<number, Uint8Array>()): Map<number, Uint8Array> {
+  for (const p of pages.segments(lo, hi)) {
+    for (const [id, data] of s.folioData.entries(p.value)) {
+      if (id >= p.value + (p.hi - p.lo)) break;
+      into.set(p.lo + (id - p.value), data);
+    }
+  }
+  return into;
 }
 
 export function beginStep(k: Kernel, conversions: readonly ConversionIntent[] = []): StepContext {
@@ -187,17 +262,18 @@ export function beginStep(k: Kernel, conversions: readonly ConversionIntent[] = 
   for (const inode of k.state.inodes) attrs.set(inode, inode.attributes.clone());
   const vmAttrs = new Map<Vm, IntervalMap<Attr>>();
   for (const vm of k.state.vms) vmAttrs.set(vm, vm.attributes.clone());
-  const content = new Map<GmemInode, Map<number, Uint8Array | null>>();
+  const content = new Map<GmemInode, ContentBefore>();
   for (const c of conversions) {
-    const pages = content.get(c.inode) ?? new Map<number, Uint8Array | null>();
-    c.inode.pages.forRange(c.lo, c.hi, false, (i: number, f: Folio) => { pages.set(i, f.data ? f.data.slice() : null); });
-    content.set(c.inode, pages);
+    const before = content.get(c.inode) ?? { pages: c.inode.pages.clone(), data: new Map<number, Uint8Array>() };
+    for (const [i, d] of nonZeroPages(k.state, before.pages, c.lo, c.hi)) before.data.set(i, d.slice());
+    content.set(c.inode, before);
   }
-  return { conversions, attrs, vmAttrs, content };
+  return { state: k.state, conversions, attrs, vmAttrs, content };
 }
 
 /** Step invariants for a step that returned `succeeded` (and `errno` when it failed). */
 export function endStep(ctx: StepContext, succeeded: boolean, errno?: string): InvariantViolation[] {
+  const s = ctx.state;
   const out: InvariantViolation[] = [];
   const isConversion = ctx.conversions.length > 0;
   for (const [inode, before] of ctx.attrs) {
@@ -219,7 +295,7 @@ export function endStep(ctx: StepContext, succeeded: boolean, errno?: string): I
     if (!c.inode.attributes.every(c.lo, c.hi, reached)) {
       out.push(violation('I4', `inode ${c.inode.ino}: successful conversion left part of [${off(c.lo)}, ${off(c.hi)}) unconverted`));
     }
-    out.push(...contentRule(c, ctx.attrs.get(c.inode)!, ctx.content.get(c.inode)!));
+    out.push(...contentRule(s, c, ctx.attrs.get(c.inode)!, ctx.content.get(c.inode)!));
   }
   return out;
 }
@@ -236,28 +312,28 @@ function onlySettled(before: IntervalMap<Attr>, after: IntervalMap<Attr>): boole
   return true;
 }
 
-/** I7: preserve on software-protected VMs; pages that changed attribute read zero on SNP/TDX. */
-function contentRule(c: ConversionIntent, before: IntervalMap<Attr>, content: Map<number, Uint8Array | null>): InvariantViolation[] {
+/**
+ * I7: preserve on software-protected VMs; pages that changed attribute read zero on SNP/TDX.
+ * Only pages holding data before or after can differ, so only those are compared.
+ */
+function contentRule(s: KernelState, c: ConversionIntent, before: IntervalMap<Attr>, content: ContentBefore): InvariantViolation[] {
   const rule = VM_TYPE_FACTS[c.vmType].conversionContent;
-  const bad: bigint[] = [];
-  for (const [index, old] of content) {
-    const f = c.inode.pages.get(index);
-    if (!f || c.inode.attributes.get(index) === 'pending') continue; // content rule applies when it completes
+  const now = nonZeroPages(s, c.inode.pages, c.lo, c.hi);
+  const indices = new Set([...content.data.keys(), ...now.keys()]);
+  const bad = new BadPages();
+  for (const index of [...indices].sort((x, y) => x - y)) {
+    if (content.pages.get(index) === undefined || c.inode.pages.get(index) === undefined) continue; // not in the file then or now
+    if (c.inode.attributes.get(index) === 'pending') continue; // content rule applies when it completes
     const changed = before.get(index) !== c.target;
     const expectZero = rule === 'zero' && changed;
-    const now = f.data;
-    const same = expectZero ? (now === null || now.every((b) => b === 0)) : sameBytes(old, now);
-    if (!same) bad.push(off(index));
+    const after = now.get(index) ?? null;
+    const same = expectZero ? (after === null || after.every((b) => b === 0)) : sameBytes(content.data.get(index) ?? null, after);
+    if (!same) bad.add(index, index + 1);
   }
-  return bad.length ? [violation('I7', `${c.vmType}: content ${rule === 'zero' ? 'not destroyed' : 'not preserved'} at ${list(bad)}`, bad)] : [];
+  return bad.empty ? [] : [violation('I7', `${c.vmType}: content ${rule === 'zero' ? 'not destroyed' : 'not preserved'} at ${bad.list()}`, bad.offsets)];
 }
 
 function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
   if (a === null || b === null) return (a ?? b ?? new Uint8Array()).every((x) => x === 0);
   return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-function list(offs: bigint[]): string {
-  const shown = offs.slice(0, 8).map((o) => String(o)).join(', ');
-  return offs.length > 8 ? `${shown}, … (${offs.length} in all)` : shown;
 }

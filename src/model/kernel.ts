@@ -6,17 +6,18 @@ import {
   CAPS, FALLOC_FLAGS, GMEM_FLAGS, LIMITS, MADV, MAP_FLAGS, MEMORY_ATTRIBUTES, MEMSLOT_FLAGS,
   PAGE_SIZE, PROT, VM_TYPES, type VmType,
 } from './abi.js';
-import { gmemAllocate, gmemCreateFile, gmemCreateInode, gmemGetFolio, gmemNrPages, gmemPrepareFolio, gmemPunchHole, gmemRelease, gmemSetAttributes, gmemSettlePending } from './gmem.js';
+import { folioAddRefs, idAt } from './folio.js';
+import { gmemAllocate, gmemCreateFile, gmemCreateInode, gmemNrPages, gmemPrepareRange, gmemPunchHole, gmemRelease, gmemSetAttributes, gmemSettlePending } from './gmem.js';
 import {
-  kvmConvertVmRange, kvmCreateMemslot, kvmCreateVm, kvmDeleteMemslot, kvmGuestAccess, kvmSetVmAttributes,
+  kvmConvertVmRange, kvmCreateMemslot, kvmCreateVm, kvmDeleteMemslot, kvmGuestAccess, kvmGuestTouch, kvmSetVmAttributes,
   kvmVmPut, slotKey, vmHasPrivateMem,
 } from './kvm.js';
-import { copyThroughPages, findVma, gupPages, hex, hostAccess, insertVma, madviseRange, newVma, placeMapping, pteKey, unmapRange, vmasIn } from './mm.js';
+import { copyThroughPages, faultRange, findVma, gupPages, hex, hostAccess, insertVma, madviseRange, newVma, placeMapping, pteIds, pteKey, unmapRange, vmasIn } from './mm.js';
 import { pipeCreate, pipeRead, pipeRelease, pipeSplicePages } from './pipe.js';
 import { FULL_MACHINE, hasMemoryAttributes, type MachineConfig } from './platform.js';
 import { DEFAULT_PROFILE, type Profile } from './profile.js';
 import { fail, ok, OK, type AccessResult, type GuestResult, type KResult } from './result.js';
-import { newState, type FdEntry, type Folio, type GmemFile, type Import, type KernelState, type Memslot, type Pin, type Vm } from './state.js';
+import { newState, type FdEntry, type FolioIds, type GmemFile, type Import, type KernelState, type Memslot, type Pin, type Vm } from './state.js';
 
 export type U64 = bigint | number;
 
@@ -87,7 +88,7 @@ export class Kernel {
       e.file.fdRefs--;
       this.releaseFile(e.file);
     } else {
-      pipeRelease(e.pipe);
+      pipeRelease(this.state, e.pipe);
       this.settle();
     }
     return OK;
@@ -96,7 +97,7 @@ export class Kernel {
   /** After a reference drops: complete deferred conversions whose pages are now free (variant). */
   private settle(): void {
     if (this.profile.toPrivate.onBlocked !== 'defer') return;
-    for (const inode of this.state.inodes) gmemSettlePending(inode, this.profile.toPrivate);
+    for (const inode of this.state.inodes) gmemSettlePending(this.state, inode, this.profile.toPrivate);
   }
 
   private releaseFile(file: GmemFile): void {
@@ -208,7 +209,7 @@ export class Kernel {
     const e = this.state.fds.get(fd);
     if (!e) return fail('EBADF', `fd ${fd} is not open`);
     if (e.kind === 'pipe') {
-      const data = pipeRead(e.pipe, length === undefined ? undefined : Number(big(length)));
+      const data = pipeRead(this.state, e.pipe, length === undefined ? undefined : Number(big(length)));
       this.settle();
       return ok(data);
     }
@@ -260,13 +261,13 @@ export class Kernel {
     if (type === 0n) return fail('EINVAL', 'one of SHARED and PRIVATE is required');
     if (prot & ~(PROT.READ | PROT.WRITE | PROT.EXEC)) return fail('EINVAL', `unknown prot bits ${hex(prot)}`);
     const pages = (len + PAGE - 1n) / PAGE;
-    if (pages * PAGE + PAGE > BigInt(this.state.mmapBase) - MMAP_FLOOR) return fail('ENOMEM', 'no room for the mapping in the address space');
     const length = Number(pages * PAGE);
+    const placed = pages * PAGE + 2n * PAGE > BigInt(this.state.mmapBase) - MMAP_FLOOR ? undefined : placeMapping(this.state, length, Number(MMAP_FLOOR));
+    if (placed === undefined) return fail('ENOMEM', 'no room for the mapping in the address space');
     const shared = type !== MAP_FLAGS.PRIVATE;
     if (flags & MAP_FLAGS.ANONYMOUS) {
-      const start = placeMapping(this.state, length);
-      insertVma(this.state, newVma(start, length, prot, shared, null, 0));
-      return ok(start);
+      insertVma(this.state, newVma(placed, length, prot, shared, null, 0));
+      return ok(placed);
     }
     if (args.fd === null) return fail('EBADF', 'no fd and no MAP_ANONYMOUS');
     const e = this.state.fds.get(args.fd);
@@ -276,9 +277,8 @@ export class Kernel {
     if (e.kind !== 'gmem') return fail('ENODEV', `a ${e.kind} fd has no mmap`);
     if (!(e.file.inode.flags & GMEM_FLAGS.MMAP)) return fail('ENODEV', 'guest_memfd created without MMAP');
     if (!shared) return fail('EINVAL', 'guest_memfd needs MAP_SHARED (no CoW)');
-    const start = placeMapping(this.state, length);
-    insertVma(this.state, newVma(start, length, prot, true, e.file, Number(off / PAGE)));
-    return ok(start);
+    insertVma(this.state, newVma(placed, length, prot, true, e.file, Number(off / PAGE)));
+    return ok(placed);
   }
 
   /** munmap(2). */
@@ -289,6 +289,14 @@ export class Kernel {
     const end = addr + Number((len + PAGE - 1n) / PAGE * PAGE);
     for (const file of unmapRange(this.state, addr, end)) this.releaseFile(file);
     return OK;
+  }
+
+  /**
+   * The faults of a host access of [addr, addr+length) without the copy: how an access too large
+   * to buffer ends (the pages it reaches are faulted in, as the access would).
+   */
+  hostTouch(addr: number, length: number, write: boolean): AccessResult<void> {
+    return faultRange(this.state, addr, length, write) ?? OK;
   }
 
   /** A host load through a mapping (the process touching memory). */
@@ -326,10 +334,7 @@ export class Kernel {
     const first = addr - (addr % PAGE_SIZE);
     const folios = gupPages(this.state, first, addr + length - first, write);
     if (!Array.isArray(folios)) return folios;
-    for (const f of folios) {
-      if (longterm) f.pinsLong++;
-      else f.pinsShort++;
-    }
+    this.pinRefs(folios, longterm, 1);
     const pin: Pin = { id: this.state.nextId++, address: addr, length, longterm, write, folios, released: false };
     this.state.pins.set(pin.id, pin);
     return ok(pin.id);
@@ -341,17 +346,21 @@ export class Kernel {
    */
   pinUserPagesFast(addr: number, length: number, longterm: boolean): KResult<number> {
     const first = addr - (addr % PAGE_SIZE);
-    const folios = [];
-    for (let at = first; at < addr + length; at += PAGE_SIZE) {
+    const end = addr + length;
+    for (let at = first; at < end;) {
       const vma = findVma(this.state, at);
-      const folio = vma?.ptes.get(pteKey(vma, at));
-      if (!vma || !folio || (vma.prot & PROT.WRITE) === 0n) return fail('EAGAIN', `GUP-fast: no writable PTE at ${hex(at)} (would fall back to the slow path)`);
-      folios.push(folio);
+      const stop = vma ? Math.min(end, vma.end) : at;
+      const missing = vma && (vma.prot & PROT.WRITE) !== 0n
+        ? [...vma.ptes.cover(pteKey(vma, at), pteKey(vma, stop - 1) + 1)].find((g) => g.value === undefined)
+        : undefined;
+      if (!vma || (vma.prot & PROT.WRITE) === 0n || missing) {
+        const where = missing ? vma!.start + (missing.lo - pteKey(vma!, vma!.start)) * PAGE_SIZE : at;
+        return fail('EAGAIN', `GUP-fast: no writable PTE at ${hex(where)} (would fall back to the slow path)`);
+      }
+      at = stop;
     }
-    for (const f of folios) {
-      if (longterm) f.pinsLong++;
-      else f.pinsShort++;
-    }
+    const folios = pteIds(this.state, first, end);
+    this.pinRefs(folios, longterm, 1);
     const pin: Pin = { id: this.state.nextId++, address: addr, length, longterm, write: true, folios, released: false };
     this.state.pins.set(pin.id, pin);
     return ok(pin.id);
@@ -361,14 +370,15 @@ export class Kernel {
   unpinUserPages(pinId: number): KResult {
     const pin = this.state.pins.get(pinId);
     if (!pin) return fail('EINVAL', `pin ${pinId} is not held`);
-    for (const f of pin.folios) {
-      if (pin.longterm) f.pinsLong--;
-      else f.pinsShort--;
-    }
+    this.pinRefs(pin.folios, pin.longterm, -1);
     pin.released = true;
     this.state.pins.delete(pinId);
     this.settle();
     return OK;
+  }
+
+  private pinRefs(folios: readonly FolioIds[], longterm: boolean, delta: number): void {
+    for (const b of folios) folioAddRefs(this.state, b.id, b.id + b.nr, longterm ? 'pinsLong' : 'pinsShort', delta);
   }
 
   /** Device access through a pin (DMA / READ_FIXED / WRITE_FIXED): the pinned folios, even detached ones. */
@@ -377,7 +387,7 @@ export class Kernel {
     if (!pin) return fail('EINVAL', `pin ${pinId} is not held`);
     if (offset < 0 || offset + length > pin.length) return fail('EINVAL', `[${offset}, ${offset + length}) outside the ${pin.length}-byte pin`);
     // The pinned folios themselves, even detached ones: byte 0 is the pin's first address.
-    const r = copyThroughPages<never>((pin.address % PAGE_SIZE) + offset, length, store, (at) => pin.folios[Math.floor(at / PAGE_SIZE)]!);
+    const r = copyThroughPages<never>(this.state, (pin.address % PAGE_SIZE) + offset, length, store, (at) => idAt(pin.folios, Math.floor(at / PAGE_SIZE))!);
     return ok(r);
   }
 
@@ -386,17 +396,17 @@ export class Kernel {
     if (length <= 0) return fail('EINVAL', 'length must be positive');
     // vmsplice takes the pages before the first fault and returns a short count (-EFAULT if none).
     const first = addr - (addr % PAGE_SIZE);
-    const folios: Folio[] = [];
+    const folios: number[] = [];
     for (let at = first; at < addr + length; at += PAGE_SIZE) {
       const got = gupPages(this.state, at, PAGE_SIZE, false);
       if (!Array.isArray(got)) {
         if (folios.length === 0) return got;
         break;
       }
-      folios.push(...got);
+      folios.push(got[0]!.id);
     }
     const pipe = pipeCreate(this.state);
-    pipeSplicePages(pipe, folios, addr, Math.min(length, first + folios.length * PAGE_SIZE - addr));
+    pipeSplicePages(this.state, pipe, folios, addr, Math.min(length, first + folios.length * PAGE_SIZE - addr));
     return ok(this.installFd({ kind: 'pipe', pipe }));
   }
 
@@ -434,11 +444,13 @@ export class Kernel {
     if (imp.revoked) return fail('EFAULT', 'the import was revoked by a conversion to private (IOMMU fault)');
     if (offset < 0 || offset + length > (imp.hi - imp.lo) * PAGE_SIZE) return fail('EINVAL', 'access outside the import');
     // The file's current pages (fd+offset), allocated and zeroed on first use like a fault.
-    const r = copyThroughPages<never>(imp.lo * PAGE_SIZE + offset, length, store, (at) => {
-      const folio = gmemGetFolio(this.state, imp.inode, Math.floor(at / PAGE_SIZE));
-      gmemPrepareFolio(folio);
-      return folio;
-    });
+    const start = imp.lo * PAGE_SIZE + offset;
+    if (length > 0) {
+      const [lo, hi] = [Math.floor(start / PAGE_SIZE), Math.floor((start + length - 1) / PAGE_SIZE) + 1];
+      gmemAllocate(this.state, imp.inode, lo, hi);
+      gmemPrepareRange(this.state, imp.inode, lo, hi);
+    }
+    const r = copyThroughPages<never>(this.state, start, length, store, (at) => imp.inode.pages.get(Math.floor(at / PAGE_SIZE))!);
     return ok(r);
   }
 
@@ -547,6 +559,13 @@ export class Kernel {
     if ('ok' in vm) return vm;
     const r = kvmGuestAccess(this.state, vm, this.profile, Number(u64(gpa)), length, undefined, isPrivate);
     return r instanceof Uint8Array ? ok(r) : r;
+  }
+
+  /** The faults of a vCPU access without the copy (an access too large to buffer): where it stops. */
+  guestTouch(vmFd: number, gpa: U64, length: number, write: boolean, isPrivate?: boolean): GuestResult<void> {
+    const vm = this.vmOf(vmFd);
+    if ('ok' in vm) return vm;
+    return kvmGuestTouch(this.state, vm, this.profile, Number(u64(gpa)), length, write, isPrivate)?.failure ?? OK;
   }
 
   /** A vCPU store. */

@@ -1,25 +1,33 @@
 // KVM work functions: VM lifetime, memslots and their guest_memfd bindings, the per-VM
 // attribute xarray, guest (vCPU) accesses through the secondary MMU, and the memory-fault exit.
-// Callers (kernel.ts) validate arguments; these functions assume valid input.
+// Guest faults are handled a range of gfns at a time (kvmGuestFaultRange), in pieces uniform in
+// memslot, attribute and SPTE presence, so prefaulting a 1 TiB guest costs its runs; SPTEs are
+// an ExtentMap of gfn -> folio id. Callers (kernel.ts) validate arguments; these functions
+// assume valid input.
 import { MEMORY_EXIT_FLAG_PRIVATE, PAGE_SIZE, type VmType } from './abi.js';
-import {
-  gmemAttr, gmemCheckToPrivate, gmemCommitAttributes, gmemGetFolio, gmemPrepareFolio,
-} from './gmem.js';
+import { gmemAllocate, gmemAttr, gmemCheckToPrivate, gmemCommitAttributes, gmemPrepareRange } from './gmem.js';
+import { type ExtentCodec } from './extent-map.js';
 import { IntervalMap } from './interval-map.js';
-import { copyThroughPages, handleFault, hex } from './mm.js';
+import { copyThroughPages, faultRange, hex, vmasIn, pteKey } from './mm.js';
 import { VM_TYPE_FACTS } from './platform.js';
 import type { Profile } from './profile.js';
 import type { ErrnoFailure, ExitFailure } from './result.js';
 import { fail } from './result.js';
 import {
-  newTree, type Attr, type Folio, type GmemFile, type GmemInode, type KernelState, type Memslot, type Spte, type Vm,
+  ExtentMap, type Attr, type GmemInode, type KernelState, type Memslot, type Spte, type Vm,
 } from './state.js';
+
+/** SPTE runs: consecutive gfns map consecutive folio ids with the same kind. */
+const SPTE_CODEC: ExtentCodec<Spte> = {
+  at: (v, d) => (d === 0 ? v : { ...v, id: v.id + d }),
+  eq: (a, b) => a.id === b.id && a.private === b.private && a.backing === b.backing,
+};
 
 export function kvmCreateVm(s: KernelState, type: VmType): Vm {
   const vm: Vm = {
     id: s.nextId++, type, fdOpen: true, destroyed: false, files: new Set(), memslots: new Map(),
     gfnIndex: [new IntervalMap<Memslot>(), new IntervalMap<Memslot>()],
-    attributes: new IntervalMap<Attr>(), sptes: newTree(),
+    attributes: new IntervalMap<Attr>(), sptes: new ExtentMap(SPTE_CODEC),
   };
   s.vms.push(vm);
   return vm;
@@ -50,14 +58,14 @@ export function kvmDeleteMemslot(vm: Vm, slot: Memslot): void {
   vm.gfnIndex[slot.asId]!.delete(slot.baseGfn, slot.baseGfn + slot.npages);
   const g = slot.gmem;
   if (g?.file) g.file.bindings.delete(g.pgoff, g.pgoff + slot.npages);
-  vm.sptes.deleteRange(slot.baseGfn, slot.baseGfn + slot.npages, false);
+  vm.sptes.delete(slot.baseGfn, slot.baseGfn + slot.npages);
 }
 
 /** Per-VM KVM_SET_MEMORY_ATTRIBUTES effect: store, and zap guest mappings of the range. */
 export function kvmSetVmAttributes(vm: Vm, gfnLo: number, gfnHi: number, attr: Attr): void {
   if (attr === 'private') vm.attributes.set(gfnLo, gfnHi, 'private');
   else vm.attributes.delete(gfnLo, gfnHi);
-  vm.sptes.deleteRange(gfnLo, gfnHi, false);
+  vm.sptes.delete(gfnLo, gfnHi);
 }
 
 export interface GmemRange { inode: GmemInode; lo: number; hi: number }
@@ -86,7 +94,7 @@ export function kvmConvertVmRange(s: KernelState, vm: Vm, profile: Profile, gfnL
       if (blocked) return blocked;
     }
   }
-  for (const r of ranges) gmemCommitAttributes(r.inode, vm.type, r.lo, r.hi, attr);
+  for (const r of ranges) gmemCommitAttributes(s, r.inode, vm.type, r.lo, r.hi, attr);
   kvmSetVmAttributes(vm, gfnLo, gfnHi, attr);
   return undefined;
 }
@@ -108,9 +116,7 @@ export function kvmMmuNotifierInvalidate(s: KernelState, lo: number, hi: number)
       if (b <= a) continue;
       const gfnLo = slot.baseGfn + Math.floor((a - ua) / PAGE_SIZE);
       const gfnHi = slot.baseGfn + Math.ceil((b - ua) / PAGE_SIZE);
-      const stale: number[] = [];
-      vm.sptes.forRange(gfnLo, gfnHi, false, (gfn, spte) => { if (spte.backing === 'host') stale.push(gfn); });
-      for (const gfn of stale) vm.sptes.delete(gfn);
+      for (const seg of [...vm.sptes.segments(gfnLo, gfnHi)]) if (seg.value.backing === 'host') vm.sptes.delete(seg.lo, seg.hi);
     }
   }
 }
@@ -132,62 +138,126 @@ function memoryFault(gfn: number, isPrivate: boolean, why: string): ExitFailure 
   };
 }
 
-type GuestFault = { folio: Folio } | ExitFailure | ErrnoFailure;
+/** Where a guest access stopped: the first gfn refused and why. */
+export interface GuestFaultStop { readonly gfn: number; readonly failure: ExitFailure | ErrnoFailure }
+
+/** A run of gfns uniform in memslot and in the attribute KVM consults. */
+interface GuestPiece { lo: number; hi: number; slot: Memslot | undefined; attr: Attr }
+
+function* guestPieces(vm: Vm, profile: Profile, lo: number, hi: number): IterableIterator<GuestPiece> {
+  for (const seg of [...vm.gfnIndex[0].cover(lo, hi)]) {
+    const slot = seg.value;
+    if (profile.privateTracking !== 'gmem') {
+      for (const a of [...vm.attributes.cover(seg.lo, seg.hi)]) yield { lo: a.lo, hi: a.hi, slot, attr: a.value ?? 'shared' };
+      continue;
+    }
+    const g = slot?.gmem;
+    if (!g?.file) { yield { lo: seg.lo, hi: seg.hi, slot, attr: 'shared' }; continue; } // v8 46/46
+    const base = g.pgoff - slot!.baseGfn;
+    for (const a of [...g.file.inode.attributes.cover(seg.lo + base, seg.hi + base)]) {
+      if (a.value === undefined) gmemAttr(g.file.inode, a.lo); // throws: every index has an attribute
+      yield { lo: a.lo - base, hi: a.hi - base, slot, attr: a.value! };
+    }
+  }
+}
 
 /**
- * The guest page fault for one gfn (kernel-semantics §1.4, kernel-probe §8): access-type
- * mismatch exits to userspace; private accesses and gmem-only slots are served from
- * guest_memfd; other shared accesses go through the slot's userspace_addr.
+ * The guest page fault over gfns [lo, hi), gfn by gfn in order (kernel-semantics §1.4,
+ * kernel-probe §8): access-type mismatch exits to userspace; private accesses and gmem-only
+ * slots are served from guest_memfd; other shared accesses go through the slot's
+ * userspace_addr. Installs the SPTEs of every gfn before the first one refused, and returns
+ * that one with its failure.
  */
-export function kvmGuestFault(s: KernelState, vm: Vm, profile: Profile, gfn: number, write: boolean, wantPrivate: boolean | undefined): GuestFault {
-  const slot = vm.gfnIndex[0].get(gfn);
-  const attr = kvmGfnAttr(vm, profile, slot, gfn);
+export function kvmGuestFaultRange(s: KernelState, vm: Vm, profile: Profile, lo: number, hi: number, write: boolean, wantPrivate: boolean | undefined): GuestFaultStop | undefined {
   const facts = VM_TYPE_FACTS[vm.type];
-  if (attr === 'pending') return memoryFault(gfn, true, `gfn ${hex(gfn)} is on its way to private; host references still pending (deferred)`);
-  const isPrivate = facts.accessTypeFromHardware && wantPrivate !== undefined ? wantPrivate : attr === 'private';
-  if (isPrivate !== (attr === 'private')) {
-    return memoryFault(gfn, isPrivate, `${isPrivate ? 'private' : 'shared'} access to a ${attr} gfn ${hex(gfn)}`);
+  for (const { lo: plo, hi: phi, slot, attr } of guestPieces(vm, profile, lo, hi)) {
+    const stop = (failure: ExitFailure | ErrnoFailure, gfn = plo) => ({ gfn, failure });
+    if (attr === 'pending') return stop(memoryFault(plo, true, `gfn ${hex(plo)} is on its way to private; host references still pending (deferred)`));
+    const isPrivate = facts.accessTypeFromHardware && wantPrivate !== undefined ? wantPrivate : attr === 'private';
+    if (isPrivate !== (attr === 'private')) {
+      return stop(memoryFault(plo, isPrivate, `${isPrivate ? 'private' : 'shared'} access to a ${attr} gfn ${hex(plo)}`));
+    }
+    if (!slot) {
+      if (isPrivate) return stop(memoryFault(plo, true, `private access to gfn ${hex(plo)} outside every memslot`));
+      return stop({
+        ok: false, exit: 'MMIO', gpa: BigInt(plo * PAGE_SIZE), size: BigInt(PAGE_SIZE), flags: 0n, private: false,
+        why: `gfn ${hex(plo)} is outside every memslot: emulated MMIO`,
+      });
+    }
+    for (const gap of [...vm.sptes.cover(plo, phi)]) {
+      if (gap.value !== undefined) continue; // present
+      if (isPrivate || slot.gmemOnly) {
+        if (!slot.gmem) return stop(memoryFault(gap.lo, isPrivate, `private access to gfn ${hex(gap.lo)} in a memslot without guest_memfd`), gap.lo);
+        const file = slot.gmem.file;
+        if (!file) return stop(memoryFault(gap.lo, isPrivate, `the guest_memfd bound at gfn ${hex(gap.lo)} was closed`), gap.lo);
+        mapGmemPages(s, vm, file.inode, gap.lo, gap.hi, gap.lo - slot.baseGfn + slot.gmem.pgoff, isPrivate);
+        continue;
+      }
+      const ua = Number(slot.userspaceAddr);
+      const hvaLo = ua + (gap.lo - slot.baseGfn) * PAGE_SIZE;
+      const r = faultRange(s, hvaLo, (gap.hi - gap.lo) * PAGE_SIZE, write);
+      const okHi = r ? gap.lo + Math.floor((r.address - hvaLo) / PAGE_SIZE) : gap.hi;
+      mapHostPages(s, vm, gap.lo, okHi, hvaLo);
+      if (r) {
+        const hva = hvaLo + (okHi - gap.lo) * PAGE_SIZE;
+        return stop(fail('EFAULT', `KVM_RUN: host fault on userspace_addr ${hex(hva)} failed: ${r.why}`), okHi);
+      }
+    }
   }
-  if (!slot) {
-    if (isPrivate) return memoryFault(gfn, true, `private access to gfn ${hex(gfn)} outside every memslot`);
-    return {
-      ok: false, exit: 'MMIO', gpa: BigInt(gfn * PAGE_SIZE), size: BigInt(PAGE_SIZE), flags: 0n, private: false,
-      why: `gfn ${hex(gfn)} is outside every memslot: emulated MMIO`,
-    };
-  }
-  const present = vm.sptes.get(gfn);
-  if (present) return { folio: present.folio };
-  if (isPrivate || slot.gmemOnly) {
-    if (!slot.gmem) return memoryFault(gfn, isPrivate, `private access to gfn ${hex(gfn)} in a memslot without guest_memfd`);
-    const file: GmemFile | null = slot.gmem.file;
-    if (!file) return memoryFault(gfn, isPrivate, `the guest_memfd bound at gfn ${hex(gfn)} was closed`);
-    const index = gfn - slot.baseGfn + slot.gmem.pgoff;
-    const folio = gmemGetFolio(s, file.inode, index);
-    gmemPrepareFolio(folio);
-    installSpte(vm, gfn, { folio, private: isPrivate, backing: 'gmem' });
-    return { folio };
-  }
-  const hva = Number(slot.userspaceAddr) + (gfn - slot.baseGfn) * PAGE_SIZE;
-  const r = handleFault(s, hva, write);
-  if ('signal' in r) return fail('EFAULT', `KVM_RUN: host fault on userspace_addr ${hex(hva)} failed: ${r.why}`);
-  installSpte(vm, gfn, { folio: r.folio, private: false, backing: 'host' });
-  return { folio: r.folio };
+  return undefined;
 }
 
-function installSpte(vm: Vm, gfn: number, spte: Spte): void {
-  vm.sptes.set(gfn, spte);
+/** Install SPTEs of gfns [lo, hi) served from guest_memfd pages starting at `index`. */
+function mapGmemPages(s: KernelState, vm: Vm, inode: GmemInode, lo: number, hi: number, index: number, isPrivate: boolean): void {
+  const end = index + (hi - lo);
+  gmemAllocate(s, inode, index, end);
+  gmemPrepareRange(s, inode, index, end);
+  for (const seg of [...inode.pages.segments(index, end)]) {
+    vm.sptes.set(lo + (seg.lo - index), lo + (seg.hi - index), { id: seg.value, private: isPrivate, backing: 'gmem' });
+  }
 }
 
-/** A guest load or store of [gpa, gpa+length), page by page. */
+/** Install SPTEs of gfns [lo, hi) from the host PTEs of the user addresses from `hva` (all present). */
+function mapHostPages(s: KernelState, vm: Vm, lo: number, hi: number, hva: number): void {
+  const end = hva + (hi - lo) * PAGE_SIZE;
+  for (const vma of vmasIn(s, hva, end)) {
+    const a = Math.max(hva, vma.start);
+    const b = Math.min(end, vma.end);
+    const k0 = pteKey(vma, a);
+    for (const seg of [...vma.ptes.segments(k0, pteKey(vma, b - 1) + 1)]) {
+      const gfn = lo + (a - hva) / PAGE_SIZE + (seg.lo - k0);
+      vm.sptes.set(gfn, gfn + (seg.hi - seg.lo), { id: seg.value, private: false, backing: 'host' });
+    }
+  }
+}
+
+/**
+ * A guest load or store of [gpa, gpa+length): the gfns are faulted in, then copied; a store
+ * writes the bytes before the first refused page. KVM_EXIT_MMIO reports the access itself: its
+ * address and (for the byte-wise guest) 1 byte.
+ */
 export function kvmGuestAccess(
   s: KernelState, vm: Vm, profile: Profile, gpa: number, length: number, store: Uint8Array | undefined, wantPrivate: boolean | undefined,
 ): Uint8Array | ExitFailure | ErrnoFailure {
-  return copyThroughPages(gpa, length, store, (at) => {
-    const r = kvmGuestFault(s, vm, profile, Math.floor(at / PAGE_SIZE), store !== undefined, wantPrivate);
-    // KVM_EXIT_MMIO reports the access itself: its address and (for the byte-wise guest) 1 byte.
-    if ('exit' in r && r.exit === 'MMIO') return { ...r, gpa: BigInt(at), size: 1n };
-    return 'folio' in r ? r.folio : r;
-  });
+  const stopped = kvmGuestTouch(s, vm, profile, gpa, length, store !== undefined, wantPrivate);
+  if (stopped && !store) return stopped.failure;
+  const n = stopped ? stopped.at - gpa : length;
+  const r = copyThroughPages<never>(s, gpa, n, store?.subarray(0, n), (at) => vm.sptes.get(Math.floor(at / PAGE_SIZE))!.id);
+  return stopped ? stopped.failure : (store ?? r);
+}
+
+/** Fault in a guest access without copying: where it stops (byte address) and why, if it does. */
+export function kvmGuestTouch(
+  s: KernelState, vm: Vm, profile: Profile, gpa: number, length: number, write: boolean, wantPrivate: boolean | undefined,
+): { at: number; failure: ExitFailure | ErrnoFailure } | undefined {
+  if (length <= 0) return undefined;
+  const lo = Math.floor(gpa / PAGE_SIZE);
+  const hi = Math.floor((gpa + length - 1) / PAGE_SIZE) + 1;
+  const r = kvmGuestFaultRange(s, vm, profile, lo, hi, write, wantPrivate);
+  if (!r) return undefined;
+  const at = Math.max(gpa, r.gfn * PAGE_SIZE);
+  const failure = 'exit' in r.failure && r.failure.exit === 'MMIO' ? { ...r.failure, gpa: BigInt(at), size: 1n } : r.failure;
+  return { at, failure };
 }
 
 export function vmHasPrivateMem(type: VmType): boolean {

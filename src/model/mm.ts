@@ -1,12 +1,16 @@
 // Host mm: the process's VMAs, their PTEs, the guest_memfd fault handler, host loads and
 // stores through a mapping, madvise, munmap and GUP. A gmem VMA keys its PTEs by file page
 // index (so unmap_mapping_range is a range delete); an anonymous VMA keys them by virtual page.
+// PTEs are an ExtentMap to folio ids and faults are handled a range at a time (faultRange):
+// populating 1 TiB costs the runs it creates, with exactly the page-by-page outcome (the pages
+// before the first refused one are faulted in, the failure names that page's address).
 // Callers have validated alignment and ranges; faults return signals, GUP returns errnos.
 import { MADV, PAGE_SIZE, PROT } from './abi.js';
-import { gmemAttr, gmemGetFolio, gmemNrPages, gmemPrepareFolio, gmemPunchHole } from './gmem.js';
+import { folioAddRefs, folioAlloc, folioRead, folioWrite, pushIds } from './folio.js';
+import { gmemAllocate, gmemNrPages, gmemPrepareRange, gmemPunchHole } from './gmem.js';
 import { kvmMmuNotifierInvalidate } from './kvm.js';
 import { fail, signal, type ErrnoFailure, type SignalFailure } from './result.js';
-import { newFolio, newTree, type Folio, type GmemFile, type GmemInode, type KernelState, type Vma } from './state.js';
+import { ExtentMap, ID_CODEC, type FolioIds, type GmemFile, type GmemInode, type KernelState, type Vma } from './state.js';
 
 export function findVma(s: KernelState, addr: number): Vma | undefined {
   const pair = s.vmas.getPairOrNextLower(addr);
@@ -54,8 +58,9 @@ function zapKeys(s: KernelState, vma: Vma, klo: number, khi: number): void {
   const lo = Math.max(klo, first);
   const hi = Math.min(khi, first + (vma.end - vma.start) / PAGE_SIZE);
   if (hi <= lo) return;
-  vma.ptes.forRange(lo, hi, false, (_k, folio) => { folio.mapCount--; });
-  vma.ptes.deleteRange(lo, hi, false);
+  const present = [...vma.ptes.segments(lo, hi)];
+  vma.ptes.delete(lo, hi);
+  for (const seg of present) folioAddRefs(s, seg.value, seg.value + (seg.hi - seg.lo), 'mapCount', -1);
   kvmMmuNotifierInvalidate(s, vma.start + (lo - first) * PAGE_SIZE, vma.start + (hi - first) * PAGE_SIZE);
 }
 
@@ -96,88 +101,124 @@ export function unmapRange(s: KernelState, lo: number, hi: number): GmemFile[] {
 function splitPiece(vma: Vma, start: number, end: number, klo: number, khi: number): Vma {
   const ptes = vma.ptes.clone();
   const [plo, phi] = [pteKey(vma, start), pteKey(vma, end - 1) + 1];
-  ptes.deleteRange(Number.MIN_SAFE_INTEGER, plo, false);
-  ptes.deleteRange(phi, Number.MAX_SAFE_INTEGER, false);
-  ptes.deleteRange(klo, khi, false);
+  ptes.delete(Number.MIN_SAFE_INTEGER, plo);
+  ptes.delete(phi, Number.MAX_SAFE_INTEGER);
+  ptes.delete(klo, khi);
   const pgoff = vma.file ? pteKey(vma, start) : 0;
   return { start, end, prot: vma.prot, shared: vma.shared, file: vma.file, pgoff, ptes };
 }
 
-export type FaultResult = { folio: Folio } | SignalFailure;
-
 /**
- * The page fault handler for one page at `addr` (kernel-semantics §1.3): SIGSEGV without a VMA
- * or permission; for guest_memfd SIGBUS past EOF or on a private page, otherwise the folio is
- * allocated if absent, zeroed on first use and mapped.
+ * The page fault handler over [addr, addr+length), page by page in address order
+ * (kernel-semantics §1.3): SIGSEGV without a VMA or permission; for guest_memfd SIGBUS past EOF
+ * or on a private page, otherwise the folios are allocated if absent, zeroed on first use and
+ * mapped. Pages with a present PTE are left as they are. Returns the failure at the first page
+ * refused (every page before it is faulted in), addressed at the access's first byte in it.
  */
-export function handleFault(s: KernelState, addr: number, write: boolean): FaultResult {
-  const vma = findVma(s, addr);
-  if (!vma) return signal('SIGSEGV', addr, 'no mapping at this address');
-  const need = write ? PROT.WRITE : PROT.READ;
-  if ((vma.prot & need) === 0n) {
-    return signal('SIGSEGV', addr, `mapping is not ${write ? 'writable' : 'readable'}`);
-  }
-  const key = pteKey(vma, addr);
-  const present = vma.ptes.get(key);
-  if (present) return { folio: present };
-  let folio: Folio;
-  if (vma.file) {
-    const inode = vma.file.inode;
-    if (key >= gmemNrPages(inode)) return signal('SIGBUS', addr, `file page ${key} is past EOF`);
-    const attr = gmemAttr(inode, key);
-    if (attr !== 'shared' && !s.faultAcceptsPrivate) {
-      return signal('SIGBUS', addr, `file offset ${key * PAGE_SIZE} is ${attr === 'pending' ? 'on its way to private (deferred)' : 'private'}`);
+export function faultRange(s: KernelState, addr: number, length: number, write: boolean): SignalFailure | undefined {
+  const end = addr + length;
+  for (let at = addr; at < end;) {
+    const vma = findVma(s, at);
+    if (!vma) return signal('SIGSEGV', at, 'no mapping at this address');
+    if ((vma.prot & (write ? PROT.WRITE : PROT.READ)) === 0n) {
+      return signal('SIGSEGV', at, `mapping is not ${write ? 'writable' : 'readable'}`);
     }
-    folio = gmemGetFolio(s, inode, key);
-    gmemPrepareFolio(folio);
-  } else {
-    folio = newFolio(s, 0, key);
-    folio.inCache = false;
-    folio.uptodate = true;
+    const stop = Math.min(end, vma.end);
+    const failed = faultVma(s, vma, at, stop);
+    if (failed) return failed;
+    at = stop;
   }
-  vma.ptes.set(key, folio);
-  folio.mapCount++;
-  return { folio };
+  return undefined;
+}
+
+/** faultRange within one VMA whose permissions allow the access: [a, b) are user addresses. */
+function faultVma(s: KernelState, vma: Vma, a: number, b: number): SignalFailure | undefined {
+  const first = pteKey(vma, vma.start);
+  const address = (key: number) => Math.max(a, vma.start + (key - first) * PAGE_SIZE);
+  for (const gap of [...vma.ptes.cover(pteKey(vma, a), pteKey(vma, b - 1) + 1)]) {
+    if (gap.value !== undefined) continue;
+    if (!vma.file) { // anonymous memory: a fresh zero page per fault, owned by the PTE
+      vma.ptes.set(gap.lo, gap.hi, folioAlloc(s, 0, gap.lo, gap.hi - gap.lo, { inCache: false, uptodate: true, mapCount: 1 }));
+      continue;
+    }
+    const inode = vma.file.inode;
+    const nr = gmemNrPages(inode);
+    let stop = gap.hi;
+    let why = '';
+    if (gap.lo >= nr) [stop, why] = [gap.lo, `file page ${gap.lo} is past EOF`];
+    else {
+      const refused = s.faultAcceptsPrivate ? undefined : [...inode.attributes.cover(gap.lo, Math.min(gap.hi, nr))].find((x) => x.value !== 'shared');
+      if (refused) {
+        if (refused.value === undefined) throw new Error(`gmem inode ${inode.ino}: no attribute at page ${refused.lo}`);
+        const attr = refused.value === 'pending' ? 'on its way to private (deferred)' : 'private';
+        [stop, why] = [refused.lo, `file offset ${refused.lo * PAGE_SIZE} is ${attr}`];
+      } else if (gap.hi > nr) [stop, why] = [nr, `file page ${nr} is past EOF`];
+    }
+    mapFilePages(s, vma, inode, gap.lo, stop);
+    if (stop < gap.hi) return signal('SIGBUS', address(stop), why);
+  }
+  return undefined;
+}
+
+/** Allocate, zero on first use and map file pages [lo, hi) (none of them has a PTE). */
+function mapFilePages(s: KernelState, vma: Vma, inode: GmemInode, lo: number, hi: number): void {
+  if (hi <= lo) return;
+  gmemAllocate(s, inode, lo, hi);
+  gmemPrepareRange(s, inode, lo, hi);
+  for (const seg of [...inode.pages.segments(lo, hi)]) {
+    vma.ptes.set(seg.lo, seg.hi, seg.value);
+    folioAddRefs(s, seg.value, seg.value + (seg.hi - seg.lo), 'mapCount', 1);
+  }
+}
+
+/** The folio id behind the present PTE of `addr`, if any. */
+export function pteAt(s: KernelState, addr: number): number | undefined {
+  const vma = findVma(s, addr);
+  return vma ? vma.ptes.get(pteKey(vma, addr)) : undefined;
+}
+
+/** The folio ids behind the present PTEs of [lo, hi) in address order, as blocks (gaps skipped). */
+export function pteIds(s: KernelState, lo: number, hi: number): FolioIds[] {
+  const out: FolioIds[] = [];
+  for (const vma of vmasIn(s, lo, hi)) {
+    const [klo, khi] = keyRange(vma, lo, hi);
+    for (const seg of vma.ptes.segments(klo, khi)) pushIds(out, seg.value, seg.hi - seg.lo);
+  }
+  return out;
 }
 
 /**
  * Copy [start, start+length) of a page-indexed space to or from `store` (a load when it is
- * undefined), one page at a time: `folioAt(at)` yields the folio behind the page of byte `at`,
- * or a failure that ends the access there (the pages before it are already copied).
+ * undefined), one page at a time: `folioAt(at)` yields the id of the folio behind the page of
+ * byte `at`, or a failure that ends the access there (the pages before it are already copied).
  */
 export function copyThroughPages<F extends { ok: false }>(
-  start: number, length: number, store: Uint8Array | undefined, folioAt: (at: number) => Folio | F,
+  s: KernelState, start: number, length: number, store: Uint8Array | undefined, folioAt: (at: number) => number | F,
 ): Uint8Array | F {
   const out = store ?? new Uint8Array(length);
   for (let done = 0; done < length;) {
     const at = start + done;
-    const folio = folioAt(at);
-    if ('ok' in folio) return folio;
+    const id = folioAt(at);
+    if (typeof id !== 'number') return id;
     const inPage = at % PAGE_SIZE;
     const n = Math.min(PAGE_SIZE - inPage, length - done);
-    if (store) writeFolio(folio, inPage, store.subarray(done, done + n));
-    else readFolio(folio, inPage, out.subarray(done, done + n));
+    if (store) folioWrite(s, id, inPage, store.subarray(done, done + n));
+    else folioRead(s, id, inPage, out.subarray(done, done + n));
     done += n;
   }
   return out;
 }
 
-/** A host load or store of [addr, addr+length) through the process's mappings. */
+/**
+ * A host load or store of [addr, addr+length) through the process's mappings: the pages are
+ * faulted in, then copied; a store writes the bytes before the first refused page.
+ */
 export function hostAccess(s: KernelState, addr: number, length: number, store?: Uint8Array): Uint8Array | SignalFailure {
-  return copyThroughPages(addr, length, store, (at) => {
-    const r = handleFault(s, at, store !== undefined);
-    return 'signal' in r ? r : r.folio;
-  });
-}
-
-export function readFolio(folio: Folio, offset: number, into: Uint8Array): void {
-  if (folio.data) into.set(folio.data.subarray(offset, offset + into.length));
-  else into.fill(0);
-}
-
-export function writeFolio(folio: Folio, offset: number, bytes: Uint8Array): void {
-  if (!folio.data) folio.data = new Uint8Array(PAGE_SIZE);
-  folio.data.set(bytes, offset);
+  const failed = faultRange(s, addr, length, store !== undefined);
+  if (failed && !store) return failed;
+  const n = failed ? failed.address - addr : length;
+  const r = copyThroughPages<never>(s, addr, n, store?.subarray(0, n), (at) => pteAt(s, at)!);
+  return failed ?? (store ?? r);
 }
 
 /**
@@ -185,17 +226,18 @@ export function writeFolio(folio: Folio, offset: number, bytes: Uint8Array): voi
  * faulting it in. Any page the fault handler refuses makes the call fail with EFAULT (callers
  * such as io_uring and VFIO release what they got, so the model is all-or-nothing).
  */
-export function gupPages(s: KernelState, addr: number, length: number, write: boolean): Folio[] | ErrnoFailure {
-  const folios: Folio[] = [];
-  for (let at = addr; at < addr + length; at += PAGE_SIZE) {
+export function gupPages(s: KernelState, addr: number, length: number, write: boolean): FolioIds[] | ErrnoFailure {
+  const end = addr + length;
+  for (let at = addr; at < end;) {
     const vma = findVma(s, at);
     if (!vma) return fail('EFAULT', `no mapping at ${hex(at)}`);
     if (write && (vma.prot & PROT.WRITE) === 0n) return fail('EFAULT', `mapping at ${hex(at)} is not writable`);
-    const r = handleFault(s, at, write);
-    if ('signal' in r) return fail('EFAULT', `GUP fault: ${r.why}`);
-    folios.push(r.folio);
+    const stop = Math.min(end, vma.end);
+    const r = faultRange(s, at, stop - at, write);
+    if (r) return fail('EFAULT', `GUP fault: ${r.why}`);
+    at = stop;
   }
-  return folios;
+  return pteIds(s, addr, end);
 }
 
 /** madvise() on a validated, fully mapped range. */
@@ -205,21 +247,24 @@ export function madviseRange(s: KernelState, lo: number, hi: number, advice: num
       zapAddressRange(s, lo, hi);
       return undefined;
     case MADV.REMOVE:
+      // madvise_remove(): no file (private anonymous memory) is EINVAL; EACCES needs a mapping
+      // without VM_MAYWRITE, which a shared mapping here always has (guest_memfd is O_RDWR,
+      // shared anonymous memory is shmem), whatever its PROT (measured: edges-found-by-hand).
       for (const vma of vmasIn(s, lo, hi)) {
-        if (!vma.shared || (vma.prot & PROT.WRITE) === 0n) return fail('EACCES', 'MADV_REMOVE needs a shared writable mapping');
-        if (!vma.file) return fail('EOPNOTSUPP', 'MADV_REMOVE of anonymous memory is not modelled');
+        if (!vma.file && !vma.shared) return fail('EINVAL', 'MADV_REMOVE of private anonymous memory (no file behind it)');
         const [klo, khi] = keyRange(vma, lo, hi);
-        gmemPunchHole(s, vma.file.inode, klo, khi); // acts as PUNCH_HOLE (kernel-probe §3)
+        if (vma.file) gmemPunchHole(s, vma.file.inode, klo, khi); // acts as PUNCH_HOLE (kernel-probe §3)
+        else zapKeys(s, vma, klo, khi); // shared anonymous = shmem: the punched pages read back zero
       }
       return undefined;
     case MADV.POPULATE_READ:
     case MADV.POPULATE_WRITE: {
       const write = advice === MADV.POPULATE_WRITE;
-      for (let at = lo; at < hi; at += PAGE_SIZE) {
-        const vma = findVma(s, at)!;
+      for (const vma of vmasIn(s, lo, hi)) {
         if ((vma.prot & (write ? PROT.WRITE : PROT.READ)) === 0n) return fail('EINVAL', 'mapping lacks the permission to populate');
-        const r = handleFault(s, at, write);
-        if ('signal' in r) return fail('EFAULT', `populate would fault: ${r.why}`);
+        const a = Math.max(lo, vma.start);
+        const r = faultRange(s, a, Math.min(hi, vma.end) - a, write);
+        if (r) return fail('EFAULT', `populate would fault: ${r.why}`);
       }
       return undefined;
     }
@@ -230,14 +275,27 @@ export function madviseRange(s: KernelState, lo: number, hi: number, advice: num
   }
 }
 
-/** Place a new mapping of `length` bytes below the previous ones. */
-export function placeMapping(s: KernelState, length: number): number {
-  s.mmapBase -= length + PAGE_SIZE; // one guard page between mappings
-  return s.mmapBase;
+/**
+ * Where a new mapping of `length` bytes goes, as the kernel's top-down get_unmapped_area: the
+ * highest free range below mmap_base that fits, so an unmapped range is reused by the next
+ * mapping that fits there (conformance/edges-found-by-hand.yaml). The model keeps one guard
+ * page on each side (so running off a mapping is SIGSEGV); undefined when nothing fits above
+ * `floor`. Pure: the caller inserts the VMA.
+ */
+export function placeMapping(s: KernelState, length: number, floor: number): number | undefined {
+  let ceiling = s.mmapBase;
+  for (const [start, vma] of s.vmas.entriesReversed()) {
+    if (start >= ceiling) continue;
+    const at = ceiling - PAGE_SIZE - length;
+    if (at - PAGE_SIZE >= vma.end) return at;
+    ceiling = start;
+  }
+  const at = ceiling - PAGE_SIZE - length;
+  return at >= floor ? at : undefined;
 }
 
 export function newVma(start: number, length: number, prot: bigint, shared: boolean, file: GmemFile | null, pgoff: number): Vma {
-  return { start, end: start + length, prot, shared, file, pgoff, ptes: newTree() };
+  return { start, end: start + length, prot, shared, file, pgoff, ptes: new ExtentMap(ID_CODEC) };
 }
 
 export function hex(n: number | bigint): string {

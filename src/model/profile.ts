@@ -1,6 +1,6 @@
 // ABI profiles: one object per kernel version, patch series or design variant. The operations
 // consult these decisions; nothing else in the model may test which version it runs.
-// Sources: kernel-semantics.md §0, §1.10, §4, §5.4 and thread-and-userspace.md §2.2.
+// Sources: kernel-semantics.md §0, §1.10, §4, §5.4 and design-discussion.md §2.2.
 import type { Errno } from './abi.js';
 
 export type ProfileStatus = 'mainline' | 'posted-series' | 'variant' | 'mutant';
@@ -76,9 +76,9 @@ const EAGAIN_WITH_OFFSET: ToPrivatePolicy = {
 /** Linux 6.18: guest_memfd with MMAP and INIT_SHARED; no conversion of any kind in place. */
 export const MAINLINE_6_18: Profile = {
   name: 'mainline-6.18',
-  title: 'Linux 6.18 (measured on this machine kind: kernel-probe.md)',
+  title: 'Linux 6.18 (measured on this machine kind: docs/kernel-probe.md)',
   status: 'mainline',
-  source: 'kernel-semantics.md §0.1, §1; kernel-probe.md',
+  source: 'docs/kernel-semantics.md §0.1, §1; docs/kernel-probe.md',
   privateTracking: 'vm',
   conversion: 'none',
   initSharedForPrivateVms: false,
@@ -93,7 +93,7 @@ export const IPC_V8: Profile = {
   name: 'ipc-v8',
   title: 'guest_memfd in-place conversion v8 (2026-06)',
   status: 'posted-series',
-  source: 'kernel-semantics.md §1.10(b), §4, §5.4',
+  source: 'docs/kernel-semantics.md §1.10(b), §4, §5.4',
   privateTracking: 'gmem',
   conversion: 'gmem-ioctl',
   gmemIoctlName: 'KVM_SET_MEMORY_ATTRIBUTES2',
@@ -110,7 +110,7 @@ export const RFC_2024: Profile = {
   name: 'rfc-2024',
   title: '1G page support RFC v1 (2024-09): conversion through the per-VM ioctl',
   status: 'posted-series',
-  source: 'kernel-semantics.md §1.10(c) [RFC24]; thread-and-userspace.md §1.1',
+  source: 'docs/kernel-semantics.md §1.10(c) [RFC24]; docs/design-discussion.md §1.1',
   privateTracking: 'vm',
   conversion: 'vm-ioctl',
   initSharedForPrivateVms: true,
@@ -129,7 +129,7 @@ export const RFC_2025: Profile = {
   name: 'rfc-2025',
   title: '1G page support RFC v2 (2025-05): KVM_GMEM_CONVERT_* ioctls',
   status: 'posted-series',
-  source: 'kernel-semantics.md §1.10(c) [RFC25], §5.5 struct kvm_gmem_convert',
+  source: 'docs/kernel-semantics.md §1.10(c) [RFC25], §5.5 struct kvm_gmem_convert',
   privateTracking: 'gmem',
   conversion: 'gmem-ioctl',
   gmemIoctlName: 'KVM_GMEM_CONVERT_PRIVATE/SHARED',
@@ -150,7 +150,7 @@ export const DEFERRED: Profile = {
   name: 'deferred',
   title: 'VARIANT: deferred completion (Tabba 2025, rejected upstream) on the v8 ABI',
   status: 'variant',
-  source: 'kernel-semantics.md §0.3, §1.10(c) "Fuad v7"; thread-and-userspace.md §2.2',
+  source: 'docs/kernel-semantics.md §0.3, §1.10(c) "Fuad v7"; docs/design-discussion.md §2.2',
   toPrivate: { ...EAGAIN_WITH_OFFSET, onBlocked: 'defer' },
 };
 
@@ -164,7 +164,7 @@ export const REVOKE: Profile = {
   name: 'revoke',
   title: 'VARIANT: revocable fd-based importers instead of pins (iommufd DMA-BUF direction) on the v8 ABI',
   status: 'variant',
-  source: 'thread-and-userspace.md §1.3, §2.5; kernel-semantics.md §7 item 4',
+  source: 'docs/design-discussion.md §1.3, §2.5; docs/kernel-semantics.md §7 item 4',
   revocableImports: true,
   toPrivate: { ...EAGAIN_WITH_OFFSET, revokeImporters: true },
 };
@@ -174,7 +174,7 @@ export const DEFAULT_PROFILE = IPC_V8;
 
 const mutant = (name: string, title: string, change: Omit<Partial<Profile>, 'toPrivate'> & { toPrivate?: Partial<ToPrivatePolicy> }): Profile => ({
   ...IPC_V8, ...change, name: `mutant-${name}`, title: `MUTANT (a seeded bug, no design): ${title}`, status: 'mutant',
-  source: 'gmemkit check --mutant', toPrivate: { ...IPC_V8.toPrivate, ...change.toPrivate },
+  source: 'docs/checker.md §2.3 (gmemkit check --mutant)', toPrivate: { ...IPC_V8.toPrivate, ...change.toPrivate },
 });
 
 /** Seeded kernel bugs for the checker (gmemkit check --mutant); scenarios may name them too. */

@@ -1,12 +1,34 @@
 // The model's state as plain data, one type per kernel object. Behaviour lives in the
-// operation modules (gmem.ts, mm.ts, kvm.ts, pipe.ts); invariants.ts constrains this state.
+// operation modules (gmem.ts, mm.ts, kvm.ts, pipe.ts, folio.ts); invariants.ts constrains this
+// state.
 //
 // guest_memfd keeps the kernel's split: the *inode* is the physical storage and tracks the
 // properties of the memory (size, flags, shared/private attributes, the page cache); each
 // *file* is one VM's view of that storage and tracks that VM's memslot bindings. The file
 // pins the VM; VMAs pin the file; memslots pin nothing.
+//
+// Ranges, not pages. Every per-page structure is an ExtentMap (extent-map.ts), so a 1 TiB
+// guest that is fallocated, mapped, prefaulted and converted costs what its ranges cost:
+// - Folios have numeric ids, allocated in consecutive blocks (fallocate of n pages takes n
+//   ids), and live in one table, `KernelState.folios`: folio id -> FolioRun. A run covers the
+//   ids [lo, hi) of folios whose state is *uniform* (same inode, consecutive page indices,
+//   same uptodate/inCache and the same reference counts per kind); it is split lazily when
+//   one folio diverges (pinned, mapped alone, punched) and merged again when neighbours
+//   become identical. A folio's identity is its id: it survives splits and merges, which is
+//   what I8 (KVM maps the folio now in the file), I9 (folios never move) and pins that keep a
+//   detached folio's old data after PUNCH_HOLE (examples/03) rely on.
+// - Content is kept only for folios holding non-zero bytes: `KernelState.folioData`,
+//   folio id -> 4 KiB page. No entry means all zero.
+// - The page cache (`GmemInode.pages`), host PTEs (`Vma.ptes`) and guest SPTEs (`Vm.sptes`)
+//   map page index / PTE key / gfn to folio ids (progressing by one per index), so a mapped
+//   or prefaulted range is one run per contiguous block of folio ids.
+// - `FolioRun.order` separates "a run of uniform order-0 folios" (order 0: every id is its
+//   own 4 KiB folio) from one large folio (order k > 0: the run is exactly the 2^k ids of one
+//   folio, e.g. a HugeTLB 2M/1G folio, with the folio's counts; never merged with a
+//   neighbour). Only order 0 is produced today; huge pages build on the order-k case.
 import type { VmType } from './abi.js';
 import { newTree, type Tree } from './btree.js';
+import { ExtentMap, ID_CODEC, type ExtentCodec } from './extent-map.js';
 import { IntervalMap } from './interval-map.js';
 
 export { newTree, type Tree };
@@ -14,27 +36,52 @@ export { newTree, type Tree };
 /** 'pending': on the way to private under the deferred variant (host and GUP refused). */
 export type Attr = 'shared' | 'private' | 'pending';
 
-/** One order-0 folio. References are counted by kind (kernel-semantics §2.1 `extraRefs`). */
-export interface Folio {
-  readonly id: number;
-  /** Page index in its inode (folios never move: I9). */
-  readonly index: number;
+/**
+ * The shared state of the folios of one run of the folio table (ids [lo, hi) of one extent).
+ * References are counted per folio and by kind (kernel-semantics §2.1 `extraRefs`).
+ */
+export interface FolioRun {
+  /** Inode whose page cache the folios were allocated for (0: anonymous memory). */
   readonly ino: number;
-  /** Page contents; null means all zero (or, before `uptodate`, never initialised). */
-  data: Uint8Array | null;
+  /** Page index of the run's first folio; folio lo + d sits at index + d (never moves: I9). */
+  readonly index: number;
+  /** 0: a run of order-0 folios; k > 0: the run is one folio of 2^k pages (see above). */
+  readonly order: number;
   /** Zeroed before first exposure (I6); never cleared while the folio lives. */
-  uptodate: boolean;
+  readonly uptodate: boolean;
   /** The page cache's reference: false once punched or evicted ("detached"). */
-  inCache: boolean;
+  readonly inCache: boolean;
   /** Host PTEs mapping the folio, over all mappings. */
-  mapCount: number;
+  readonly mapCount: number;
   /** FOLL_GET references (vmsplice pipe buffers). */
-  gets: number;
+  readonly gets: number;
   /** FOLL_PIN references, short-term (O_DIRECT in flight, pin_user_pages). */
-  pinsShort: number;
+  readonly pinsShort: number;
   /** FOLL_PIN | FOLL_LONGTERM references (io_uring fixed buffers, VFIO DMA maps). */
-  pinsLong: number;
+  readonly pinsLong: number;
 }
+
+/** A FolioRun with the given fields (an explicit literal: this is the model's hottest allocation). */
+export function withRun(v: FolioRun, index: number, inCache: boolean, uptodate: boolean, mapCount: number, gets: number, pinsShort: number, pinsLong: number): FolioRun {
+  return { ino: v.ino, index, order: v.order, uptodate, inCache, mapCount, gets, pinsShort, pinsLong };
+}
+
+export const FOLIO_CODEC: ExtentCodec<FolioRun> = {
+  at: (v, d) => (d === 0 ? v : withRun(v, v.index + d, v.inCache, v.uptodate, v.mapCount, v.gets, v.pinsShort, v.pinsLong)),
+  eq: (a, b) => a === b || (a.order === 0 && b.order === 0 && a.ino === b.ino && a.index === b.index
+    && a.uptodate === b.uptodate && a.inCache === b.inCache && a.mapCount === b.mapCount
+    && a.gets === b.gets && a.pinsShort === b.pinsShort && a.pinsLong === b.pinsLong),
+};
+
+/** One folio as tools, tests and messages see it: a snapshot, not part of the state. */
+export interface Folio extends FolioRun {
+  readonly id: number;
+  /** Page contents; null means all zero (or, before `uptodate`, never initialised). */
+  readonly data: Uint8Array | null;
+}
+
+/** A block of consecutive folio ids [id, id + nr). */
+export interface FolioIds { readonly id: number; readonly nr: number }
 
 export interface GmemInode {
   readonly ino: number;
@@ -48,8 +95,8 @@ export interface GmemInode {
    * fixes it per file from INIT_SHARED; RFC24 calls it "faultability".
    */
   readonly attributes: IntervalMap<Attr>;
-  /** The page cache: page index -> folio. */
-  readonly pages: Tree<number, Folio>;
+  /** The page cache: page index -> folio id (runs of consecutive ids). */
+  readonly pages: ExtentMap<number>;
   readonly files: Set<GmemFile>;
   /** Every VMA mapping this inode, in every file (i_mmap). */
   readonly vmas: Set<Vma>;
@@ -95,9 +142,9 @@ export interface Memslot {
   readonly gmemOnly: boolean;
 }
 
-/** A guest (secondary MMU) mapping of one gfn. */
+/** Guest (secondary MMU) mappings of a run of gfns; `id` is the folio id of the first gfn. */
 export interface Spte {
-  readonly folio: Folio;
+  readonly id: number;
   readonly private: boolean;
   /** Which backing served it: the guest_memfd, or host memory through userspace_addr. */
   readonly backing: 'gmem' | 'host';
@@ -117,8 +164,8 @@ export interface Vm {
   readonly gfnIndex: [IntervalMap<Memslot>, IntervalMap<Memslot>];
   /** Per-VM KVM_MEMORY_ATTRIBUTE_PRIVATE by gfn (legacy ioctl; absent = shared). */
   readonly attributes: IntervalMap<Attr>;
-  /** gfn -> guest mapping. */
-  readonly sptes: Tree<number, Spte>;
+  /** gfn -> guest mapping (runs of consecutive folio ids with the same kind). */
+  readonly sptes: ExtentMap<Spte>;
 }
 
 export interface Vma {
@@ -130,8 +177,8 @@ export interface Vma {
   readonly file: GmemFile | null;
   /** First file page mapped at `start`. */
   readonly pgoff: number;
-  /** Present PTEs, keyed by file page index (anonymous: by page index within the VMA). */
-  readonly ptes: Tree<number, Folio>;
+  /** Present PTEs -> folio id, keyed by file page index (anonymous: by virtual page). */
+  readonly ptes: ExtentMap<number>;
 }
 
 export interface Pin {
@@ -140,12 +187,13 @@ export interface Pin {
   readonly length: number;
   readonly longterm: boolean;
   readonly write: boolean;
-  /** The pinned folios, one per page, as they were when pinned (they may later be detached). */
-  readonly folios: Folio[];
+  /** The pinned folios in address order, as blocks of ids (they may later be detached). */
+  readonly folios: readonly FolioIds[];
   released: boolean;
 }
 
-export interface PipeBuffer { readonly folio: Folio; offset: number; length: number }
+/** One page reference of a pipe: folio id and the bytes of it still unread. */
+export interface PipeBuffer { readonly folio: number; offset: number; length: number }
 
 export interface Pipe {
   readonly id: number;
@@ -165,9 +213,13 @@ export interface KernelState {
   readonly vmas: Tree<number, Vma>;
   readonly pins: Map<number, Pin>;
   readonly imports: Map<number, Import>;
+  /** Every live folio: folio id -> run state. A folio is freed with its last reference. */
+  readonly folios: ExtentMap<FolioRun>;
+  /** Contents of the folios holding non-zero bytes: folio id -> page. */
+  readonly folioData: Tree<number, Uint8Array>;
   /** Source of object ids (VMs, files, folios, pins). */
   nextId: number;
-  /** Top of the next mmap placement (mappings grow down, like mmap_base). */
+  /** Top of the mmap area (mmap_base): mappings are placed top-down in the highest gap that fits. */
   mmapBase: number;
   /**
    * Checker hook: called inside a to-private conversion where another CPU could run (between
@@ -181,6 +233,7 @@ export interface KernelState {
 export function newState(): KernelState {
   return {
     fds: new Map(), vms: [], inodes: new Set(), vmas: newTree(), pins: new Map(), imports: new Map(),
+    folios: new ExtentMap(FOLIO_CODEC), folioData: newTree(),
     nextId: 1, mmapBase: 0x7f0000000000, faultAcceptsPrivate: false,
   };
 }
@@ -190,18 +243,13 @@ export function nextId(s: KernelState): number {
 }
 
 /** References beyond the page cache's own: what makes a folio unsafe to convert (I2). */
-export function extraRefs(f: Folio): number {
+export function extraRefs(f: FolioRun): number {
   return f.mapCount + f.gets + f.pinsShort + f.pinsLong;
 }
 
 /** The refcount the kernel would see (GUP_PIN_COUNTING_BIAS = 1024 per FOLL_PIN). */
-export function refcount(f: Folio): number {
+export function refcount(f: FolioRun): number {
   return (f.inCache ? 1 : 0) + f.mapCount + f.gets + 1024 * (f.pinsShort + f.pinsLong);
 }
 
-export function newFolio(s: KernelState, ino: number, index: number): Folio {
-  return {
-    id: nextId(s), index, ino, data: null, uptodate: false, inCache: true,
-    mapCount: 0, gets: 0, pinsShort: 0, pinsLong: 0,
-  };
-}
+export { ExtentMap, ID_CODEC };

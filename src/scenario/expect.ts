@@ -1,4 +1,4 @@
-// Expectations of a step (scenario-format.md "Expectations"): parsing them, and matching an
+// Expectations of a step (scenario-language.md §5): parsing them, and matching an
 // outcome against them. An outcome is what a backend call produced, normalised for display,
 // comparison across backends, and JSON.
 import type { BResult, Violation } from '../backend/backend.js';
@@ -80,7 +80,7 @@ function parseOne(v: unknown): Parsed<{ expect: Expect; violations: string[] }> 
   const conv: ConversionExpect = {};
   for (const f of ['retries', 'eagains'] as const) {
     if (!(f in o)) continue;
-    const n = parseSize(o[f]);
+    const n = parseSize(o[f], 'u32');
     if (!n.ok) return { ok: false, message: `${f}: ${n.message}` };
     conv[f] = n.value;
     delete o[f];
@@ -113,7 +113,7 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
     const out: Record<string, bigint> = {};
     for (const f of OUT_FIELDS) {
       if (!(f in o)) continue;
-      const n = parseSize(o[f]);
+      const n = parseSize(o[f], 'u64'); // struct kvm_memory_attributes2.error_offset: __u64
       if (!n.ok) return { ok: false, message: `${f}: ${n.message}` };
       out[f] = n.value;
     }
@@ -137,14 +137,14 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
   if ('fill' in o) {
     const err = only(['fill']);
     if (err) return { ok: false, message: err };
-    const f = typeof o.fill === 'bigint' ? Number(o.fill) : o.fill;
-    if (typeof f !== 'number' || !Number.isInteger(f) || f < 0 || f > 255) return { ok: false, message: `fill: expected a byte value 0..255, got ${show(o.fill)}` };
-    return done({ kind: 'fill', fill: f });
+    const f = typeof o.fill === 'bigint' || typeof o.fill === 'number' || typeof o.fill === 'string' ? parseSize(o.fill, 'u8') : undefined;
+    if (!f?.ok) return { ok: false, message: `fill: expected a byte value 0..255${f ? `: ${f.message}` : `, got ${show(o.fill)}`}` };
+    return done({ kind: 'fill', fill: Number(f.value) });
   }
   if ('value' in o) {
     const err = only(['value']);
     if (err) return { ok: false, message: err };
-    const n = parseSize(o.value);
+    const n = parseSize(o.value, 's64'); // return values: int, long, off_t, ssize_t
     if (!n.ok) return { ok: false, message: `value: ${n.message}` };
     return done({ kind: 'value', value: n.value });
   }
@@ -155,7 +155,7 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
     const e: Expect = { kind: 'exit', exit: o.exit };
     for (const f of ['gpa', 'size'] as const) {
       if (!(f in o)) continue;
-      const n = parseSize(o[f]);
+      const n = parseSize(o[f], 'u64'); // kvm_run.memory_fault.gpa / .size: u64
       if (!n.ok) return { ok: false, message: `${f}: ${n.message}` };
       e[f] = n.value;
     }
@@ -169,11 +169,13 @@ function parseRest(o: Record<string, unknown>, violations: string[]): Parsed<{ e
 }
 
 /** Parse `expect:`; a mapping keyed by profile names gives one expectation per profile. */
+const PLAIN_OK: Parsed<StepExpect> = { ok: true, value: { base: { kind: 'ok' }, violations: [] } };
+
 export function parseExpect(v: unknown): Parsed<StepExpect> {
-  const names = PROFILES.map((p) => p.name);
+  if (v === undefined || v === 'ok') return PLAIN_OK; // the common case; results are never mutated
   if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
     const keys = Object.keys(v);
-    if (keys.length > 0 && keys.every((k) => names.includes(k))) {
+    if (keys.length > 0 && keys.every((k) => PROFILES.some((p) => p.name === k))) {
       const byProfile: Record<string, Expect> = {};
       const violations = new Set<string>();
       for (const k of keys) {
@@ -212,9 +214,8 @@ function convMismatch(want: ConversionExpect | undefined, got: Outcome): string 
 }
 
 function baseMismatch(expect: Expect, got: Outcome): string | undefined {
-  const want = describeExpect(expect);
-  const actual = describeOutcome(got);
-  const differ = () => `expected ${want}, got ${actual}`;
+  // Described only on a mismatch: matching is per step, describing is per failure.
+  const differ = () => `expected ${describeExpect(expect)}, got ${describeOutcome(got)}`;
   switch (expect.kind) {
     case 'ok': return got.kind === 'ok' ? undefined : differ();
     case 'errno': {

@@ -41,9 +41,55 @@ export function formatHuman(res: ScenarioResult): string {
     if (r.failure) lines.push(red(`       step ${r.step.index}${r.step.line ? ` (line ${r.step.line})` : ''}: ${r.failure}`));
     for (const v of r.violations) lines.push(yellow(`       invariant ${v.invariant} (${v.title}): ${v.detail}`));
   }
-  const unsupported = res.unsupported ? `, ${res.unsupported} unsupported` : '';
-  lines.push(res.passed ? green(`  passed (${res.steps.length} steps${unsupported})`) : red(`  FAILED (${res.steps.filter((s) => s.failure).length} of ${res.steps.length} steps${unsupported})`));
+  const v = scenarioVerdict(res);
+  const text = `  ${v === 'failed' ? 'FAILED' : v === 'unsupported' ? 'UNSUPPORTED' : v === 'partial' ? 'passed in part' : 'passed'} (${v === 'passed' ? `${res.steps.length} steps` : countsText(stepCounts(res))})`;
+  lines.push(v === 'failed' ? red(text) : v === 'passed' ? green(text) : yellow(text));
   return lines.join('\n');
+}
+
+/** Steps of a run by result: met the expectation, failed it, or could not run on this backend. */
+export interface StepCounts { passed: number; failed: number; unsupported: number }
+
+export function stepCounts(res: ScenarioResult): StepCounts {
+  const failed = res.steps.filter((s) => s.failure).length;
+  const unsupported = res.steps.filter((s) => !s.failure && s.outcome.kind === 'unsupported').length;
+  return { passed: res.steps.length - failed - unsupported, failed, unsupported };
+}
+
+/**
+ * A run is failed if a step failed; unsupported if no step could run; passed in part if some
+ * steps were unsupported; passed only when every step ran and met its expectation.
+ */
+export type ScenarioVerdict = 'passed' | 'partial' | 'unsupported' | 'failed';
+
+export function scenarioVerdict(res: ScenarioResult): ScenarioVerdict {
+  const c = stepCounts(res);
+  if (c.failed) return 'failed';
+  if (c.unsupported === 0) return 'passed';
+  return c.passed === 0 ? 'unsupported' : 'partial';
+}
+
+export const countsText = (c: StepCounts): string =>
+  `${c.passed} passed, ${c.failed} failed, ${c.unsupported} unsupported, of ${c.passed + c.failed + c.unsupported} steps`;
+
+/** The closing line of `gmemkit run`: runs by verdict, and the steps of all runs. */
+export function formatTotals(results: readonly ScenarioResult[]): string {
+  const t = totals(results);
+  return `${t.runs.passed} scenario run(s) passed, ${t.runs.failed} failed, ${t.runs.partial} passed in part, ${t.runs.unsupported} unsupported`
+    + ` (steps: ${countsText(t.steps)})`;
+}
+
+export function totals(results: readonly ScenarioResult[]): { runs: Record<ScenarioVerdict, number>; steps: StepCounts } {
+  const runs: Record<ScenarioVerdict, number> = { passed: 0, partial: 0, unsupported: 0, failed: 0 };
+  const steps: StepCounts = { passed: 0, failed: 0, unsupported: 0 };
+  for (const r of results) {
+    runs[scenarioVerdict(r)]++;
+    const c = stepCounts(r);
+    steps.passed += c.passed;
+    steps.failed += c.failed;
+    steps.unsupported += c.unsupported;
+  }
+  return { runs, steps };
 }
 
 function jsonValue(v: unknown): unknown {
@@ -54,13 +100,19 @@ function jsonValue(v: unknown): unknown {
   return v;
 }
 
+/**
+ * The `--json` document: `passed`, `partial`, `unsupported` and `failed` count runs by verdict,
+ * `steps` counts the steps of all runs; each scenario has its `verdict` and `counts` (`passed`
+ * there means no step failed, as before).
+ */
 export function toJson(results: readonly ScenarioResult[]): unknown {
+  const t = totals(results);
   return {
-    passed: results.filter((r) => r.passed).length,
-    failed: results.filter((r) => !r.passed).length,
+    ...t.runs,
+    steps: t.steps,
     scenarios: results.map((r) => ({
       name: r.scenario.name, file: r.scenario.file, profile: r.profile, backend: r.identity,
-      passed: r.passed,
+      passed: r.passed, verdict: scenarioVerdict(r), counts: stepCounts(r),
       steps: r.steps.map((s) => ({
         index: s.step.index, op: s.step.op, args: jsonValue(s.step.written), outcome: jsonValue(s.outcome),
         expected: describeExpect(s.expected), ...(s.failure ? { failure: s.failure } : {}),

@@ -4,7 +4,7 @@
 // release its references when the conversion manager asks, and never cancels I/O in flight:
 // releasing it means waiting for the device to complete it.
 import type { Backend, BResult } from '../backend/backend.js';
-import { PAGE_SIZE } from '../model/abi.js';
+import { MAP_FLAGS, PAGE_SIZE, PROT } from '../model/abi.js';
 import { fail, ok, OK } from '../model/result.js';
 import type { GmemRange, MemoryMap } from './memory-map.js';
 import type { PinRegistry } from './registry.js';
@@ -19,6 +19,11 @@ export type ReleaseAnswer = 'released' | 'wait';
 /** The services holders share: the backend, the VMM's memory map and the pin registry. */
 export interface HolderHost {
   readonly backend: Backend;
+  /**
+   * The same kernel, called on behalf of another process (a vhost-user backend): its mappings
+   * are not the VMM's, so they go untracked and never enter the VMM's memory map.
+   */
+  readonly kernel: Backend;
   readonly memory: MemoryMap;
   readonly registry: PinRegistry;
   /** A conversion to private is in progress over these pages (the pin fence). */
@@ -35,10 +40,11 @@ export abstract class Holder {
   protected pin: number | undefined;
   range: GmemRange;
 
+  /** `range`: the pages behind [addr, addr+length) when addr is not the VMM's (a vhost-user backend's own mapping). */
   constructor(protected readonly host: HolderHost, readonly id: number, readonly kind: HolderKind,
-    readonly addr: number, readonly length: number, name?: string) {
+    readonly addr: number, readonly length: number, name?: string, range?: GmemRange) {
     this.name = name ?? `${kind}#${id}`;
-    this.range = host.memory.addressToGmem(addr, length);
+    this.range = range ?? host.memory.addressToGmem(addr, length);
   }
 
   /** Take the references (GUP) and record them in the registry. */
@@ -58,8 +64,8 @@ export abstract class Holder {
     return r;
   }
 
-  /** The manager asks this holder to drop its references on the pages of a conversion. */
-  abstract release(): ReleaseAnswer;
+  /** The manager asks this holder to drop its references on the pages of a conversion (`range`). */
+  abstract release(range?: GmemRange): ReleaseAnswer;
   /** The kernel pin this holder holds, if any. */
   get pinId(): number | undefined { return this.pin; }
   /** The device's access through this holder's pin (DMA, READ_FIXED/WRITE_FIXED). */
@@ -69,10 +75,12 @@ export abstract class Holder {
   }
   /** A registration the VMM can make again (buffers, DMA maps), as opposed to I/O or pipes. */
   get reestablishable(): boolean { return false; }
-  /** Re-take the references after the range became shared again (preunmap policy). */
-  reestablish(): BResult {
+  /** Re-take the references after `range` became shared again (preunmap policy). */
+  reestablish(_range?: GmemRange): BResult {
     return fail('EINVAL', `${this.kind} ${this.name} cannot be re-established`);
   }
+  /** Whether the holder let go of (part of) `range` and has not taken it again. */
+  releasedOver(_range: GmemRange): boolean { return this.state === 'released'; }
   /** True while the holder still references pages. */
   get holding(): boolean { return this.state === 'held' || this.state === 'in-flight'; }
   /** The user's own teardown (unregister, unmap, close); releasing twice is an error. */
@@ -170,14 +178,15 @@ export class ODirectIo extends Holder {
   data: Uint8Array;
   error?: string;
 
-  constructor(host: HolderHost, id: number, addr: number, length: number, readonly direction: 'read' | 'write', data: Uint8Array | undefined, name?: string) {
-    super(host, id, 'odirect', addr, length, name);
+  constructor(host: HolderHost, id: number, addr: number, length: number, readonly direction: 'read' | 'write', data: Uint8Array | undefined, name?: string, range?: GmemRange) {
+    super(host, id, 'odirect', addr, length, name, range);
     this.data = data ?? new Uint8Array(length).fill(direction === 'read' ? 0xd1 : 0);
   }
 
-  static submit(host: HolderHost, addr: number, length: number, direction: 'read' | 'write', data?: Uint8Array, name?: string): BResult<ODirectIo> {
+  /** `range`: see Holder (I/O through a mapping that is not the VMM's). */
+  static submit(host: HolderHost, addr: number, length: number, direction: 'read' | 'write', data?: Uint8Array, name?: string, range?: GmemRange): BResult<ODirectIo> {
     if (data && data.length > length) return fail('EINVAL', `data (${data.length} bytes) is longer than the I/O (${length})`);
-    const io = new ODirectIo(host, host.nextId(), addr, length, direction, data, name);
+    const io = new ODirectIo(host, host.nextId(), addr, length, direction, data, name, range);
     if (host.fenced(io.range)) {
       io.state = 'queued';
       return ok(io);
@@ -259,36 +268,132 @@ export class SplicePipe extends Holder {
   }
 }
 
+/** One region of a vhost-user backend's memory table: pages [lo, hi) of the file, mapped at `addr`. */
+interface BackendRegion { readonly lo: number; readonly hi: number; readonly addr: number }
+
 /**
- * A vhost-user backend: it maps all guest RAM (its own mapping of the guest_memfd) and pins
- * ranges for the I/O it does. Releasing asks it to drop its PTEs on the range and to finish
- * that I/O.
+ * A vhost-user backend, told guest RAM by VHOST_USER_SET_MEM_TABLE: for the VMM's region
+ * [addr, addr+length) it gets the guest_memfd fd and offset and mmaps the file itself, at its
+ * own address (through `host.kernel`: another process's mapping, not in the VMM's memory map).
+ * Its I/O pins pages by GUP on its own addresses, a short-term pin per I/O, like O_DIRECT.
+ * Released for a conversion (VHOST_USER_REM_MEM_REG over the range) it munmaps that part of its
+ * own mapping and leaves the VMM's alone; its I/O in flight there is a holder of its own, which
+ * the manager waits for. Re-established after to-shared (VHOST_USER_ADD_MEM_REG) it mmaps the
+ * range again, at a new address. gmemkit runs it in-process: it is a second mapping of the same
+ * memfd, not a second address space.
  */
 export class VhostUserBackend extends Holder {
   readonly ios: ODirectIo[] = [];
+  /** Its memory table: its own mappings of pages of range.fd, in page order. */
+  private regions: BackendRegion[] = [];
+
   static attach(host: HolderHost, addr: number, length: number, name?: string): BResult<VhostUserBackend> {
-    return ok(new VhostUserBackend(host, host.nextId(), 'vhost_user', addr, length, name));
+    if (addr % PAGE_SIZE || length % PAGE_SIZE || length <= 0) return fail('EINVAL', `a vhost-user memory region is whole pages: [0x${addr.toString(16)}, +${length}) is not`);
+    const h = new VhostUserBackend(host, host.nextId(), 'vhost_user', addr, length, name);
+    const r = h.mapPages(h.range.lo, h.range.hi);
+    return r.ok ? ok(h) : r;
   }
-  /** The backend starts an I/O on [offset, offset+length) of guest RAM (a short-term pin). */
+
+  /** mmap pages [lo, hi) of the file at an address of its own. */
+  private mapPages(lo: number, hi: number): BResult {
+    const r = this.host.kernel.mmap({
+      fd: this.range.fd, offset: BigInt(lo * PAGE_SIZE), length: BigInt((hi - lo) * PAGE_SIZE),
+      prot: PROT.READ | PROT.WRITE, flags: MAP_FLAGS.SHARED,
+    });
+    if (!r.ok) return r;
+    this.regions.push({ lo, hi, addr: r.value });
+    this.regions.sort((a, b) => a.lo - b.lo);
+    return OK;
+  }
+
+  /** munmap its own mapping of pages [lo, hi) (the parts it maps). */
+  private unmapPages(lo: number, hi: number): BResult {
+    let result: BResult = OK;
+    const kept: BackendRegion[] = [];
+    for (const g of this.regions) {
+      const a = Math.max(g.lo, lo);
+      const b = Math.min(g.hi, hi);
+      if (a >= b) { kept.push(g); continue; }
+      const r = this.host.kernel.munmap(g.addr + (a - g.lo) * PAGE_SIZE, BigInt((b - a) * PAGE_SIZE));
+      if (!r.ok) result = r;
+      if (g.lo < a) kept.push({ lo: g.lo, hi: a, addr: g.addr });
+      if (b < g.hi) kept.push({ lo: b, hi: g.hi, addr: g.addr + (b - g.lo) * PAGE_SIZE });
+    }
+    this.regions = kept;
+    return result;
+  }
+
+  /** Its own address of file page `index`, or undefined where it does not map it. */
+  addressOf(index: number): number | undefined {
+    const g = this.regions.find((x) => index >= x.lo && index < x.hi);
+    return g && g.addr + (index - g.lo) * PAGE_SIZE;
+  }
+
+  /** Whether it maps any page of `range`. */
+  mapsAny(range: GmemRange): boolean {
+    return range.fd === this.range.fd && this.regions.some((g) => g.lo < range.hi && range.lo < g.hi);
+  }
+
+  /**
+   * The backend starts an I/O on bytes [offset, offset+length) of its memory region (a device
+   * read of guest RAM, like virtio-net TX): GUP through its own mapping, a short-term pin.
+   */
   io(offset: number, length: number, name?: string): BResult<ODirectIo> {
+    if (!this.holding) return fail('EINVAL', `vhost-user ${this.name} was closed`);
     if (offset < 0 || length <= 0 || offset + length > this.length) return fail('EINVAL', `I/O [${offset}, +${length}) is outside the ${this.length} bytes vhost-user ${this.name} maps`);
-    const r = ODirectIo.submit(this.host, this.addr + offset, length, 'write', undefined, name);
+    const lo = this.range.lo + Math.floor(offset / PAGE_SIZE);
+    const hi = this.range.lo + Math.ceil((offset + length) / PAGE_SIZE);
+    const g = this.regions.find((x) => x.lo <= lo && hi <= x.hi);
+    if (!g) return fail('EFAULT', `vhost-user ${this.name} does not map all of I/O [${offset}, +${length}): that part of its memory table was removed for a conversion`);
+    const own = g.addr + (lo - g.lo) * PAGE_SIZE + (offset % PAGE_SIZE);
+    const r = ODirectIo.submit(this.host, own, length, 'write', undefined, name, { fd: this.range.fd, lo, hi });
     if (r.ok) {
       this.ios.push(r.value);
       this.host.track(r.value);
     }
     return r;
   }
-  /** Drop its PTEs; its I/Os are holders of their own, which the manager waits for. */
-  release(): ReleaseAnswer {
-    this.host.backend.madvise(this.addr, BigInt(this.length), 4 /* MADV_DONTNEED */);
+
+  /** Unmap its own mapping of the range (all it maps by default); its I/Os are holders the manager waits for. */
+  release(range: GmemRange = this.range): ReleaseAnswer {
+    if (range.fd === this.range.fd) this.unmapPages(range.lo, range.hi);
     return 'released';
   }
-  override close(): BResult {
-    this.state = 'released';
+
+  override get reestablishable(): boolean { return true; }
+
+  /** Map again the pages of `range` (all of its region by default) it unmapped. */
+  override reestablish(range: GmemRange = this.range): BResult {
+    if (!this.holding) return fail('EINVAL', `vhost-user ${this.name} was closed`);
+    if (range.fd !== this.range.fd) return OK;
+    let p = Math.max(range.lo, this.range.lo);
+    const end = Math.min(range.hi, this.range.hi);
+    while (p < end) {
+      const g = this.regions.find((x) => p >= x.lo && p < x.hi);
+      if (g) { p = g.hi; continue; }
+      const next = this.regions.find((x) => x.lo > p);
+      const stop = Math.min(end, next ? next.lo : end);
+      const r = this.mapPages(p, stop);
+      if (!r.ok) return r;
+      p = stop;
+    }
     return OK;
   }
-  pageAddr(index: number): number {
-    return this.addr + (index - this.range.lo) * PAGE_SIZE;
+
+  override releasedOver(range: GmemRange): boolean {
+    if (!this.holding || range.fd !== this.range.fd) return false;
+    const lo = Math.max(range.lo, this.range.lo);
+    const hi = Math.min(range.hi, this.range.hi);
+    let covered = 0;
+    for (const g of this.regions) covered += Math.max(0, Math.min(g.hi, hi) - Math.max(g.lo, lo));
+    return lo < hi && covered < hi - lo;
+  }
+
+  /** The backend disconnects: it unmaps all it maps (its I/O in flight keeps its pins until it completes). */
+  override close(): BResult {
+    if (!this.holding) return fail('EINVAL', `vhost-user ${this.name} was already released (${this.state})`);
+    const r = this.unmapPages(this.range.lo, this.range.hi);
+    this.state = 'released';
+    return r;
   }
 }

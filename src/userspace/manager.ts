@@ -132,7 +132,7 @@ export class ConversionManager {
 
   private releaseHolder(t: ConversionTask, h: Holder, range: GmemRange): void {
     if (!h.holding || t.awaiting.includes(h)) return; // an I/O already awaited is not released again
-    const answer = h.release();
+    const answer = h.release(range);
     if (!t.released.includes(h)) t.released.push(h);
     if (answer === 'wait') t.awaiting.push(h);
     if (t.request.policy.reestablishAfter && h.reestablishable) this.us.rememberReleased(range, h);

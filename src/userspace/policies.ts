@@ -1,7 +1,7 @@
 // Conversion policies of the userspace half: how the manager orders releases around the
 // conversion ioctl and what it does when the kernel reports EAGAIN. One object per policy; the
 // manager consults these fields and never tests a policy's name.
-// Sources: thread-and-userspace.md §2.4 (TDX MapGPA RETRY, stock QEMU), §3.1 (QEMU
+// Sources: design-discussion.md §2.4 (TDX MapGPA RETRY, stock QEMU), §3.1 (QEMU
 // RamDiscardManager order), §6 "Policies to compare".
 
 export interface Policy {

@@ -41,6 +41,8 @@ export class Userspace implements HolderHost {
   readonly registry = new PinRegistry();
   readonly events = new ConversionEventEmitter();
   readonly backend: Backend;
+  /** The untracked backend: calls made for another process (a vhost-user backend's own mappings). */
+  readonly kernel: Backend;
   readonly manager: ConversionManager;
   private readonly holders = new Map<number, Holder>();
   private readonly fences = new Map<number, readonly GmemRange[]>();
@@ -49,6 +51,7 @@ export class Userspace implements HolderHost {
   private ids = 1;
 
   constructor(backend: Backend, opts: UserspaceOptions = {}) {
+    this.kernel = backend;
     this.backend = trackingBackend(backend, this.memory);
     this.manager = new ConversionManager(this, { fence: opts.fence ?? true, waitForIo: opts.waitForIo ?? true });
   }
@@ -120,7 +123,7 @@ export class Userspace implements HolderHost {
 
   holdersOver(range: GmemRange): Holder[] {
     const pinned = this.registry.overlapping(range.fd, range.lo, range.hi).map((id) => this.holders.get(id)!);
-    const mappers = [...this.holders.values()].filter((h) => h instanceof VhostUserBackend && h.range.fd === range.fd && h.range.lo < range.hi && range.lo < h.range.hi);
+    const mappers = [...this.holders.values()].filter((h) => h instanceof VhostUserBackend && h.mapsAny(range));
     return [...pinned, ...mappers].filter((h) => h.holding);
   }
 
@@ -129,14 +132,14 @@ export class Userspace implements HolderHost {
   }
 
   /**
-   * Re-establish holders released for a range (of those, only `only` when given). A holder that
-   * cannot be re-established yet (part of its range is still private) keeps its record.
+   * Re-establish holders released for a range (of those, only `only` when given) over `range`.
+   * A holder that cannot take all it let go of yet (part of it is still private) keeps its record.
    */
   reestablishReleased(range: GmemRange, only?: readonly Holder[]): void {
     for (let i = this.releasedFor.length - 1; i >= 0; i--) {
       const { range: r, holder } = this.releasedFor[i]!;
       if (r.fd !== range.fd || r.hi <= range.lo || range.hi <= r.lo || (only && !only.includes(holder))) continue;
-      if (holder.state === 'released' && !holder.reestablish().ok) continue;
+      if (holder.releasedOver(r) && (!holder.reestablish(range).ok || holder.releasedOver(r))) continue;
       this.releasedFor.splice(i, 1);
     }
   }

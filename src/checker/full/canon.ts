@@ -14,6 +14,14 @@
 // - Ordered trees (B+ trees) are written by their entries in key order, never by node layout;
 //   IntervalMaps by their segments, with adjacent segments holding the very same value merged
 //   (so a map that keeps runs split and one that merges them encode alike).
+// - Extent maps (the page cache, PTEs, SPTEs: runs of folio ids) are written index by index,
+//   each index with its value (folio ids renamed as below): where runs split or merge depends on
+//   history, what each page maps does not. Values of extent maps are immutable, so they are
+//   written by value (no sharing recorded). Lists of id blocks (Pin.folios) are written id by id.
+// - The folio table (KernelState.folios, with folioData: the folios' state and contents, keyed
+//   by folio id) is written last, folio by folio in the order of the folios' renamed ids, once
+//   every reference has named them; folios nothing refers to (only a bug leaves one) follow as
+//   a sorted multiset. So neither folio-id numbering nor run boundaries reach the encoding.
 // - Byte arrays are run-length encoded; content is already abstracted by the model's users
 //   (ZERO, PUB, SEC), nothing here abstracts it further.
 // - Constants of the run (the configuration: profile, policy, machine) are written by name.
@@ -28,6 +36,9 @@
 //   renaming. Either renaming commutes with everything the model does with ids, and the
 //   counters themselves are left out: a fresh id is above every id in use, and its value is
 //   never read otherwise, so renamed-equal worlds take the same steps to renamed-equal worlds.
+//   Folio ids are also offset within a run (id + d is the d-th folio of a block allocated or
+//   mapped together): every operation on a range of folio ids acts on each folio alike, run by
+//   run, so two worlds with the same per-folio facts behave alike however their ids are blocked.
 //   fd numbers are not renamed: the kernel hands out the lowest free fd, a function of the
 //   open set.
 // - Skipped, not state: functions (behaviour, the same code in every world; the conversion
@@ -44,7 +55,9 @@
 import { isProxy } from 'node:util/types';
 import { EventEmitter } from 'node:events';
 import { newTree } from '../../model/btree.js';
+import { ExtentMap, ID_CODEC } from '../../model/extent-map.js';
 import { IntervalMap } from '../../model/interval-map.js';
+import { FOLIO_CODEC, type FolioIds, type FolioRun, type KernelState } from '../../model/state.js';
 import { Holder } from '../../userspace/holders.js';
 import { ConversionManager, ConversionTask } from '../../userspace/manager.js';
 import { PinRegistry } from '../../userspace/registry.js';
@@ -57,9 +70,12 @@ const BTree = newTree<number, unknown>().constructor as new () => unknown;
 /** How a field's value is written: an id namespace (for numbers, Map keys/values, elements), or skipped. */
 type Desc =
   | { readonly id: Namespace }
+  | { readonly blocks: Namespace }
+  | { readonly folioTable: true }
   | { readonly keys?: Desc; readonly values?: Desc; readonly filter?: (v: unknown) => boolean }
   | { readonly skip: string };
 type Namespace = 'k' | 'u' | 'r';
+type Sub = { readonly keys?: Desc; readonly values?: Desc; readonly filter?: (v: unknown) => boolean };
 
 const K: Desc = { id: 'k' };
 const U: Desc = { id: 'u' };
@@ -72,6 +88,7 @@ const FRESH = 'a source of fresh ids: above every id in use, never read otherwis
 const isKernelState = (o: object): boolean => 'nextId' in o && 'fds' in o && 'pins' in o;
 const isMemslot = (o: object): boolean => 'baseGfn' in o && 'asId' in o;
 const isRequest = (o: object): boolean => 'segments' in o && 'origin' in o && 'policy' in o;
+const isPin = (o: object): boolean => 'address' in o && 'longterm' in o && 'folios' in o;
 const liveHolder = (h: unknown): boolean => {
   const s = (h as Holder).state;
   return s === 'held' || s === 'in-flight' || s === 'queued';
@@ -117,19 +134,23 @@ function rule(owner: object, key: string): Desc | undefined {
     if (isKernelState(owner)) {
       if (key === 'nextId') return skip(FRESH);
       if (key === 'pins' || key === 'imports') return { keys: K };
+      if (key === 'folios') return { folioTable: true };
+      if (key === 'folioData') return skip('written with the folio table (the contents of its folios)');
       if (key === 'preemptionPoint') return skip('set only during one action');
       return undefined;
     }
     if (isMemslot(owner)) return key === 'id' || key === 'asId' ? RAW : undefined; // slot numbers are the VMM's
     if (key === 'id') return isRequest(owner) ? R : K;
     if (key === 'ino') return K;
+    if (key === 'folio') return K; // a pipe buffer's folio id
+    if (key === 'folios' && isPin(owner)) return { blocks: 'k' };
     if (key === 'racePin') return K; // the checker world's raw GUP-fast pin (world.ts)
   }
   return undefined;
 }
 
 /** Field names that hold ids unless a rule says otherwise: an unclassified one is a bug here. */
-const ID_LIKE = /^(id|ino|pin|ids)$|Id$|Pin$|^next[A-Z]/;
+const ID_LIKE = /^(id|ino|pin|ids|folio)$|Id$|Pin$|^next[A-Z]/;
 
 /** Objects written by name: the run's constants (reachable from the configuration). */
 export function constantsOf(roots: Record<string, unknown>): Map<object, string> {
@@ -203,14 +224,19 @@ class Encoder {
 
   constructor(private readonly root: object, private readonly opts: EncodeOptions) {}
 
-  private readonly firstVisit = new Map<string, string>();
+  /** First-visit numbers of the renamed ids, by namespace and id. */
+  private readonly firstVisit = new Map<string, number>();
+  /** Above 0 while writing an immutable value (an extent-map value): no sharing recorded. */
+  private byValue = 0;
+  /** Kernel states whose folio table is written at the end (after every reference to a folio). */
+  private readonly tables: KernelState[] = [];
 
   private id(ns: Namespace, v: number): void {
     if (ns !== 'u') {
       const key = `${ns}${v}`;
-      let name = this.firstVisit.get(key);
-      if (name === undefined) this.firstVisit.set(key, (name = `${ns}${this.firstVisit.size},`));
-      this.out += name;
+      let n = this.firstVisit.get(key);
+      if (n === undefined) this.firstVisit.set(key, (n = this.firstVisit.size));
+      this.out += `${ns}${n},`;
       return;
     }
     this.idPos.push(this.out.length);
@@ -222,6 +248,7 @@ class Encoder {
     if (d !== undefined) {
       if ('skip' in d) return;
       if ('id' in d && typeof v === 'number') return this.id(d.id, v);
+      if ('blocks' in d) return this.blocks(v as readonly FolioIds[], d.blocks);
     }
     switch (typeof v) {
       case 'undefined': this.out += 'u'; return;
@@ -237,12 +264,15 @@ class Encoder {
     const o = v as object;
     const c = this.opts.constants.get(o);
     if (c !== undefined) { this.out += `$${c}`; return; }
-    const ref = this.seen.get(o);
-    if (ref !== undefined) { this.out += `@${ref}`; return; }
-    if (isProxy(o)) throw new Error('canonical encoding: a Proxy in the model state needs a rule');
-    this.seen.set(o, this.seen.size);
-    const sub = d !== undefined && !('id' in d) ? d as Exclude<Desc, { skip: string } | { id: Namespace }> : undefined;
+    if (this.byValue === 0) {
+      const ref = this.seen.get(o);
+      if (ref !== undefined) { this.out += `@${ref}`; return; }
+      if (isProxy(o)) throw new Error('canonical encoding: a Proxy in the model state needs a rule');
+      this.seen.set(o, this.seen.size);
+    }
+    const sub = d !== undefined && !('id' in d) ? d as Sub : undefined;
     if (o instanceof Uint8Array) return this.bytes(o);
+    if (o instanceof ExtentMap) return this.extents(o as ExtentMap<unknown>, sub);
     if (o instanceof IntervalMap) return this.intervals(o as IntervalMap<unknown>, sub);
     if (o instanceof BTree) {
       const t = o as unknown as { forEachPair(f: (k: unknown, v: unknown) => void): void };
@@ -282,6 +312,7 @@ class Encoder {
       const r = sh.rules[i];
       if (r !== undefined && 'skip' in r) continue;
       if (top && this.opts.skipRoot?.[key] !== undefined) continue;
+      if (r !== undefined && 'folioTable' in r) { this.tables.push(rec as unknown as KernelState); continue; }
       if (r === undefined && sh.idLike[i] && typeof x === 'number') {
         throw new Error(`canonical encoding: field '${key}' of ${(o.constructor as { name: string }).name} looks like an id; classify it in canon.ts`);
       }
@@ -289,6 +320,73 @@ class Encoder {
       this.out += ';';
     }
     this.out += '}';
+  }
+
+  /** A list of blocks of ids, written id by id (the block boundaries are representation). */
+  private blocks(list: readonly FolioIds[], ns: Namespace): void {
+    this.out += 'L[';
+    for (const b of list) for (let j = 0; j < b.nr; j++) this.id(ns, b.id + j);
+    this.out += ']';
+  }
+
+  /**
+   * An extent map, written index by index with the value at each index (runs are
+   * representation: where they split depends on history). Values are immutable, so they are
+   * written by value; values of ID_CODEC maps are folio ids.
+   */
+  private extents(m: ExtentMap<unknown>, d: Sub | undefined): void {
+    const codec = (m as unknown as { codec: unknown }).codec;
+    if (codec === FOLIO_CODEC) throw new Error('canonical encoding: a folio table outside a kernel state needs a rule');
+    const values = codec === ID_CODEC ? K : d?.values;
+    this.out += 'E[';
+    this.byValue++;
+    for (const seg of m.segments()) {
+      for (let i = seg.lo; i < seg.hi; i++) {
+        this.out += `${i}:`;
+        this.write(m.get(i), values);
+        this.out += ',';
+      }
+    }
+    this.byValue--;
+    this.out += ']';
+  }
+
+  /**
+   * The deferred folio tables, once every reference to a folio has named it: named folios in
+   * the order of their names, then the ones nothing refers to (a bug could leave some) as a
+   * sorted multiset, each with its state and contents.
+   */
+  finish(): void {
+    for (const ks of this.tables) {
+      const named: [number, number][] = [];
+      const unnamed: number[] = [];
+      for (const seg of ks.folios.segments()) {
+        for (let id = seg.lo; id < seg.hi; id++) {
+          const n = this.firstVisit.get(`k${id}`);
+          if (n === undefined) unnamed.push(id);
+          else named.push([n, id]);
+        }
+      }
+      named.sort((a, b) => a[0] - b[0]);
+      this.out += 'F[';
+      for (const [n, id] of named) { this.out += `k${n}:`; this.folio(ks, id); this.out += ','; }
+      const rest = unnamed.map((id) => {
+        const saved = this.out;
+        this.out = '';
+        this.folio(ks, id);
+        const one = this.out;
+        this.out = saved;
+        return one;
+      }).sort();
+      this.out += `|${rest.join(',')}]`;
+    }
+  }
+
+  private folio(ks: KernelState, id: number): void {
+    this.byValue++;
+    this.write(ks.folios.get(id) as FolioRun, undefined);
+    this.write(ks.folioData.get(id), undefined);
+    this.byValue--;
   }
 
   private bytes(b: Uint8Array): void {
@@ -308,7 +406,7 @@ class Encoder {
     this.out += `${s}>`;
   }
 
-  private intervals(m: IntervalMap<unknown>, d: Exclude<Desc, { skip: string } | { id: Namespace }> | undefined): void {
+  private intervals(m: IntervalMap<unknown>, d: Sub | undefined): void {
     this.out += 'I[';
     let lo = 0;
     let hi = -1;
@@ -335,6 +433,7 @@ class Encoder {
 export function encodeGraph(root: object, opts: EncodeOptions): string {
   const e = new Encoder(root, opts);
   e.write(root, undefined);
+  e.finish();
   const { out, idPos, idNs, idRaw } = e;
   if (idPos.length === 0) return out;
   // Rename holder ids to their rank (order-preserving).

@@ -2,11 +2,12 @@
 // are profiles (src/model/profile.ts MUTANT_PROFILES; version differences are data), the manager
 // mutants are options of the userspace half. None is a design anyone proposed: they are seeded bugs.
 import { FALLOC_FLAGS, PAGE_SIZE } from '../../model/abi.js';
+import { folioGet, folioRead, folioWrite, folioZero } from '../../model/folio.js';
 import { gmemFirstBlocker } from '../../model/gmem.js';
 import type { Kernel, MemoryAttributes2Args, U64 } from '../../model/kernel.js';
 import { findProfile, type Profile } from '../../model/profile.js';
 import { fail, ok } from '../../model/result.js';
-import type { Folio } from '../../model/state.js';
+import { withRun, type Folio } from '../../model/state.js';
 import { OWN_PROPERTIES as OWN, type HolderKind } from './world.js';
 
 /**
@@ -45,7 +46,13 @@ function around<N extends keyof Kernel>(k: Kernel, name: N, wrap: (orig: Method<
 const punching = (mode: U64): boolean => (BigInt(mode) & FALLOC_FLAGS.PUNCH_HOLE) !== 0n;
 const pagesOf = (offset: U64, len: U64): [number, number] => [Number(offset) / PAGE_SIZE, (Number(offset) + Number(len)) / PAGE_SIZE];
 const inodeOf = (k: Kernel, fd: number) => k.gmemFile(fd)?.inode;
-const folioAt = (k: Kernel, fd: number, index: number): Folio | undefined => inodeOf(k, fd)?.pages.get(index);
+/** The id of the folio at page `index` of a guest_memfd's page cache, if any. */
+const folioIdAt = (k: Kernel, fd: number, index: number): number | undefined => inodeOf(k, fd)?.pages.get(index);
+/** Replace the run state of the single folio `id` (the table splits the run around it). */
+const setFolio = (k: Kernel, id: number, f: (r: Folio) => Folio): void => {
+  const r = f(folioGet(k.state, id)!);
+  k.state.folios.set(id, id + 1, withRun(r, r.index, r.inCache, r.uptodate, r.mapCount, r.gets, r.pinsShort, r.pinsLong));
+};
 /** The guest_memfd page behind a user address (through its VMA), if any. */
 function pageAt(k: Kernel, addr: number): { fd: number; index: number } | undefined {
   const vma = k.vmaAt(addr);
@@ -80,7 +87,7 @@ export const MUTANTS: readonly Mutant[] = [
       const inode = inodeOf(k, fd);
       if (!inode || BigInt(args.attributes) !== 0n) return orig(fd, args);
       const [lo, hi] = pagesOf(args.offset, args.size);
-      const pinned = gmemFirstBlocker(inode, lo, hi, { ...k.profile.toPrivate, blockers: 'extra-refs' }, true);
+      const pinned = gmemFirstBlocker(k.state, inode, lo, hi, { ...k.profile.toPrivate, blockers: 'extra-refs' }, true);
       return pinned ? fail('EAGAIN', 'planted: pinned page in a to-shared conversion') : orig(fd, args);
     }),
   },
@@ -99,8 +106,8 @@ export const MUTANTS: readonly Mutant[] = [
     plant: (k) => around(k, 'hostRead', (orig) => (addr, length) => {
       const r = orig(addr, length);
       const at = pageAt(k, addr);
-      const f = at && folioAt(k, at.fd, at.index);
-      if (r.ok && f) f.uptodate = false;
+      const id = at && folioIdAt(k, at.fd, at.index);
+      if (r.ok && id !== undefined) setFolio(k, id, (f) => ({ ...f, uptodate: false }));
       return r;
     }),
   },
@@ -110,7 +117,9 @@ export const MUTANTS: readonly Mutant[] = [
     plant: (k) => around(k, 'setMemoryAttributes2', (orig) => (fd: number, args: MemoryAttributes2Args) => {
       const r = orig(fd, args);
       const inode = inodeOf(k, fd);
-      if (r.ok && inode && BigInt(args.attributes) !== 0n) inode.pages.forRange(...pagesOf(args.offset, args.size), false, (_i: number, f: Folio) => { f.data = null; });
+      if (r.ok && inode && BigInt(args.attributes) !== 0n) {
+        for (const seg of inode.pages.segments(...pagesOf(args.offset, args.size))) folioZero(k.state, seg.value, seg.value + (seg.hi - seg.lo));
+      }
       return r;
     }),
   },
@@ -118,13 +127,13 @@ export const MUTANTS: readonly Mutant[] = [
     name: 'allocate-misplaces-folio', title: 'PLANTED: fallocate records the folio it allocates under the next index',
     breaks: P('I9 folios never move'),
     plant: (k) => around(k, 'fallocate', (orig) => (fd, mode, offset, len) => {
-      const had = new Set<unknown>();
+      const had = new Set<number | undefined>();
       const [lo, hi] = pagesOf(offset, len);
-      for (let i = lo; i < hi; i++) had.add(folioAt(k, fd, i));
+      for (let i = lo; i < hi; i++) had.add(folioIdAt(k, fd, i));
       const r = orig(fd, mode, offset, len);
       for (let i = lo; i < hi; i++) {
-        const f = folioAt(k, fd, i);
-        if (r.ok && f && !had.has(f)) (f as { index: number }).index = i + 1;
+        const id = folioIdAt(k, fd, i);
+        if (r.ok && id !== undefined && !had.has(id)) setFolio(k, id, (f) => ({ ...f, index: i + 1 }));
       }
       return r;
     }),
@@ -157,10 +166,13 @@ export const MUTANTS: readonly Mutant[] = [
       const slot = vm?.gfnIndex[0].get(gfn);
       const inode = slot?.gmem?.file?.inode;
       const index = slot ? gfn - slot.baseGfn + slot.gmem!.pgoff : -1;
-      const f = inode?.attributes.get(index) === 'private' ? inode.pages.get(index) : undefined;
-      const before = f?.data ? f.data.slice() : null;
+      const id = inode?.attributes.get(index) === 'private' ? inode.pages.get(index) : undefined;
+      const before = id === undefined ? undefined : k.state.folioData.get(id)?.slice();
       const r = orig(vmFd, gpa, data, isPrivate);
-      if (r.ok && f) f.data = before;
+      if (r.ok && id !== undefined) {
+        if (before) folioWrite(k.state, id, 0, before);
+        else folioZero(k.state, id, id + 1);
+      }
       return r;
     }),
   },
@@ -185,9 +197,9 @@ export const MUTANTS: readonly Mutant[] = [
       const p = k.state.pins.get(pin);
       const at = p && pageAt(k, p.address);
       if (store || !at) return orig(pin, offset, length, store);
-      const f = folioAt(k, at.fd, at.index);
+      const id = folioIdAt(k, at.fd, at.index);
       const out = new Uint8Array(length);
-      if (f?.data) out.set(f.data.subarray(offset, offset + length));
+      if (id !== undefined) folioRead(k.state, id, offset, out);
       return ok(out);
     }),
   },

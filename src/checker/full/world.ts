@@ -7,6 +7,7 @@
 // (what the guest wrote while the page was private); ghost state tracks what the guest expects.
 import { ModelBackend } from '../../backend/model-backend.js';
 import { GMEM_FLAGS, MAP_FLAGS, PAGE_SIZE, PROT, VM_TYPES } from '../../model/abi.js';
+import { gmemFolio } from '../../model/gmem.js';
 import { INVARIANTS } from '../../model/invariants.js';
 import type { Profile } from '../../model/profile.js';
 import type { Holder } from '../../userspace/holders.js';
@@ -275,20 +276,23 @@ export class World {
   private snapshotExpectations(t: ConversionTask): void {
     for (const seg of t.request.segments) {
       for (let p = seg.lo; p < seg.hi; p++) {
-        const f = this.inode.pages.get(p);
+        const f = gmemFolio(this.backend.kernel.state, this.inode, p);
         this.expect[p] = f?.data ? f.data[0]! : 0;
       }
     }
   }
 
-  /**
-   * The canonical encoding of the whole world (canon.ts): kernel, backend, userspace half and
-   * ghost state; equal strings mean worlds that behave the same from here on.
-   */
-  encode(): string {
+  /** The constants of the run: the configuration and everything reachable from it, the kernel's machine. */
+  private constants(): Map<object, string> {
     let constants = constantsCache.get(this.config);
-    if (!constants) constantsCache.set(this.config, (constants = constantsOf({ config: this.config })));
-    return encodeGraph(this, { constants, skipRoot: { violations: 'per-action output, read on its edge', outcome: 'per-action output' } });
+    if (!constants) {
+      constantsCache.set(this.config, (constants = constantsOf({ config: this.config, machine: this.backend.kernel.machine })));
+    }
+    return constants;
+  }
+
+  encode(): string {
+    return encodeGraph(this, { constants: this.constants(), skipRoot: { violations: 'per-action output, read on its edge', outcome: 'per-action output' } });
   }
 }
 

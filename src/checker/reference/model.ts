@@ -1,5 +1,5 @@
-// The reference protocol of anchors/spin/README.md (gmem.pml, gmem.m) as a PackedModel: one
-// edge per enabled (action, parameters) pair with exactly the README's guards and effects,
+// The reference protocol of docs/checker.md §3 (bench/spin/gmem.pml) as a PackedModel: one
+// edge per enabled (action, parameters) pair with exactly the guards and effects of its §3.3,
 // so that states and edges equal SPIN's "states stored" and "transitions" - 1 (NOREDUCE).
 // State variables are bit fields in 31-bit words (layout.ts); expand() decodes them once and
 // writes each successor as a copy of the state words with one or a few fields replaced.

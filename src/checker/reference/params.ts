@@ -1,4 +1,4 @@
-// Parameters of the reference protocol (anchors/spin/gmem.pml's -D options) with their
+// Parameters of the reference protocol (bench/spin/gmem.pml's -D options; docs/checker.md §3.6) with their
 // ranges and defaults, and the one validation routine every caller uses.
 // It must never construct a model or know about the state layout.
 

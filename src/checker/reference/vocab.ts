@@ -30,7 +30,7 @@ export const ACTION_NAMES = [
   'fault_in', 'munmap', 'store', 'fallocate', 'punch_hole',
 ];
 
-/** Property codes (1-based) and names; the names follow anchors/spin/run.sh. */
+/** Property codes (1-based) and names; the names are those of docs/checker.md §3.4. */
 export const P = { S1: 1, S2: 2, S3: 3, S4: 4, S5: 5, WF: 6, S5_TO_SHARED: 7 } as const;
 export const PROPERTIES = [
   'S1 private page mapped',
