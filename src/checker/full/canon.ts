@@ -181,33 +181,31 @@ interface Shape {
   readonly idLike: readonly boolean[];
 }
 
-const shapes = new Map<Function, Map<string, Shape>>();
-const shapeCache = new WeakMap<object, Shape>();
+const shapes = new Map<Function, Shape[]>();
 
 /**
- * An object's shape, cached per object (revalidated against its current keys). A shape is
- * written as its number (assigned once per process, so equal shapes are written alike) in
- * place of its constructor and field names.
+ * An object's shape: its constructor and its field names, in order (the rules are a function of
+ * both). A shape is written as its number (assigned once per process, so equal shapes are
+ * written alike) in place of its constructor and field names.
  */
 function shapeOf(o: object): Shape {
   const keys = Object.keys(o);
-  const cached = shapeCache.get(o);
-  if (cached && cached.keys.length === keys.length && cached.keys.every((k, i) => k === keys[i])) return cached;
   const ctor = (o.constructor ?? Object) as Function;
-  let byKeys = shapes.get(ctor);
-  if (!byKeys) shapes.set(ctor, (byKeys = new Map()));
-  const sig = keys.join(',');
-  let sh = byKeys.get(sig);
-  if (!sh) {
-    sh = {
-      prefix: `{${shapeCount++}|`,
-      keys,
-      rules: keys.map((k) => rule(o, k)),
-      idLike: keys.map((k) => ID_LIKE.test(k)),
-    };
-    byKeys.set(sig, sh);
+  let list = shapes.get(ctor);
+  if (!list) shapes.set(ctor, (list = []));
+  next: for (const sh of list) {
+    const k = sh.keys;
+    if (k.length !== keys.length) continue;
+    for (let i = 0; i < k.length; i++) if (k[i] !== keys[i]) continue next;
+    return sh;
   }
-  shapeCache.set(o, sh);
+  const sh: Shape = {
+    prefix: `{${shapeCount++}|`,
+    keys,
+    rules: keys.map((k) => rule(o, k)),
+    idLike: keys.map((k) => ID_LIKE.test(k)),
+  };
+  list.push(sh);
   return sh;
 }
 let shapeCount = 0;
@@ -267,7 +265,6 @@ class Encoder {
     if (this.byValue === 0) {
       const ref = this.seen.get(o);
       if (ref !== undefined) { this.out += `@${ref}`; return; }
-      if (isProxy(o)) throw new Error('canonical encoding: a Proxy in the model state needs a rule');
       this.seen.set(o, this.seen.size);
     }
     const sub = d !== undefined && !('id' in d) ? d as Sub : undefined;
@@ -302,6 +299,7 @@ class Encoder {
       this.out += ']';
       return;
     }
+    if (isProxy(o)) throw new Error('canonical encoding: a Proxy in the model state needs a rule');
     const sh = shapeOf(o);
     this.out += sh.prefix;
     const top = o === this.root;

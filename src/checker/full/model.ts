@@ -1,6 +1,7 @@
-// The full gmemkit model as an ObjectModel for the checker engine: a state is the action path
-// from the initial world (plus the world itself while it is needed); successors replay the
-// path and apply each enabled action with the real Kernel, ModelBackend and Userspace code.
+// The full gmemkit model as an ObjectModel for the checker engine: a state is its world (held
+// while the state is open: queued or on the DFS stack) and the action path from the initial
+// world (for counterexamples); successors clone the world (clone.ts) and apply each enabled
+// action to the copy with the real Kernel, ModelBackend and Userspace code.
 // Every property is a step assertion, evaluated on every edge (into a new state, a visited one,
 // or a self-loop): I1–I11 are checked by the ModelBackend around each kernel call of the
 // action; the checker's own properties (no private data observed, no data lost, a failed
@@ -10,8 +11,9 @@ import { PROPERTIES, World, type Action, type FullConfig, type Violation } from 
 
 export interface FullState {
   readonly path: readonly Action[];
+  /** The state's world, until the state is expanded. */
   world?: World;
-  /** The state's encoding when it is already known (a self-loop of its parent). */
+  /** The state's encoding, computed once its world is reached. */
   enc?: string;
   /** What the action into this state broke (the edge's result, not part of the state). */
   readonly violations: readonly Violation[];
@@ -45,7 +47,12 @@ export class FullModel implements ObjectModel<FullState, Action> {
   readonly processes: readonly string[];
   readonly liveness = { name: 'every guest request completes', pending: (s: FullState) => s.pending };
 
-  constructor(readonly config: FullConfig) {
+  /**
+   * `rebuild`: how a successor's world is made: 'clone' (the default) copies the state's world;
+   * 'replay' rebuilds it from the initial world by replaying the path (the reference the clone
+   * is tested against, and the bench's baseline).
+   */
+  constructor(readonly config: FullConfig, readonly rebuild: 'clone' | 'replay' = 'clone') {
     this.processes = ['host', ...config.holders.map((_k, h) => `holder ${h}`), 'guest', 'vmm'];
     this.name = `full(${config.vmType ?? 'sw_protected'}, ${config.profile.name}, ${config.policy.name}, pages ${config.pages}, holders ${config.holders.join('+') || 'none'}, requests ${config.requests})`;
   }
@@ -55,42 +62,31 @@ export class FullModel implements ObjectModel<FullState, Action> {
   }
 
   /** Rebuild the world of a path with the checks off (they ran when each step was first taken). */
-  private replay(path: readonly Action[]): World {
+  replay(path: readonly Action[]): World {
     const w = new World(this.config);
     w.backend.checking = false;
     for (const a of path) w.apply(a);
     return w;
   }
 
-  /**
-   * One world per successor, rebuilt by replay, except that an action that left the world as it
-   * was (same canonical encoding: a self-loop, e.g. a host load that got SIGBUS) hands the
-   * unchanged world on to the next action instead of paying for another replay.
-   */
+  /** One successor per enabled action, each applied to its own copy of this state's world. */
   successors(s: FullState, emit: (label: Action, next: FullState) => void): void {
-    let w: World | undefined = s.world ?? this.replay(s.path);
+    const w = s.world ?? this.replay(s.path);
     s.world = undefined;
-    const here = s.enc ?? w.encode();
     for (const a of w.enabled()) {
-      w ??= this.replay(s.path);
-      w.backend.checking = true;
-      w.apply(a);
-      const enc = w.encode();
-      const next = { path: [...s.path, a], violations: w.violations, pending: w.task !== undefined && !w.task.terminal, enc };
-      if (enc === here) {
-        emit(a, next); // the world is still this state's: keep using it
-      } else {
-        emit(a, { ...next, world: w });
-        w = undefined;
-      }
+      const c = this.rebuild === 'clone' ? w.clone() : this.replay(s.path);
+      c.backend.checking = true;
+      c.apply(a);
+      c.backend.checking = false;
+      emit(a, { path: [...s.path, a], violations: c.violations, pending: c.task !== undefined && !c.task.terminal, enc: c.encode(), world: c });
     }
   }
 
-  /** Encode, then let the world go: a queued state keeps only its path (it is replayed when expanded). */
+  /** The state's encoding; under 'replay' a queued state keeps only its path. */
   encode(s: FullState): string {
-    const w = s.world;
-    s.world = undefined;
-    return s.enc ?? (w ?? this.replay(s.path)).encode();
+    s.enc ??= (s.world ??= this.replay(s.path)).encode();
+    if (this.rebuild === 'replay') s.world = undefined;
+    return s.enc;
   }
 
   describeEdge(a: Action): EdgeLabel {

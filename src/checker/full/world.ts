@@ -16,6 +16,7 @@ import type { ConversionTask } from '../../userspace/manager.js';
 import type { Policy } from '../../userspace/policies.js';
 import { Userspace } from '../../userspace/userspace.js';
 import { constantsOf, encodeGraph } from './canon.js';
+import { Cloner } from './clone.js';
 import type { Plant } from './mutants.js';
 
 export type HolderKind = 'odirect' | 'io_uring' | 'vfio';
@@ -280,6 +281,16 @@ export class World {
         this.expect[p] = f?.data ? f.data[0]! : 0;
       }
     }
+  }
+
+  /**
+   * A copy of this world that behaves as it does from here on (clone.ts: the whole object
+   * graph, sharing kept; the constants of the run shared; a planted bug planted again).
+   */
+  clone(): World {
+    const c = new Cloner(this.constants()).value(this);
+    this.config.plant?.(c.backend.kernel);
+    return c;
   }
 
   /** The constants of the run: the configuration and everything reachable from it, the kernel's machine. */
