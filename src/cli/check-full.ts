@@ -40,7 +40,7 @@ export const FULL_SPEC: CommandSpec = {
     { name: 'policy', arg: 'P', kind: { type: 'string', choices: POLICIES.map((p) => p.name) }, default: FULL_DEFAULTS.policy, help: `manager policy: ${POLICIES.map((p) => p.name).join(', ')}` },
     { name: 'max-retries', arg: 'R', kind: { type: 'int', min: 0, max: 8 }, default: FULL_DEFAULTS.maxRetries, help: "the policy's retry budget (the default keeps traces short)" },
     { name: 'mutant', arg: 'NAME', kind: { type: 'string', choices: MUTANTS.map((m) => m.name) }, help: `a seeded bug: ${MUTANTS.map((m) => m.name).join(', ')}\n(PLANTED ones exist only in the checker: their scenario does not replay)` },
-    { name: 'dfs', kind: { type: 'bool' }, help: 'iterative depth-first search (default breadth-first: shortest counterexample);\nits open states each hold a world (BFS holds the frontier's)' },
+    { name: 'dfs', kind: { type: 'bool' }, help: 'iterative depth-first search (default breadth-first: shortest counterexample);\neach open state holds a world (breadth-first: the whole frontier)' },
     { name: 'liveness', kind: { type: 'bool' }, help: "check 'every guest request completes' under weak fairness per process" },
     { name: 'max-memory', arg: 'MB', kind: { type: 'positive', max: MAX_MEMORY_MB }, help: 'stop with the statistics so far once the search needs more than MB (exit 3)' },
     { name: 'json', kind: { type: 'bool' }, help: 'print the result as JSON (no progress on stderr)' },

@@ -210,6 +210,25 @@ function shapeOf(o: object): Shape {
 }
 let shapeCount = 0;
 
+/** Strings as written (quoted), cached: the model's strings are a small vocabulary. */
+const QUOTED = new Map<string, string>();
+
+type Kind = 'object' | 'bytes' | 'extents' | 'intervals' | 'tree' | 'map' | 'set' | 'array';
+/** How instances of a prototype are written, decided on its first instance. */
+const KINDS = new Map<object | null, Kind>();
+
+function kindOf(o: object): Kind {
+  if (o instanceof Uint8Array) return 'bytes';
+  if (o instanceof ExtentMap) return 'extents';
+  if (o instanceof IntervalMap) return 'intervals';
+  if (o instanceof BTree) return 'tree';
+  if (o instanceof Map) return 'map';
+  if (o instanceof Set) return 'set';
+  if (Array.isArray(o)) return 'array';
+  if (ArrayBuffer.isView(o)) throw new Error(`canonical encoding: a ${o.constructor.name} needs a rule`);
+  return 'object';
+}
+
 const ZEROS = new Uint8Array(1 << 16);
 
 /** One encoding run: the output, the first-visit numbers, and the id placeholders. */
@@ -253,7 +272,12 @@ class Encoder {
       case 'boolean': this.out += v ? 't' : 'f'; return;
       case 'number': this.out += v; this.out += ','; return;
       case 'bigint': this.out += `${v}n`; return;
-      case 'string': this.out += JSON.stringify(v); return;
+      case 'string': {
+        let q = QUOTED.get(v);
+        if (q === undefined) QUOTED.set(v, (q = JSON.stringify(v)));
+        this.out += q;
+        return;
+      }
       case 'function': this.out += 'fn'; return;
       case 'symbol': throw new Error('canonical encoding: a symbol in the model state');
       case 'object': break;
@@ -268,37 +292,48 @@ class Encoder {
       this.seen.set(o, this.seen.size);
     }
     const sub = d !== undefined && !('id' in d) ? d as Sub : undefined;
-    if (o instanceof Uint8Array) return this.bytes(o);
-    if (o instanceof ExtentMap) return this.extents(o as ExtentMap<unknown>, sub);
-    if (o instanceof IntervalMap) return this.intervals(o as IntervalMap<unknown>, sub);
-    if (o instanceof BTree) {
+    const proto = Object.getPrototypeOf(o) as object | null;
+    let kind = KINDS.get(proto);
+    if (kind === undefined) KINDS.set(proto, (kind = kindOf(o)));
+    if (kind === 'object') return this.fields(o);
+    if (kind === 'bytes') return this.bytes(o as Uint8Array);
+    if (kind === 'extents') return this.extents(o as ExtentMap<unknown>, sub);
+    if (kind === 'intervals') return this.intervals(o as IntervalMap<unknown>, sub);
+    if (kind === 'tree') {
       const t = o as unknown as { forEachPair(f: (k: unknown, v: unknown) => void): void };
       this.out += 'T[';
       t.forEachPair((k, x) => { this.write(k, sub?.keys); this.out += ':'; this.write(x, sub?.values); this.out += ','; });
       this.out += ']';
       return;
     }
-    if (o instanceof Map) {
+    if (kind === 'map') {
+      const m = o as Map<unknown, unknown>;
       this.out += 'M[';
-      for (const [k, x] of o) {
+      for (const [k, x] of m) {
         if (sub?.filter && !sub.filter(x)) continue;
         this.write(k, sub?.keys); this.out += ':'; this.write(x, sub?.values); this.out += ',';
       }
       this.out += ']';
       return;
     }
-    if (o instanceof Set) {
+    if (kind === 'set') {
       this.out += 'S[';
-      for (const x of o) { this.write(x, sub?.values); this.out += ','; }
+      for (const x of o as Set<unknown>) { this.write(x, sub?.values); this.out += ','; }
       this.out += ']';
       return;
     }
-    if (Array.isArray(o)) {
+    if (kind === 'array') {
+      const a = o as unknown[];
       this.out += '[';
-      for (const x of o) { this.write(x, sub?.values); this.out += ','; }
+      for (let i = 0; i < a.length; i++) { this.write(a[i], sub?.values); this.out += ','; }
       this.out += ']';
       return;
     }
+    this.fields(o);
+  }
+
+  /** A plain object or class instance: its shape, then its fields by the shape's rules. */
+  private fields(o: object): void {
     if (isProxy(o)) throw new Error('canonical encoding: a Proxy in the model state needs a rule');
     const sh = shapeOf(o);
     this.out += sh.prefix;

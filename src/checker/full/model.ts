@@ -73,13 +73,15 @@ export class FullModel implements ObjectModel<FullState, Action> {
   successors(s: FullState, emit: (label: Action, next: FullState) => void): void {
     const w = s.world ?? this.replay(s.path);
     s.world = undefined;
-    for (const a of w.enabled()) {
-      const c = this.rebuild === 'clone' ? w.clone() : this.replay(s.path);
+    const enabled = w.enabled();
+    enabled.forEach((a, i) => {
+      // The last action may have the state's own world: nothing needs it afterwards.
+      const c = i === enabled.length - 1 ? w : this.rebuild === 'clone' ? w.clone() : this.replay(s.path);
       c.backend.checking = true;
       c.apply(a);
       c.backend.checking = false;
       emit(a, { path: [...s.path, a], violations: c.violations, pending: c.task !== undefined && !c.task.terminal, enc: c.encode(), world: c });
-    }
+    });
   }
 
   /** The state's encoding; under 'replay' a queued state keeps only its path. */
