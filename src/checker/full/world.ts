@@ -1,8 +1,8 @@
 // The world the full-model checker explores: one VM with one guest_memfd of N pages bound at
 // GPA 0 and mapped by the VMM, H pin holders of given kinds, a guest that makes up to C
 // conversion requests, and the conversion manager with a policy, all driven through the same
-// Kernel, ModelBackend and Userspace code as `gmemkit run`. A world is rebuilt by replaying
-// its action path (actions are deterministic), so no state is ever copied by hand.
+// Kernel, ModelBackend and Userspace code as `gmemkit run`. A successor's world is a clone of
+// its parent's (clone.ts) with one action applied, so no state is ever copied by hand.
 // Content is abstracted as in the reference protocol: ZERO, PUB (host-visible data) and SEC
 // (what the guest wrote while the page was private); ghost state tracks what the guest expects.
 import { ModelBackend } from '../../backend/model-backend.js';
