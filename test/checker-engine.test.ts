@@ -97,3 +97,40 @@ describe('engine: memory limit', () => {
     assert.ok(seen.every((s, i) => i === 0 || s >= seen[i - 1]));
   });
 });
+
+// Issue "Sound verdicts": a property must be looked at on every edge, also on a self-loop and on
+// an edge into a state seen before (a device read changes nothing, so its edge is a self-loop).
+describe('engine: step assertions on every edge', () => {
+  /** 0 <-> 1 (back and forth), a self-loop 'look' on each; the assertion fails on `badEdge`. */
+  function ring(badEdge: (s: number, action: string) => boolean): ObjectModel<number, EdgeLabel> {
+    return {
+      kind: 'object', name: 'ring', initialStates: () => [0],
+      successors(s, emit) {
+        emit({ process: 'p', action: 'look', params: {} }, s);
+        emit({ process: 'p', action: 'flip', params: {} }, 1 - s);
+      },
+      invariants: [],
+      stepAssertions: [{ name: 'edge ok', check: (s, l) => (badEdge(s, l.action) ? `bad ${l.action} at ${s}` : null) }],
+      encode: (s) => String(s), describeEdge: (l) => l,
+    };
+  }
+  for (const search of ['bfs', 'dfs'] as const) {
+    it(`${search}: a failing self-loop is reported`, () => {
+      const r = check(ring((s, a) => s === 1 && a === 'look'), { search });
+      assert.equal(r.status, 'violation');
+      assert.equal(r.counterexample!.kind, 'step');
+      assert.deepEqual(r.counterexample!.steps.map((x) => x.action), ['flip', 'look']);
+    });
+    it(`${search}: a failing edge into a visited state is reported`, () => {
+      const r = check(ring((s, a) => s === 1 && a === 'flip'), { search });
+      assert.equal(r.status, 'violation');
+      assert.deepEqual(r.counterexample!.steps.map((x) => x.action), ['flip', 'flip']);
+    });
+  }
+  it('no failing edge: ok, with every edge counted', () => {
+    const r = check(ring(() => false));
+    assert.equal(r.status, 'ok');
+    assert.equal(r.states, 2);
+    assert.equal(r.edges, 4);
+  });
+});

@@ -40,15 +40,15 @@ export const FULL_SPEC: CommandSpec = {
     { name: 'profile', arg: 'P', kind: { type: 'string', choices: CONVERTING }, default: FULL_DEFAULTS.profile, help: `kernel profile with a guest_memfd conversion ioctl: ${CONVERTING.join(', ')}` },
     { name: 'policy', arg: 'P', kind: { type: 'string', choices: POLICIES.map((p) => p.name) }, default: FULL_DEFAULTS.policy, help: `manager policy: ${POLICIES.map((p) => p.name).join(', ')}` },
     { name: 'max-retries', arg: 'R', kind: { type: 'int', min: 0, max: 8 }, default: FULL_DEFAULTS.maxRetries, help: "the policy's retry budget (the default keeps traces short)" },
-    { name: 'mutant', arg: 'NAME', kind: { type: 'string', choices: MUTANTS.map((m) => m.name) }, help: `a seeded bug: ${MUTANTS.map((m) => m.name).join(', ')}` },
-    { name: 'dfs', kind: { type: 'bool' }, help: 'iterative depth-first search (default breadth-first: shortest counterexample);\nslower here, since a state is rebuilt by replaying its path and DFS paths are long' },
+    { name: 'mutant', arg: 'NAME', kind: { type: 'string', choices: MUTANTS.map((m) => m.name) }, help: `a seeded bug: ${MUTANTS.map((m) => m.name).join(', ')}\n(PLANTED ones exist only in the checker: their scenario does not replay)` },
+    { name: 'dfs', kind: { type: 'bool' }, help: 'iterative depth-first search (default breadth-first: shortest counterexample);\neach open state holds a world (breadth-first: the whole frontier)' },
     { name: 'liveness', kind: { type: 'bool' }, help: "check 'every guest request completes' under weak fairness per process" },
     { name: 'max-memory', arg: 'MB', kind: { type: 'positive', max: MAX_MEMORY_MB }, help: 'stop with the statistics so far once the search needs more than MB (exit 3)' },
     { name: 'json', kind: { type: 'bool' }, help: 'print the result as JSON (no progress on stderr)' },
     { name: 'out', arg: 'FILE', kind: { type: 'string' }, default: FULL_DEFAULTS.out, help: 'where to write the counterexample scenario; checked writable before the search' },
     { name: 'trace', arg: 'FILE', kind: { type: 'string' }, help: 'write the counterexample, replayed, as a Chrome trace-event JSON (Perfetto UI, gmemkit view)' },
   ],
-  notes: `Properties: invariants I1-I11 after every step, plus: a failed conversion changes no
+  notes: `Properties, on every edge: invariants I1-I11 around every kernel call, plus: a failed conversion changes no
 attribute; neither the host nor a device observes data the guest wrote while private; a
 private page keeps what the guest expects; with cooperative userspace every request
 completes (a request that fails is a violation).
@@ -64,13 +64,13 @@ export interface FullFlags { config: FullConfig; mutant?: string; dfs: boolean; 
 export function parseFullConfig(argv: readonly string[]): FullFlags | 'help' {
   const v = parseCommand(FULL_SPEC, argv);
   if (v === 'help') return 'help';
-  const holders = v.string('holders')!.split(',').filter((x) => x !== '');
+  const mutantName = v.string('mutant');
+  const mutant = mutantName === undefined ? undefined : findMutant(mutantName)!;
+  const holders = (v.has('holders') ? v.string('holders')! : mutant?.holders?.join(',') ?? v.string('holders')!).split(',').filter((x) => x !== '');
   for (const h of holders) if (!(KINDS as readonly string[]).includes(h)) throw new UsageError(`--holders: unknown kind '${h}'; allowed: ${KINDS.join(', ')}`);
   if (holders.length > 3) throw new UsageError(`--holders: at most 3 holders (got ${holders.length})`);
   const profile = findProfile(v.string('profile')!)!;
   const basePolicy = findPolicy(v.string('policy')!)!;
-  const mutantName = v.string('mutant');
-  const mutant = mutantName === undefined ? undefined : findMutant(mutantName)!;
   const config: FullConfig = {
     vmType: v.string('vm-type') as FullConfig['vmType'],
     pages: v.number('pages')!,
@@ -80,6 +80,7 @@ export function parseFullConfig(argv: readonly string[]): FullFlags | 'help' {
     policy: { ...basePolicy, maxRetries: v.number('max-retries')! },
     fence: mutant?.fence ?? true,
     waitForIo: mutant?.waitForIo ?? true,
+    ...(mutant?.plant ? { plant: mutant.plant } : {}),
   };
   const dfs = v.bool('dfs');
   const liveness = v.bool('liveness');
@@ -159,7 +160,7 @@ export async function checkFullCommand(argv: string[]): Promise<number> {
     else if (r.status === 'incomplete') out.push(`result:    INCOMPLETE: ${r.stopReason}`);
     else {
       out.push(`result:    VIOLATION`, ...formatCounterexample(r.counterexample!));
-      if (written) out.push(`scenario:  ${written} (replay: gmemkit run ${written})`);
+      if (written) out.push(f.config.plant ? `scenario:  ${written} (a planted bug: the model has no profile for it, so it does not replay)` : `scenario:  ${written} (replay: gmemkit run ${written})`);
     }
     process.stdout.write(`${out.join('\n')}\n`);
   }

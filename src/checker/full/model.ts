@@ -1,18 +1,22 @@
-// The full gmemkit model as an ObjectModel for the checker engine: a state is the action path
-// from the initial world (plus the world itself while it is needed); successors replay the
-// path and apply each enabled action with the real Kernel, ModelBackend and Userspace code.
-// Invariants I1–I11 are checked by the ModelBackend on the last action of every path; the
-// checker's own properties (no private data observed, no data lost, a failed conversion changes
-// nothing, a cooperative request never fails) are recorded by World.apply.
-import type { EdgeLabel, ObjectModel, StateInvariant } from '../types.js';
-import { World, type Action, type FullConfig } from './world.js';
+// The full gmemkit model as an ObjectModel for the checker engine: a state is its world (held
+// while the state is open: queued or on the DFS stack) and the action path from the initial
+// world (for counterexamples); successors clone the world (clone.ts) and apply each enabled
+// action to the copy with the real Kernel, ModelBackend and Userspace code.
+// Every property is a step assertion, evaluated on every edge (into a new state, a visited one,
+// or a self-loop): I1–I11 are checked by the ModelBackend around each kernel call of the
+// action; the checker's own properties (no private data observed, no data lost, a failed
+// conversion changes nothing, a cooperative request never fails) are recorded by World.apply.
+import type { EdgeLabel, ObjectModel, StateInvariant, StepAssertion } from '../types.js';
+import { PROPERTIES, World, type Action, type FullConfig, type Violation } from './world.js';
 
 export interface FullState {
   readonly path: readonly Action[];
+  /** The state's world, until the state is expanded. */
   world?: World;
-  /** The state's encoding when it is already known (a self-loop of its parent). */
+  /** The state's encoding, computed once its world is reached. */
   enc?: string;
-  readonly violations: readonly string[];
+  /** What the action into this state broke (the edge's result, not part of the state). */
+  readonly violations: readonly Violation[];
   /** A guest request is outstanding (for the liveness property). */
   readonly pending: boolean;
 }
@@ -29,16 +33,26 @@ export function actionLabel(a: Action): EdgeLabel {
 export class FullModel implements ObjectModel<FullState, Action> {
   readonly kind = 'object' as const;
   readonly name: string;
-  readonly invariants: readonly StateInvariant<FullState>[] = [{
-    name: 'I1–I11 and the manager’s properties',
-    check: (s) => (s.violations.length ? s.violations.join('; ') : null),
-  }];
+  /** No state invariant: every property is about an action, so it is checked on each edge. */
+  readonly invariants: readonly StateInvariant<FullState>[] = [];
+  readonly stepAssertions: readonly StepAssertion<FullState, Action>[] = PROPERTIES.map((name) => ({
+    name,
+    check: (_from: FullState, _a: Action, to: FullState) => {
+      const mine = to.violations.filter((v) => v.property === name);
+      return mine.length ? mine.map((v) => v.message).join('; ') : null;
+    },
+  }));
 
   /** Liveness: every request completes, under weak fairness of these processes. */
   readonly processes: readonly string[];
   readonly liveness = { name: 'every guest request completes', pending: (s: FullState) => s.pending };
 
-  constructor(readonly config: FullConfig) {
+  /**
+   * `rebuild`: how a successor's world is made: 'clone' (the default) copies the state's world;
+   * 'replay' rebuilds it from the initial world by replaying the path (the reference the clone
+   * is tested against, and the bench's baseline).
+   */
+  constructor(readonly config: FullConfig, readonly rebuild: 'clone' | 'replay' = 'clone') {
     this.processes = ['host', ...config.holders.map((_k, h) => `holder ${h}`), 'guest', 'vmm'];
     this.name = `full(${config.vmType ?? 'sw_protected'}, ${config.profile.name}, ${config.policy.name}, pages ${config.pages}, holders ${config.holders.join('+') || 'none'}, requests ${config.requests})`;
   }
@@ -48,42 +62,33 @@ export class FullModel implements ObjectModel<FullState, Action> {
   }
 
   /** Rebuild the world of a path with the checks off (they ran when each step was first taken). */
-  private replay(path: readonly Action[]): World {
+  replay(path: readonly Action[]): World {
     const w = new World(this.config);
     w.backend.checking = false;
     for (const a of path) w.apply(a);
     return w;
   }
 
-  /**
-   * One world per successor, rebuilt by replay, except that an action that left the world as it
-   * was (same canonical encoding: a self-loop, e.g. a host load that got SIGBUS) hands the
-   * unchanged world on to the next action instead of paying for another replay.
-   */
+  /** One successor per enabled action, each applied to its own copy of this state's world. */
   successors(s: FullState, emit: (label: Action, next: FullState) => void): void {
-    let w: World | undefined = s.world ?? this.replay(s.path);
+    const w = s.world ?? this.replay(s.path);
     s.world = undefined;
-    const here = s.enc ?? w.encode();
-    for (const a of w.enabled()) {
-      w ??= this.replay(s.path);
-      w.backend.checking = true;
-      w.apply(a);
-      const enc = w.encode();
-      const next = { path: [...s.path, a], violations: w.violations, pending: w.task !== undefined && !w.task.terminal, enc };
-      if (enc === here) {
-        emit(a, next); // the world is still this state's: keep using it
-      } else {
-        emit(a, { ...next, world: w });
-        w = undefined;
-      }
-    }
+    const enabled = w.enabled();
+    enabled.forEach((a, i) => {
+      // The last action may have the state's own world: nothing needs it afterwards.
+      const c = i === enabled.length - 1 ? w : this.rebuild === 'clone' ? w.clone() : this.replay(s.path);
+      c.backend.checking = true;
+      c.apply(a);
+      c.backend.checking = false;
+      emit(a, { path: [...s.path, a], violations: c.violations, pending: c.task !== undefined && !c.task.terminal, enc: c.encode(), world: c });
+    });
   }
 
-  /** Encode, then let the world go: a queued state keeps only its path (it is replayed when expanded). */
+  /** The state's encoding; under 'replay' a queued state keeps only its path. */
   encode(s: FullState): string {
-    const w = s.world;
-    s.world = undefined;
-    return s.enc ?? (w ?? this.replay(s.path)).encode();
+    s.enc ??= (s.world ??= this.replay(s.path)).encode();
+    if (this.rebuild === 'replay') s.world = undefined;
+    return s.enc;
   }
 
   describeEdge(a: Action): EdgeLabel {

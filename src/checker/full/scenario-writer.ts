@@ -26,6 +26,7 @@ export function actionOf(l: EdgeLabel): Action {
 
 export function counterexampleScenario(config: FullConfig, labels: readonly EdgeLabel[], property: string, message: string): string {
   const w = new World(config);
+  w.backend.checking = true;
   const steps: Record<string, unknown>[] = [
     { op: 'create_vm', type: config.vmType ?? 'sw_protected', as: 'vm' },
     { op: 'create_guest_memfd', vm: 'vm', size: K(config.pages), flags: ['MMAP', 'INIT_SHARED'], as: 'gmem' },
@@ -42,9 +43,10 @@ export function counterexampleScenario(config: FullConfig, labels: readonly Edge
     const last = i === actions.length - 1;
     const step = stepFor(a);
     step.expect = 'any';
-    if (last) step.expect = lastExpectation(a, message);
     steps.push(step);
     w.apply(a);
+    // The last step's expectation: every invariant it breaks (the trace names the first only).
+    if (last) step.expect = lastExpectation(a, [message, ...w.violations.map((v) => v.message)].join('; '));
   });
   return stringify({
     name: `counterexample: ${property}`,

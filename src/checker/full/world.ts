@@ -1,20 +1,23 @@
 // The world the full-model checker explores: one VM with one guest_memfd of N pages bound at
 // GPA 0 and mapped by the VMM, H pin holders of given kinds, a guest that makes up to C
 // conversion requests, and the conversion manager with a policy, all driven through the same
-// Kernel, ModelBackend and Userspace code as `gmemkit run`. A world is rebuilt by replaying
-// its action path (actions are deterministic), so no state is ever copied by hand.
+// Kernel, ModelBackend and Userspace code as `gmemkit run`. A successor's world is a clone of
+// its parent's (clone.ts) with one action applied, so no state is ever copied by hand.
 // Content is abstracted as in the reference protocol: ZERO, PUB (host-visible data) and SEC
 // (what the guest wrote while the page was private); ghost state tracks what the guest expects.
 import { ModelBackend } from '../../backend/model-backend.js';
 import { GMEM_FLAGS, MAP_FLAGS, PAGE_SIZE, PROT, VM_TYPES } from '../../model/abi.js';
-import { foliosOf } from '../../model/folio.js';
-import { gmemFolio, gmemFolios } from '../../model/gmem.js';
+import { gmemFolio } from '../../model/gmem.js';
+import { INVARIANTS } from '../../model/invariants.js';
 import type { Profile } from '../../model/profile.js';
 import type { Holder } from '../../userspace/holders.js';
 import type { ODirectIo } from '../../userspace/holders.js';
 import type { ConversionTask } from '../../userspace/manager.js';
 import type { Policy } from '../../userspace/policies.js';
 import { Userspace } from '../../userspace/userspace.js';
+import { constantsOf, encodeGraph } from './canon.js';
+import { Cloner } from './clone.js';
+import type { Plant } from './mutants.js';
 
 export type HolderKind = 'odirect' | 'io_uring' | 'vfio';
 export const PUB = 0x50; // 'P'
@@ -30,7 +33,32 @@ export interface FullConfig {
   readonly policy: Policy;
   readonly fence: boolean;
   readonly waitForIo: boolean;
+  /** A planted bug (mutants.ts), installed on the world's kernel before setup. */
+  readonly plant?: Plant;
 }
+
+/** The checker's own properties (besides I1–I11), as the names its violations carry. */
+export const OWN_PROPERTIES = {
+  failedChangesNothing: 'a failed conversion changes no attribute',
+  cooperativeCompletes: 'with cooperative userspace every request completes',
+  hostNeverObserves: 'the host never observes guest-private data',
+  deviceNeverObserves: 'no device observes guest-private data',
+  contentKept: 'a private page keeps what the guest expects',
+} as const;
+
+/** Every property the full model checks, in report order: I1–I11, then the checker's own. */
+export const PROPERTIES: readonly string[] = [
+  ...Object.entries(INVARIANTS).map(([name, title]) => `${name} ${title}`),
+  ...Object.values(OWN_PROPERTIES),
+];
+
+/** One property broken by one action. */
+export interface Violation {
+  readonly property: string;
+  readonly message: string;
+}
+
+const constantsCache = new WeakMap<FullConfig, Map<object, string>>();
 
 /** One action: who does what with which parameters. Deterministic given the world. */
 export type Action =
@@ -48,7 +76,7 @@ export class World {
   readonly gmem: number;
   readonly ram: number;
   /** Per holder slot: its current userspace holder (if any) and a raw GUP-fast pin it raced in. */
-  readonly slots: { holder?: Holder; racePin?: number; racePage?: number }[];
+  readonly slots: { holder: Holder | undefined; racePin: number | undefined; racePage: number | undefined }[];
   task?: ConversionTask;
   requestsLeft: number;
   /** Ghost: what the guest expects a private page to hold (0 = nothing in particular). */
@@ -56,11 +84,14 @@ export class World {
   /** Ghost: the page holds what the guest wrote while private and has not shared since. */
   readonly secret: boolean[];
   /** Properties the last action broke (kernel invariants and the checker's own). */
-  violations: string[] = [];
+  violations: Violation[] = [];
+  /** What the last action's main call returned (ok and the bytes read, or the errno). */
+  outcome = '';
 
   constructor(readonly config: FullConfig) {
     this.backend = new ModelBackend({ profile: config.profile, checkInvariants: false });
     this.backend.takeViolations();
+    config.plant?.(this.backend.kernel);
     this.us = new Userspace(this.backend, { fence: config.fence, waitForIo: config.waitForIo });
     const b = this.us.backend;
     const size = config.pages * PAGE_SIZE;
@@ -68,7 +99,8 @@ export class World {
     this.gmem = must(b.createGuestMemfd(this.vm, size, GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED));
     must(b.setUserMemoryRegion2(this.vm, { slot: 0, flags: 4n, guest_phys_addr: 0, memory_size: size, userspace_addr: 0, guest_memfd: this.gmem, guest_memfd_offset: 0 }));
     this.ram = must(b.mmap({ fd: this.gmem, offset: 0, length: size, prot: PROT.READ | PROT.WRITE, flags: MAP_FLAGS.SHARED }));
-    this.slots = config.holders.map(() => ({}));
+    // Every key present from the start (undefined when unused): the encoding writes fields in order.
+    this.slots = config.holders.map(() => ({ holder: undefined, racePin: undefined, racePage: undefined }));
     this.requestsLeft = config.requests;
     this.expect = new Array<number>(config.pages).fill(0);
     this.secret = new Array<boolean>(config.pages).fill(false);
@@ -87,7 +119,10 @@ export class World {
     holders.forEach((kind, h) => {
       const slot = this.slots[h]!;
       const held = slot.holder?.holding ?? false;
-      if (!held && slot.racePin === undefined) for (let page = 0; page < pages; page++) out.push({ who: 'holder', h, what: 'pin', page });
+      // A holder has one operation at a time: an O_DIRECT queued behind a fence is still its own
+      // (it starts when the fence lifts), so it pins nothing new meanwhile.
+      const busy = held || slot.holder?.state === 'queued';
+      if (!busy && slot.racePin === undefined) for (let page = 0; page < pages; page++) out.push({ who: 'holder', h, what: 'pin', page });
       // An in-flight O_DIRECT completes; so does a short-term pin that raced in by GUP-fast.
       if ((slot.holder && slot.holder.state === 'in-flight') || (kind === 'odirect' && slot.racePin !== undefined)) out.push({ who: 'holder', h, what: 'complete' });
       if (kind !== 'odirect' && (held || slot.racePin !== undefined)) {
@@ -109,32 +144,44 @@ export class World {
         const seg = this.task.request.segments[this.task.seg]!;
         holders.forEach((_k, h) => {
           const slot = this.slots[h]!;
-          if (!(slot.holder?.holding ?? false) && slot.racePin === undefined) for (let page = seg.lo; page < seg.hi; page++) out.push({ who: 'vmm', what: 'step', race: { h, page } });
+          const busy = (slot.holder?.holding ?? false) || slot.holder?.state === 'queued';
+          if (!busy && slot.racePin === undefined) for (let page = seg.lo; page < seg.hi; page++) out.push({ who: 'vmm', what: 'step', race: { h, page } });
         });
       }
     }
     return out;
   }
 
+  private fail(property: string, message: string): void {
+    this.violations.push({ property, message });
+  }
+
+  private note(r: { ok: boolean; value?: unknown; errno?: string }): void {
+    this.outcome = r.ok ? (r.value instanceof Uint8Array ? `ok ${r.value.join(',')}` : 'ok') : (r.errno ?? 'unsupported');
+  }
+
   apply(a: Action): void {
     this.violations = [];
+    this.outcome = '';
     const b = this.us.backend;
     const addr = (page: number) => this.ram + page * PAGE_SIZE;
     switch (a.who) {
       case 'host': {
         if (a.what === 'read') {
           const r = b.hostRead(addr(a.page), 1);
-          if (r.ok && r.value[0] === SEC && this.secret[a.page]) this.violations.push('host observed guest-private data');
+          this.note(r);
+          if (r.ok && r.value[0] === SEC && this.secret[a.page]) this.fail(OWN_PROPERTIES.hostNeverObserves, 'host observed guest-private data');
         } else if (a.what === 'store') {
-          b.hostWrite(addr(a.page), Uint8Array.of(PUB));
+          this.note(b.hostWrite(addr(a.page), Uint8Array.of(PUB)));
         } else if (a.what === 'zap') {
-          b.madvise(addr(a.page), PAGE_SIZE, 4 /* DONTNEED */);
+          this.note(b.madvise(addr(a.page), PAGE_SIZE, 4 /* DONTNEED */));
         } else if (a.what === 'munmap') {
-          b.munmap(addr(a.page), PAGE_SIZE);
+          this.note(b.munmap(addr(a.page), PAGE_SIZE));
         } else if (a.what === 'fallocate') {
-          b.fallocate(this.gmem, 1n, BigInt(a.page * PAGE_SIZE), BigInt(PAGE_SIZE));
+          this.note(b.fallocate(this.gmem, 1n, BigInt(a.page * PAGE_SIZE), BigInt(PAGE_SIZE)));
         } else {
           const r = b.fallocate(this.gmem, 3n, BigInt(a.page * PAGE_SIZE), BigInt(PAGE_SIZE));
+          this.note(r);
           if (r.ok) { this.expect[a.page] = 0; this.secret[a.page] = false; }
         }
         break;
@@ -154,8 +201,9 @@ export class World {
         const before = t.phase === 'call' ? this.inode.attributes.clone() : undefined;
         this.us.manager.step(t);
         this.backend.kernel.state.preemptionPoint = undefined;
-        if (t.phase === 'failed' && before && !before.equals(this.inode.attributes)) this.violations.push('a failed conversion changed attributes');
-        if (t.phase === 'failed') this.violations.push(`request ${t.request.id} failed although userspace is cooperative: ${t.failure && 'why' in t.failure ? t.failure.why : ''}`);
+        this.outcome = `${t.phase}${t.failure && 'errno' in t.failure ? ` ${t.failure.errno}` : ''}`;
+        if (t.phase === 'failed' && before && !before.equals(this.inode.attributes)) this.fail(OWN_PROPERTIES.failedChangesNothing, 'a failed conversion changed attributes');
+        if (t.phase === 'failed') this.fail(OWN_PROPERTIES.cooperativeCompletes, `request ${t.request.id} failed although userspace is cooperative: ${t.failure && 'why' in t.failure ? t.failure.why : ''}`);
         if (t.phase === 'done' && t.request.to === 'private') this.snapshotExpectations(t);
         if (t.phase === 'done' && t.request.to === 'shared') { // the guest shares on purpose
           for (const seg of t.request.segments) for (let p = seg.lo; p < seg.hi; p++) this.secret[p] = false;
@@ -163,7 +211,7 @@ export class World {
         break;
       }
     }
-    this.violations.push(...this.backend.takeViolations().map((v) => `${v.invariant} ${v.title}: ${v.detail}`));
+    for (const v of this.backend.takeViolations()) this.fail(`${v.invariant} ${v.title}`, `${v.invariant} ${v.title}: ${v.detail}`);
   }
 
   private holderAction(a: Extract<Action, { who: 'holder' }>): void {
@@ -173,50 +221,56 @@ export class World {
     if (a.what === 'pin') {
       const r = kind === 'odirect' ? this.us.odirect(addr, PAGE_SIZE, 'read', Uint8Array.of(PUB))
         : kind === 'io_uring' ? this.us.ioUringRegisterBuffers(addr, PAGE_SIZE) : this.us.vfioDmaMap(addr, PAGE_SIZE, 0n);
+      this.note(r);
       if (r.ok) slot.holder = r.value;
       return;
     }
     if (a.what === 'complete') {
       if (slot.racePin !== undefined) this.dropRace(slot);
-      else (slot.holder as ODirectIo).complete();
+      else this.note((slot.holder as ODirectIo).complete());
       return;
     }
     if (a.what === 'unpin') {
       if (slot.racePin !== undefined) this.dropRace(slot);
-      if (slot.holder?.holding) slot.holder.close();
+      if (slot.holder?.holding) this.note(slot.holder.close());
       return;
     }
     // Device DMA through the pin (or the raced raw pin).
     const write = a.what === 'dma-write';
     const store = write ? Uint8Array.of(PUB) : undefined;
     const r = slot.racePin !== undefined ? this.us.backend.pinAccess(slot.racePin, 0, 1, store) : slot.holder!.dma(0, 1, store);
+    this.note(r);
     const page = slot.racePage ?? slot.holder!.range.lo;
-    if (!write && r.ok && r.value[0] === SEC && this.secret[page]) this.violations.push('a device observed guest-private data');
+    if (!write && r.ok && r.value[0] === SEC && this.secret[page]) this.fail(OWN_PROPERTIES.deviceNeverObserves, 'a device observed guest-private data');
   }
 
+  /** The raced pin goes like any other: through the checked backend (its invariants run). */
   private dropRace(slot: World['slots'][number]): void {
-    this.backend.kernel.unpinUserPages(slot.racePin!);
-    delete slot.racePin;
-    delete slot.racePage;
+    this.note(this.us.backend.unpinUserPages(slot.racePin!));
+    slot.racePin = undefined;
+    slot.racePage = undefined;
   }
 
   private guestAction(a: Extract<Action, { who: 'guest' }>): void {
     const b = this.us.backend;
     if (a.what === 'request') {
       const t = this.us.mapGpaRangeTask(this.vm, a.lo * PAGE_SIZE, (a.hi - a.lo + 1) * PAGE_SIZE, a.to, this.config.policy);
+      this.note(t);
       if (t.ok) { this.task = t.value; this.requestsLeft--; }
       return;
     }
     const isPrivate = this.attr(a.page) === 'private';
     if (a.what === 'write') {
       const r = b.guestWrite(this.vm, a.page * PAGE_SIZE, Uint8Array.of(isPrivate ? SEC : PUB));
+      this.note(r);
       if (r.ok) this.secret[a.page] = isPrivate;
       if (r.ok && isPrivate) this.expect[a.page] = SEC;
       return;
     }
     const r = b.guestRead(this.vm, a.page * PAGE_SIZE, 1);
+    this.note(r);
     const want = this.expect[a.page];
-    if (r.ok && isPrivate && want && r.value[0] !== want) this.violations.push(`private page ${a.page} lost its content: guest expects ${String.fromCharCode(want)}, reads ${r.value[0]}`);
+    if (r.ok && isPrivate && want && r.value[0] !== want) this.fail(OWN_PROPERTIES.contentKept, `private page ${a.page} lost its content: guest expects ${String.fromCharCode(want)}, reads ${r.value[0]}`);
   }
 
   /** When a range becomes private, the guest expects the content it had (sw_protected keeps it). */
@@ -229,36 +283,27 @@ export class World {
     }
   }
 
-  /** A canonical description of everything that matters; equal strings mean the same state. */
-  encode(): string {
-    const inode = this.inode;
-    const parts: string[] = [];
-    for (const seg of inode.attributes.segments()) parts.push(`${seg.lo}-${seg.hi}${seg.value[0]}`);
-    parts.push('|');
-    const folioName = new Map<number, string>();
-    for (const [i, f] of gmemFolios(this.backend.kernel.state, inode)) {
-      folioName.set(f.id, `c${i}`);
-      parts.push(`${i}:${f.data?.[0] ?? 0},${f.uptodate ? 1 : 0},${f.mapCount},${f.gets},${f.pinsShort},${f.pinsLong}`);
-    }
-    parts.push('|');
-    this.slots.forEach((slot, h) => {
-      const holder = slot.holder;
-      const folios = holder?.holding ? this.pinnedFolios(holder) : [];
-      const name = (f: { id: number; data: Uint8Array | null; pinsShort: number; pinsLong: number }) => folioName.get(f.id) ?? `d${f.data?.[0] ?? 0}.${f.pinsShort}.${f.pinsLong}`;
-      const racePin = slot.racePin !== undefined ? this.backend.kernel.state.pins.get(slot.racePin) : undefined;
-      const race = racePin ? foliosOf(this.backend.kernel.state, racePin.folios).map(name).join('') : '';
-      parts.push(`h${h}:${holder?.state ?? '-'}@${holder?.range.lo ?? ''}:${folios.map(name).join('')}:${race}`);
-    });
-    const t = this.task;
-    parts.push('|', t ? `${t.phase},${t.seg},${t.retries},${t.noProgress},${t.backoff},${t.request.segments.map((s) => `${s.lo}-${s.hi}`).join('+')},${t.request.to},${t.awaiting.length}` : '-');
-    const mapped = Array.from({ length: this.config.pages }, (_x, p) => (this.backend.kernel.vmaAt(this.ram + p * PAGE_SIZE) ? 'm' : '-')).join('');
-    parts.push('|', String(this.requestsLeft), this.expect.join(','), this.secret.map((x) => (x ? 's' : '-')).join(''), mapped);
-    return parts.join(' ');
+  /**
+   * A copy of this world that behaves as it does from here on (clone.ts: the whole object
+   * graph, sharing kept; the constants of the run shared; a planted bug planted again).
+   */
+  clone(): World {
+    const c = new Cloner(this.constants()).value(this);
+    this.config.plant?.(c.backend.kernel);
+    return c;
   }
 
-  private pinnedFolios(h: Holder) {
-    const pin = h.pinId === undefined ? undefined : this.backend.kernel.state.pins.get(h.pinId);
-    return pin ? foliosOf(this.backend.kernel.state, pin.folios) : [];
+  /** The constants of the run: the configuration and everything reachable from it, the kernel's machine. */
+  private constants(): Map<object, string> {
+    let constants = constantsCache.get(this.config);
+    if (!constants) {
+      constantsCache.set(this.config, (constants = constantsOf({ config: this.config, machine: this.backend.kernel.machine })));
+    }
+    return constants;
+  }
+
+  encode(): string {
+    return encodeGraph(this, { constants: this.constants(), skipRoot: { violations: 'per-action output, read on its edge', outcome: 'per-action output' } });
   }
 }
 
