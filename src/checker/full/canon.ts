@@ -108,6 +108,9 @@ function rule(owner: object, key: string): Desc | undefined {
   if (owner instanceof Userspace) {
     if (key === 'ids') return skip(FRESH);
     if (key === 'holders') return { keys: U, filter: liveHolder };
+    // Indexes of `holders` by kind, kept so a long run scans few holders: every holder in them is
+    // in `holders` (written there when it can still act); a dead one never acts, so it is no state.
+    if (key === 'queuedIo' || key === 'mappers' || key === 'dmaMappings') return skip('an index of holders by kind; the live ones are written through holders');
     if (key === 'fences') return { keys: R };
     if (key === 'backend') return skip('the tracking Proxy over the ModelBackend and the MemoryMap, both written');
     if (key === 'events') return skip('listeners only observe');
