@@ -41,6 +41,7 @@ function cap(v: unknown, profile: Profile): string {
 }
 
 const MANAGER = 'the conversion manager is gmemkit\'s userspace half (src/userspace/manager.ts), not a system call; export does not translate it to C';
+const MODEL_ONLY = (op: string, what: string) => `${op} reads gmemkit's model: no kernel interface reports ${what} to userspace, so export does not translate it to C`;
 const kernel = (op: string, call: (a: Args, x: EmitContext) => string, more: readonly string[] = []): OpEmitter => ({ needs: [`op:${op}`, ...more], call });
 
 export const C_OPS: Readonly<Record<string, OpEmitter>> = {
@@ -94,6 +95,8 @@ export const C_OPS: Readonly<Record<string, OpEmitter>> = {
   pipe_read: kernel('fd_read', (a, x) => `fd_read(${x.ref(a.pipe)}, ${len(a)})`, ['readlimit']),
   vhost_user_set_mem_table: { reason: 'a vhost-user backend (its own mapping of the guest_memfd and its I/O pins) is gmemkit\'s userspace half; export does not translate it to C', uses: ['map'] },
   vhost_user_io: { reason: 'a vhost-user backend (its own mapping of the guest_memfd and its I/O pins) is gmemkit\'s userspace half; export does not translate it to C', uses: ['vhost'] },
+  folio_order: { reason: MODEL_ONLY('folio_order', 'the order of a guest_memfd folio'), uses: ['fd'] },
+  spte_order: { reason: MODEL_ONLY('spte_order', 'the level of a guest mapping'), uses: ['vm'] },
   convert: { reason: MANAGER, uses: ['fd'] },
   map_gpa_range: { reason: MANAGER, uses: ['vm'] },
   request_start: { reason: MANAGER, uses: ['vm'] },
