@@ -87,7 +87,7 @@ test('no property is dead code: each one has a mutant that it catches', () => {
   // The huge-page invariants I12 and I13 (kernel-semantics.md §3) need a HugeTLB world, which the
   // full checker does not build yet (--hugepage-pages is still to be wired); until then their
   // mutant profiles are caught in scenarios instead (test/hugetlb-mutants.test.ts).
-  for (const p of PROFILES.filter((x) => /^I1[23] /.test(x))) coincides.add(p);
+  for (const p of PROPERTIES.filter((x) => /^I1[23] /.test(x))) coincides.add(p);
   const caught = new Set(MUTANTS.map((m) => m.breaks));
   assert.deepEqual(PROPERTIES.filter((p) => !caught.has(p) && !coincides.has(p)), []);
 });
