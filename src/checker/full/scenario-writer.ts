@@ -4,7 +4,7 @@
 // It replays the trace in a World to learn the bytes written and the handles created.
 import { stringify } from 'yaml';
 import type { EdgeLabel } from '../types.js';
-import { SEC, World, type Action, type FullConfig } from './world.js';
+import { hugePagesOf, SEC, World, type Action, type FullConfig } from './world.js';
 
 const K = (page: number) => `${page * 4}K`;
 
@@ -29,7 +29,7 @@ export function counterexampleScenario(config: FullConfig, labels: readonly Edge
   w.backend.checking = true;
   const steps: Record<string, unknown>[] = [
     { op: 'create_vm', type: config.vmType ?? 'sw_protected', as: 'vm' },
-    { op: 'create_guest_memfd', vm: 'vm', size: K(config.pages), flags: ['MMAP', 'INIT_SHARED'], as: 'gmem' },
+    gmemStep(config),
     { op: 'set_user_memory_region2', vm: 'vm', slot: 0, guest_phys_addr: 0, memory_size: K(config.pages), guest_memfd: 'gmem' },
     { op: 'mmap', fd: 'gmem', length: K(config.pages), as: 'ram' },
   ];
@@ -99,6 +99,16 @@ export function counterexampleScenario(config: FullConfig, labels: readonly Edge
       }
     }
   }
+}
+
+/**
+ * The world's guest_memfd (world.ts worldGmemFlags): with huge pages, HUGETLB and the scaled-down
+ * huge page as `hugepage_pages` (4 KiB pages per huge page; the model takes any power of two).
+ */
+function gmemStep(config: FullConfig): Record<string, unknown> {
+  const huge = hugePagesOf(config);
+  const flags = huge ? ['MMAP', 'INIT_SHARED', 'HUGETLB'] : ['MMAP', 'INIT_SHARED'];
+  return { op: 'create_guest_memfd', vm: 'vm', size: K(config.pages), flags, ...(huge ? { hugepage_pages: huge } : {}), as: 'gmem' };
 }
 
 /** What the last step shows: the broken kernel invariants, or the manager's failing property. */

@@ -6,7 +6,7 @@
 // Content is abstracted as in the reference protocol: ZERO, PUB (host-visible data) and SEC
 // (what the guest wrote while the page was private); ghost state tracks what the guest expects.
 import { ModelBackend } from '../../backend/model-backend.js';
-import { GMEM_FLAGS, MAP_FLAGS, PAGE_SIZE, PROT, VM_TYPES } from '../../model/abi.js';
+import { GMEM_FLAGS, hugetlbFlags, MAP_FLAGS, PAGE_SIZE, PROT, VM_TYPES } from '../../model/abi.js';
 import { gmemFolio } from '../../model/gmem.js';
 import { INVARIANTS } from '../../model/invariants.js';
 import type { Profile } from '../../model/profile.js';
@@ -33,6 +33,11 @@ export interface FullConfig {
   readonly policy: Policy;
   readonly fence: boolean;
   readonly waitForIo: boolean;
+  /**
+   * Pages per huge page of the guest_memfd (a scaled-down huge page, a power of two >= 2 that
+   * divides `pages`), used when the profile has HugeTLB decisions (default HUGEPAGE_PAGES).
+   */
+  readonly hugepagePages?: number;
   /** A planted bug (mutants.ts), installed on the world's kernel before setup. */
   readonly plant?: Plant;
 }
@@ -56,6 +61,20 @@ export const PROPERTIES: readonly string[] = [
 export interface Violation {
   readonly property: string;
   readonly message: string;
+}
+
+/** Pages per huge page when a HugeTLB world does not say (the smallest huge page: 2 base pages). */
+export const HUGEPAGE_PAGES = 2;
+
+/** The guest_memfd's pages per huge page: 0 when the profile has no HugeTLB decisions (no huge pages). */
+export function hugePagesOf(config: FullConfig): number {
+  return config.profile.hugetlb ? config.hugepagePages ?? HUGEPAGE_PAGES : 0;
+}
+
+/** The world's guest_memfd flags: MMAP | INIT_SHARED, with HUGETLB and its size where the profile has huge pages. */
+export function worldGmemFlags(config: FullConfig): bigint {
+  const huge = hugePagesOf(config);
+  return GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED | (huge ? hugetlbFlags(huge * PAGE_SIZE) : 0n);
 }
 
 const constantsCache = new WeakMap<FullConfig, Map<object, string>>();
@@ -96,7 +115,7 @@ export class World {
     const b = this.us.backend;
     const size = config.pages * PAGE_SIZE;
     this.vm = must(b.createVm(VM_TYPES[config.vmType ?? 'sw_protected']));
-    this.gmem = must(b.createGuestMemfd(this.vm, size, GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED));
+    this.gmem = must(b.createGuestMemfd(this.vm, size, worldGmemFlags(config)));
     must(b.setUserMemoryRegion2(this.vm, { slot: 0, flags: 4n, guest_phys_addr: 0, memory_size: size, userspace_addr: 0, guest_memfd: this.gmem, guest_memfd_offset: 0 }));
     this.ram = must(b.mmap({ fd: this.gmem, offset: 0, length: size, prot: PROT.READ | PROT.WRITE, flags: MAP_FLAGS.SHARED }));
     // Every key present from the start (undefined when unused): the encoding writes fields in order.
