@@ -4,10 +4,12 @@
 // and merge on to-private (after the check, all or nothing), the mapping level KVM uses, the
 // punch of part of a huge page and of a whole one, folio_order's errnos, and that a split and a
 // merge of a 1 GiB folio cost a few runs of the folio table, not 262,144 pages.
-import { describe } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CAPS, GMEM_FLAGS, HUGETLB_SIZE_SHIFT, MADV, hugetlbFlags } from '../src/model/abi.js';
 import { HUGETLB, NEXT_7_4 } from '../src/model/profile.js';
+import { FLAG, modelPageMaps } from '../src/trace/page-map.js';
+import { ModelBackend } from '../src/backend/model-backend.js';
 import { attrs2, G, INIT_SHARED, K, M, MMAP, PAGE, table, type Ctx, type Row } from './table.js';
 
 const S23 = 'kernel-semantics.md §2.3';
@@ -171,4 +173,18 @@ describe('hugetlb: cost follows ranges', () => {
     then: (c) => { orderIs(c, 0, 18n); orderIs(c, G, 18n); },
   };
   table([row]);
+});
+
+test('the page map marks the pages of huge folios (what gmemkit view outlines)  [kernel-semantics.md §2.3]', () => {
+  const b = new ModelBackend({ profile: HUGETLB });
+  const vm = b.createVm(1);
+  assert.ok(vm.ok);
+  const fd = b.createGuestMemfd(vm.value, 4 * M, MMAP | H2);
+  assert.ok(fd.ok);
+  assert.ok(b.fallocate(fd.value, 1, 0, 4 * M).ok);
+  assert.ok(b.setMemoryAttributes2(fd.value, attrs2(2 * M, 4 * K, false)).ok); // splits the second huge page
+  const [map] = modelPageMaps(b.kernel);
+  const pages = (2 * M) / PAGE;
+  assert.deepEqual(map!.runs, [[0, pages, FLAG.PRIVATE | FLAG.HUGE], [pages, pages + 1, 0], [pages + 1, 2 * pages, FLAG.PRIVATE]]);
+  b.dispose();
 });
