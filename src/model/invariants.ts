@@ -215,12 +215,13 @@ export function referenceDirection(k: Kernel): InvariantViolation[] {
 }
 
 /**
- * The huge folios of an inode's page cache: [first page, end page, run state] for every run of
- * the folio table of order > 0 (a run may hold several aligned huge folios). O(runs).
+ * The huge folios of an inode's page cache (of pages [lo, hi)): [first page, end page, run state]
+ * for every run of the folio table of order > 0 (a run may hold several aligned huge folios, or
+ * part of one). O(runs).
  */
-function hugeRuns(s: KernelState, inode: GmemInode): [number, number, FolioRun][] {
+function hugeRuns(s: KernelState, inode: GmemInode, lo?: number, hi?: number): [number, number, FolioRun][] {
   const out: [number, number, FolioRun][] = [];
-  for (const p of inode.pages.segments()) {
+  for (const p of inode.pages.segments(lo, hi)) {
     for (const f of foliosOf(s, p.value, p.hi - p.lo)) {
       if (f.value.order > 0) out.push([p.lo + (f.lo - p.value), p.lo + (f.hi - p.value), f.value]);
     }
@@ -230,18 +231,26 @@ function hugeRuns(s: KernelState, inode: GmemInode): [number, number, FolioRun][
 
 /**
  * I12 (kernel-semantics §2.3 [RFC25] rules 1, 2): every huge folio covers one whole aligned block
- * of its HugeTLB file, and all its pages have the same attribute (shared pages are split).
+ * of its HugeTLB file, of the file's huge page order (its runs may be cut by per-page state, never
+ * by order), and all its pages have the same attribute (shared pages are split).
  */
 export function hugeFoliosUniform(k: Kernel): InvariantViolation[] {
   const bad = new BadPages();
   for (const inode of k.state.inodes) {
     if (!inode.hugeOrder) continue; // only a HugeTLB inode allocates or merges huge folios
+    const nr = 2 ** inode.hugeOrder;
+    let done = -1; // blocks below this page are checked
     for (const [lo, hi, run] of hugeRuns(k.state, inode)) {
-      const nr = 2 ** run.order;
-      if (run.order !== inode.hugeOrder || lo % nr !== 0 || hi % nr !== 0) { bad.add(lo, lo + 1); continue; }
+      if (run.order !== inode.hugeOrder) { bad.add(lo, lo + 1); continue; }
+      const [a, b] = [Math.max(done, Math.floor(lo / nr) * nr), Math.ceil(hi / nr) * nr];
+      if (a >= b) continue;
+      done = b;
+      // The whole block is in the page cache, in folios of the huge order.
+      const whole = inode.pages.count(a, b) === b - a && hugeRuns(k.state, inode, a, b).reduce((n, [x, y, r]) => n + (r.order === run.order ? y - x : 0), 0) === b - a;
+      if (!whole) bad.add(a, a + 1);
       // An attribute boundary strictly inside a block splits a huge folio.
-      for (const a of inode.attributes.segments(lo, hi)) {
-        if (a.lo > lo && a.lo % nr !== 0) bad.add(Math.floor(a.lo / nr) * nr, Math.floor(a.lo / nr) * nr + 1);
+      for (const seg of inode.attributes.segments(a, b)) {
+        if (seg.lo > a && seg.lo % nr !== 0) bad.add(Math.floor(seg.lo / nr) * nr, Math.floor(seg.lo / nr) * nr + 1);
       }
     }
   }

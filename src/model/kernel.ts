@@ -638,7 +638,9 @@ export class Kernel {
     if (!this.profile.hugetlb || length <= 0) return undefined;
     const lo = Math.floor(Number(u64(gpa)) / PAGE_SIZE);
     const order = kvmMaxMappingOrder(vm, lo, Math.floor((Number(u64(gpa)) + length - 1) / PAGE_SIZE) + 1);
-    return order > 0 ? `guest mapping at order ${order} (${(PAGE_SIZE * 2 ** order) / 1024} KiB SPTE)` : undefined;
+    const bytes = PAGE_SIZE * 2 ** order;
+    const size = bytes >= 2 ** 30 ? `${bytes / 2 ** 30} GiB` : bytes >= 2 ** 20 ? `${bytes / 2 ** 20} MiB` : `${bytes / 1024} KiB`;
+    return order > 0 ? `guest mapping at order ${order} (a ${size} SPTE)` : undefined;
   }
 
   /** The faults of a vCPU access without the copy (an access too large to buffer): where it stops. */
