@@ -1,14 +1,14 @@
 // Executing one scenario step on a backend: resolve the step's handles to fds, addresses and
 // pin ids, make the call, and say what handle (if any) the result is. One entry per op.
 import { MAX_BUFFERED_ACCESS, unsupported, type Backend, type BResult } from '../backend/backend.js';
-import { CAPS, HUGETLB_SIZE_SHIFT, PAGE_SHIFT, PAGE_SIZE } from '../model/abi.js';
+import { CAPS, PAGE_SIZE } from '../model/abi.js';
 import type { Profile } from '../model/profile.js';
 import { fail, ok } from '../model/result.js';
 import { Holder, ODirectIo, SplicePipe, VhostUserBackend } from '../userspace/holders.js';
 import type { ConversionTask, Direction } from '../userspace/manager.js';
 import { POLICIES, type Policy } from '../userspace/policies.js';
 import type { Userspace } from '../userspace/userspace.js';
-import type { HandleRef } from './ops.js';
+import { hugepageFlagBits, type HandleRef } from './ops.js';
 
 export interface MapHandle { readonly addr: number; readonly length: number }
 export type HandleValue = number | MapHandle | Holder | ConversionTask;
@@ -111,12 +111,6 @@ function fill(c: ExecContext, addr: number, length: bigint, byte: number): BResu
   return c.backend.hostWrite(addr, new Uint8Array(Number(length)).fill(byte));
 }
 
-/** The huge page size of create_guest_memfd in RFC25's flag bits: `hugepage_size` (log2 bytes) or `hugepage_pages` (4 KiB pages, a power of two). */
-function hugepageBits(a: Args): bigint {
-  const shift = a.hugepage_size !== undefined ? big(a.hugepage_size) : a.hugepage_pages !== undefined ? BigInt(big(a.hugepage_pages).toString(2).length - 1 + PAGE_SHIFT) : 0n;
-  return shift << HUGETLB_SIZE_SHIFT;
-}
-
 /** A model-only op on a kernel backend: unsupported, naming what no kernel reports. */
 const modelOnly = (op: string, what: string) => ({ ...unsupported(`${op} reads the model's state: no kernel interface reports ${what} to userspace`), capability: `${what} (no kernel reports it)` });
 
@@ -131,7 +125,7 @@ function capNumber(cap: unknown, profile: Profile): bigint {
 export const EXEC: Readonly<Record<string, Exec>> = {
   create_vm: (a, c) => produce(c.backend.createVm(big(a.type))),
   check_extension: (a, c) => call(c.backend.checkExtension(capNumber(a.cap, c.profile), a.vm === undefined ? undefined : c.num(a.vm))),
-  create_guest_memfd: (a, c) => produce(c.backend.createGuestMemfd(c.num(a.vm), big(a.size), big(a.flags) | hugepageBits(a))),
+  create_guest_memfd: (a, c) => produce(c.backend.createGuestMemfd(c.num(a.vm), big(a.size), big(a.flags) | hugepageFlagBits(a))),
   close: (a, c) => {
     const h = c.value(a.fd);
     return call(typeof h === 'object' && 'kind' in h ? h.close() : c.backend.close(c.num(a.fd)));

@@ -4,7 +4,7 @@
 // of the kernel ABI they go to (kernel-semantics.md §5.5 and the syscall prototypes), so a
 // value that does not fit is refused at load time; signed types keep negative values, which
 // reach the backend (e.g. pread's negative offset is EINVAL there).
-import { CAPS, GMEM_FLAGS, MAP_FLAGS, type FlagTable } from '../model/abi.js';
+import { CAPS, GMEM_FLAGS, HUGETLB_SIZE_SHIFT, MAP_FLAGS, PAGE_SHIFT, type FlagTable } from '../model/abi.js';
 import { POLICIES } from '../userspace/policies.js';
 import { parseBytes, parseFlags, parseNamed, parseSize, TABLES, show, type CType, type Parsed } from './values.js';
 
@@ -98,6 +98,12 @@ function hugepageRule(given: Readonly<Record<string, unknown>>, args: Readonly<R
 }
 /** Huge page sizes a scenario may name, as log2 of bytes (the model takes any power of two: abi.ts hugetlbFlags). */
 export const HUGEPAGE_SIZES: Readonly<Record<string, number>> = { '2M': 21, '1G': 30 };
+/** create_guest_memfd's huge page size as RFC25's flag bits: `hugepage_size` (log2 bytes) or `hugepage_pages` (4 KiB pages, a power of two). */
+export function hugepageFlagBits(a: Readonly<Record<string, unknown>>): bigint {
+  const pages = a.hugepage_pages as bigint | undefined;
+  const shift = a.hugepage_size !== undefined ? BigInt(a.hugepage_size as bigint) : pages !== undefined ? BigInt(pages.toString(2).length - 1 + PAGE_SHIFT) : 0n;
+  return shift << HUGETLB_SIZE_SHIFT;
+}
 const handle = (...kinds: HandleKind[]): FieldKind => ({ type: 'handle', kinds });
 /** set_memory_attributes{,2} `flags`: no names are defined (must be 0 in v8), raw bits only. */
 const attrFlags = flags({}, 'attributes flag', 'u64');

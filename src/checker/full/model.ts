@@ -3,7 +3,7 @@
 // world (for counterexamples); successors clone the world (clone.ts) and apply each enabled
 // action to the copy with the real Kernel, ModelBackend and Userspace code.
 // Every property is a step assertion, evaluated on every edge (into a new state, a visited one,
-// or a self-loop): I1–I11 are checked by the ModelBackend around each kernel call of the
+// or a self-loop): I1–I13 are checked by the ModelBackend around each kernel call of the
 // action; the checker's own properties (no private data observed, no data lost, a failed
 // conversion changes nothing, a cooperative request never fails) are recorded by World.apply.
 import type { EdgeLabel, ObjectModel, StateInvariant, StepAssertion } from '../types.js';

@@ -1,8 +1,10 @@
 // The world the full-model checker explores: one VM with one guest_memfd of N pages bound at
 // GPA 0 and mapped by the VMM, H pin holders of given kinds, a guest that makes up to C
 // conversion requests, and the conversion manager with a policy, all driven through the same
-// Kernel, ModelBackend and Userspace code as `gmemkit run`. A successor's world is a clone of
-// its parent's (clone.ts) with one action applied, so no state is ever copied by hand.
+// Kernel, ModelBackend and Userspace code as `gmemkit run`. Where the profile has huge-page
+// decisions the guest_memfd is HugeTLB with huge pages of K base pages (a scaled-down huge page,
+// `hugepagePages`). A successor's world is a clone of its parent's (clone.ts) with one action
+// applied, so no state is ever copied by hand.
 // Content is abstracted as in the reference protocol: ZERO, PUB (host-visible data) and SEC
 // (what the guest wrote while the page was private); ghost state tracks what the guest expects.
 import { ModelBackend } from '../../backend/model-backend.js';
@@ -42,7 +44,7 @@ export interface FullConfig {
   readonly plant?: Plant;
 }
 
-/** The checker's own properties (besides I1–I11), as the names its violations carry. */
+/** The checker's own properties (besides I1–I13), as the names its violations carry. */
 export const OWN_PROPERTIES = {
   failedChangesNothing: 'a failed conversion changes no attribute',
   cooperativeCompletes: 'with cooperative userspace every request completes',
@@ -51,7 +53,7 @@ export const OWN_PROPERTIES = {
   contentKept: 'a private page keeps what the guest expects',
 } as const;
 
-/** Every property the full model checks, in report order: I1–I11, then the checker's own. */
+/** Every property the full model checks, in report order: I1–I13, then the checker's own. */
 export const PROPERTIES: readonly string[] = [
   ...Object.entries(INVARIANTS).map(([name, title]) => `${name} ${title}`),
   ...Object.values(OWN_PROPERTIES),
