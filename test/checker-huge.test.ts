@@ -37,6 +37,10 @@ test('the world follows the profile: huge pages of K base pages where it has Hug
   w.apply({ who: 'guest', what: 'write', page: 1 });
   assert.deepEqual(w.violations, []);
   assert.deepEqual(w.backend.folioOrder(w.gmem, 0n), { ok: true, value: 1n });
+  // The host may punch a whole huge page (rule 5: EAGAIN while referenced, else freed), only where there are huge pages.
+  const punches = (cfg: FullConfig) => new World(cfg).enabled().filter((a) => a.who === 'host' && a.what === 'punch-huge');
+  assert.deepEqual(punches(config()), [{ who: 'host', what: 'punch-huge', page: 0 }]);
+  assert.deepEqual(punches(config({ profile: IPC_V8 })), []);
 });
 
 test('a HugeTLB world holds every property, I12 and I13 included: 2 pages in one huge page, no holder, 1 request', () => {
@@ -47,10 +51,12 @@ test('a HugeTLB world holds every property, I12 and I13 included: 2 pages in one
 });
 
 // Shortest traces (breadth-first) in the default world of the CLI (2 pages, one huge page of 2,
-// O_DIRECT): kernel-semantics.md §2.3 [RFC25] rule 2 (merge-while-shared) and rules 3, 4 (split-without-check).
-const HUGE_MUTANTS: readonly { name: string; property: string; steps: number }[] = [
-  { name: 'merge-while-shared', property: 'I12', steps: 4 },
-  { name: 'split-without-check', property: 'I13', steps: 4 },
+// O_DIRECT): kernel-semantics.md §2.3 [RFC25] rule 2 (merge-while-shared: a 1-page to-private
+// merges the block around a shared page) and rules 3, 5 (split-without-check: a pin, then a
+// punch of the whole huge page merges before the refcount check and stays merged on EAGAIN).
+const HUGE_MUTANTS: readonly { name: string; property: string; steps: number; last: string }[] = [
+  { name: 'merge-while-shared', property: 'I12', steps: 4, last: 'vmm: step()' },
+  { name: 'split-without-check', property: 'I13', steps: 2, last: 'host: punch-huge(page=0)' },
 ];
 
 for (const want of HUGE_MUTANTS) {
@@ -64,6 +70,7 @@ for (const want of HUGE_MUTANTS) {
     assert.equal(ce.property, m.breaks);
     assert.ok(ce.property.startsWith(`${want.property} `), ce.property);
     assert.equal(ce.steps.length, want.steps, ce.steps.map((s) => s.text).join('\n'));
+    assert.equal(ce.steps[ce.steps.length - 1]!.text, want.last);
     const yaml = counterexampleScenario(cfg, ce.steps.map((s) => ({ process: s.process, action: s.action, params: s.params })), ce.property, ce.message);
     assert.match(yaml, /hugepage_pages: 2/);
     const [replay] = runScenario(parseScenario(yaml, `${m.name}.yaml`));
@@ -85,8 +92,10 @@ test('gmemkit check --mutant split-without-check --out FILE: the file replays un
     const out = join(dir, 'cx.yaml');
     const r = cli('check', '--model', 'full', '--mutant', 'split-without-check', '--out', out);
     assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stdout, /VIOLATION[\s\S]*I13 [\s\S]* 4\. vmm: step\(\)/);
-    assert.match(readFileSync(out, 'utf8'), /- HUGETLB\n\s+hugepage_pages: 2/);
+    assert.match(r.stdout, /VIOLATION[\s\S]*I13 [\s\S]* 2\. host: punch-huge\(page=0\)/);
+    const yaml = readFileSync(out, 'utf8');
+    assert.match(yaml, /- HUGETLB\n\s+hugepage_pages: 2/);
+    assert.match(yaml, /offset: 0K\n\s+length: 8K\n\s+expect:/, 'the whole huge page is punched');
     const replay = cli('run', out);
     assert.equal(replay.status, 0, replay.stdout);
     assert.match(replay.stdout, /invariant I13 /);

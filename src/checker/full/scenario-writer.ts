@@ -64,7 +64,7 @@ export function counterexampleScenario(config: FullConfig, labels: readonly Edge
         if (a.what === 'zap') return { op: 'madvise', map: 'ram', offset: K(a.page), length: '4K', advice: 'DONTNEED' };
         if (a.what === 'munmap') return { op: 'munmap', map: 'ram', offset: K(a.page), length: '4K' };
         if (a.what === 'fallocate') return { op: 'fallocate', fd: 'gmem', mode: ['KEEP_SIZE'], offset: K(a.page), length: '4K' };
-        return { op: 'fallocate', fd: 'gmem', mode: ['KEEP_SIZE', 'PUNCH_HOLE'], offset: K(a.page), length: '4K' };
+        return { op: 'fallocate', fd: 'gmem', mode: ['KEEP_SIZE', 'PUNCH_HOLE'], offset: K(a.page), length: K(a.what === 'punch-huge' ? hugePagesOf(config) : 1) };
       case 'holder': {
         const kind = config.holders[a.h]!;
         if (a.what === 'pin') {

@@ -84,6 +84,8 @@ const constantsCache = new WeakMap<FullConfig, Map<object, string>>();
 /** One action: who does what with which parameters. Deterministic given the world. */
 export type Action =
   | { who: 'host'; what: 'read' | 'store' | 'zap' | 'munmap' | 'fallocate' | 'punch'; page: number }
+  /** A hole punch of one whole huge page (HugeTLB worlds only), at its first page. */
+  | { who: 'host'; what: 'punch-huge'; page: number }
   | { who: 'holder'; h: number; what: 'pin'; page: number }
   | { who: 'holder'; h: number; what: 'complete' | 'unpin' | 'dma-write' | 'dma-read' }
   | { who: 'guest'; what: 'request'; lo: number; hi: number; to: 'private' | 'shared' }
@@ -137,6 +139,8 @@ export class World {
     for (let page = 0; page < pages; page++) {
       for (const what of ['read', 'store', 'zap', 'munmap', 'fallocate', 'punch'] as const) out.push({ who: 'host', what, page });
     }
+    const huge = hugePagesOf(this.config);
+    if (huge) for (let page = 0; page < pages; page += huge) out.push({ who: 'host', what: 'punch-huge', page });
     holders.forEach((kind, h) => {
       const slot = this.slots[h]!;
       const held = slot.holder?.holding ?? false;
@@ -201,9 +205,10 @@ export class World {
         } else if (a.what === 'fallocate') {
           this.note(b.fallocate(this.gmem, 1n, BigInt(a.page * PAGE_SIZE), BigInt(PAGE_SIZE)));
         } else {
-          const r = b.fallocate(this.gmem, 3n, BigInt(a.page * PAGE_SIZE), BigInt(PAGE_SIZE));
+          const n = a.what === 'punch-huge' ? hugePagesOf(this.config) : 1;
+          const r = b.fallocate(this.gmem, 3n, BigInt(a.page * PAGE_SIZE), BigInt(n * PAGE_SIZE));
           this.note(r);
-          if (r.ok) { this.expect[a.page] = 0; this.secret[a.page] = false; }
+          if (r.ok) for (let p = a.page; p < a.page + n; p++) { this.expect[p] = 0; this.secret[p] = false; }
         }
         break;
       }
