@@ -107,7 +107,8 @@ test('gmemkit check --mutant split-without-check --out FILE: the file replays un
 // Bad --hugepage-pages values and worlds that are not whole huge pages: exit 2, naming the option and the allowed values.
 const BAD: readonly { args: string[]; message: RegExp }[] = [
   { args: ['--profile', 'hugetlb', '--hugepage-pages', '3'], message: /--hugepage-pages must be a power of two >= 2 that divides --pages \(got 3\)/ },
-  { args: ['--profile', 'hugetlb', '--hugepage-pages', '1'], message: /--hugepage-pages must be a power of two >= 2/ },
+  { args: ['--profile', 'hugetlb', '--hugepage-pages', '1'], message: /--hugepage-pages must be an integer >= 2 \(got '1'\)/ },
+  { args: ['--profile', 'hugetlb', '--hugepage-pages', '6'], message: /--hugepage-pages must be a power of two >= 2 that divides --pages \(got 6\)/ },
   { args: ['--profile', 'hugetlb', '--hugepage-pages', 'x'], message: /--hugepage-pages must be an integer/ },
   { args: ['--profile', 'hugetlb', '--hugepage-pages', '4'], message: /--pages 2: --profile hugetlb backs the guest_memfd with whole huge pages of 4 pages .*allowed: --pages none up to 3, or --hugepage-pages 2/ },
   { args: ['--profile', 'hugetlb', '--pages', '3'], message: /--pages 3: --profile hugetlb .*huge pages of 2 pages .*allowed: --pages 2$/m },

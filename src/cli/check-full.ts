@@ -37,7 +37,7 @@ export const FULL_SPEC: CommandSpec = {
     { name: 'model', arg: 'full', kind: { type: 'string', choices: ['full'] }, help: "'full' here; 'gmemkit check --help' for --model reference" },
     { name: 'vm-type', arg: 'T', kind: { type: 'string', choices: ['sw_protected', 'snp', 'tdx'] }, default: FULL_DEFAULTS.vmType, help: 'sw_protected (content kept across conversions), snp or tdx (content destroyed)' },
     { name: 'pages', kind: { type: 'int', min: 1, max: MAX_PAGES }, default: FULL_DEFAULTS.pages, help: 'guest_memfd pages' },
-    { name: 'hugepage-pages', arg: 'K', kind: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER }, defaultText: `${HUGEPAGE_PAGES} with a HugeTLB profile`, help: `pages per huge page of a HugeTLB profile's guest_memfd (${HUGE_PROFILES.join(', ')}):\na scaled-down huge page, a power of two >= 2 that divides --pages` },
+    { name: 'hugepage-pages', arg: 'K', kind: { type: 'int', min: 2, max: Number.MAX_SAFE_INTEGER }, defaultText: `${HUGEPAGE_PAGES} with a HugeTLB profile`, help: `pages per huge page of a HugeTLB profile's guest_memfd (${HUGE_PROFILES.join(', ')}):\na scaled-down huge page, a power of two >= 2 that divides --pages` },
     { name: 'holders', arg: 'K,K', kind: { type: 'string' }, default: FULL_DEFAULTS.holders.join(','), help: `pin holders by kind, at most 3: ${KINDS.join(', ')} ('' for none)` },
     { name: 'requests', arg: 'C', kind: { type: 'int', min: 0, max: 2 }, default: FULL_DEFAULTS.requests, help: 'conversion requests the guest may make' },
     { name: 'profile', arg: 'P', kind: { type: 'string', choices: CONVERTING }, default: FULL_DEFAULTS.profile, help: `kernel profile with a guest_memfd conversion ioctl: ${CONVERTING.join(', ')}` },
