@@ -27,6 +27,7 @@ const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/gmemkit.js'
 
 test('the world follows the profile: huge pages of K base pages where it has HugeTLB decisions, none elsewhere', () => {
   assert.equal(new World(config()).inode.hugeOrder, 1, 'default: huge pages of 2 base pages');
+  assert.match(new FullModel(config()).name, /pages 2 \(huge pages of 2\)/);
   assert.equal(new World(config({ hugepagePages: 2 })).inode.hugeOrder, 1);
   assert.equal(new World(config({ profile: IPC_V8, hugepagePages: 2 })).inode.hugeOrder, 0, 'ipc-v8 has no huge pages');
   // The world reaches huge folios (so the search below is not vacuous): the guest makes both pages

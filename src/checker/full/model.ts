@@ -7,7 +7,7 @@
 // action; the checker's own properties (no private data observed, no data lost, a failed
 // conversion changes nothing, a cooperative request never fails) are recorded by World.apply.
 import type { EdgeLabel, ObjectModel, StateInvariant, StepAssertion } from '../types.js';
-import { PROPERTIES, World, type Action, type FullConfig, type Violation } from './world.js';
+import { hugePagesOf, PROPERTIES, World, type Action, type FullConfig, type Violation } from './world.js';
 
 export interface FullState {
   readonly path: readonly Action[];
@@ -54,7 +54,7 @@ export class FullModel implements ObjectModel<FullState, Action> {
    */
   constructor(readonly config: FullConfig, readonly rebuild: 'clone' | 'replay' = 'clone') {
     this.processes = ['host', ...config.holders.map((_k, h) => `holder ${h}`), 'guest', 'vmm'];
-    this.name = `full(${config.vmType ?? 'sw_protected'}, ${config.profile.name}, ${config.policy.name}, pages ${config.pages}, holders ${config.holders.join('+') || 'none'}, requests ${config.requests})`;
+    this.name = `full(${config.vmType ?? 'sw_protected'}, ${config.profile.name}, ${config.policy.name}, pages ${config.pages}${hugePagesOf(config) ? ` (huge pages of ${hugePagesOf(config)})` : ''}, holders ${config.holders.join('+') || 'none'}, requests ${config.requests})`;
   }
 
   initialStates(): FullState[] {
