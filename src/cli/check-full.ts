@@ -51,7 +51,8 @@ export const FULL_SPEC: CommandSpec = {
   notes: `Properties, on every edge: invariants I1-I11 around every kernel call, plus: a failed conversion changes no
 attribute; neither the host nor a device observes data the guest wrote while private; a
 private page keeps what the guest expects; with cooperative userspace every request
-completes (a request that fails is a violation).
+completes (a request that fails is a violation); on NO_DIRECT_MAP memory (a profile that offers
+the flag, e.g. no-direct-map) nothing is ever pinned and no conversion is ever blocked.
 Progress goes to stderr, only when it is a terminal. If the counterexample cannot be written
 after all, the summary is printed, then the error, and the exit status stays 1.`,
 };
