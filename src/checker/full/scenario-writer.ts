@@ -4,7 +4,8 @@
 // It replays the trace in a World to learn the bytes written and the handles created.
 import { stringify } from 'yaml';
 import type { EdgeLabel } from '../types.js';
-import { hugePagesOf, SEC, World, type Action, type FullConfig } from './world.js';
+import { GMEM_FLAGS } from '../../model/abi.js';
+import { hugePagesOf, SEC, World, worldGmemFlags, type Action, type FullConfig } from './world.js';
 
 const K = (page: number) => `${page * 4}K`;
 
@@ -102,12 +103,12 @@ export function counterexampleScenario(config: FullConfig, labels: readonly Edge
 }
 
 /**
- * The world's guest_memfd (world.ts worldGmemFlags): with huge pages, HUGETLB and the scaled-down
- * huge page as `hugepage_pages` (4 KiB pages per huge page; the model takes any power of two).
+ * The world's guest_memfd (world.ts worldGmemFlags), its flags by name; with huge pages the
+ * scaled-down huge page as `hugepage_pages` (4 KiB pages per huge page; the model takes any power of two).
  */
 function gmemStep(config: FullConfig): Record<string, unknown> {
   const huge = hugePagesOf(config);
-  const flags = huge ? ['MMAP', 'INIT_SHARED', 'HUGETLB'] : ['MMAP', 'INIT_SHARED'];
+  const flags = Object.entries(GMEM_FLAGS).filter(([, bit]) => (worldGmemFlags(config) & bit) !== 0n).map(([name]) => name);
   return { op: 'create_guest_memfd', vm: 'vm', size: K(config.pages), flags, ...(huge ? { hugepage_pages: huge } : {}), as: 'gmem' };
 }
 

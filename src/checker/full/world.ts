@@ -11,7 +11,7 @@ import { ModelBackend } from '../../backend/model-backend.js';
 import { GMEM_FLAGS, hugetlbFlags, MAP_FLAGS, PAGE_SIZE, PROT, VM_TYPES } from '../../model/abi.js';
 import { gmemFolio } from '../../model/gmem.js';
 import { INVARIANTS } from '../../model/invariants.js';
-import type { Profile } from '../../model/profile.js';
+import { offersNoDirectMap, type Profile } from '../../model/profile.js';
 import type { Holder } from '../../userspace/holders.js';
 import type { ODirectIo } from '../../userspace/holders.js';
 import type { ConversionTask } from '../../userspace/manager.js';
@@ -51,6 +51,8 @@ export const OWN_PROPERTIES = {
   hostNeverObserves: 'the host never observes guest-private data',
   deviceNeverObserves: 'no device observes guest-private data',
   contentKept: 'a private page keeps what the guest expects',
+  noDirectMapUnpinned: 'NO_DIRECT_MAP guest memory is never pinned',
+  noDirectMapUnblocked: 'no conversion of NO_DIRECT_MAP guest memory is blocked',
 } as const;
 
 /** Every property the full model checks, in report order: I1–I13, then the checker's own. */
@@ -73,10 +75,16 @@ export function hugePagesOf(config: FullConfig): number {
   return config.profile.hugetlb ? config.hugepagePages ?? HUGEPAGE_PAGES : 0;
 }
 
-/** The world's guest_memfd flags: MMAP | INIT_SHARED, with HUGETLB and its size where the profile has huge pages. */
+/**
+ * The world's guest_memfd flags: MMAP | INIT_SHARED, NO_DIRECT_MAP where the profile offers
+ * it for the VM type (DMR, kernel-semantics.md §1.11): GUP then refuses the memory and the
+ * holders fall back to bounce buffers; HUGETLB and its huge page size where the profile has
+ * huge pages (kernel-semantics.md §2.3).
+ */
 export function worldGmemFlags(config: FullConfig): bigint {
+  const ndm = offersNoDirectMap(config.profile, config.vmType ?? 'sw_protected');
   const huge = hugePagesOf(config);
-  return GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED | (huge ? hugetlbFlags(huge * PAGE_SIZE) : 0n);
+  return GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED | (ndm ? GMEM_FLAGS.NO_DIRECT_MAP : 0n) | (huge ? hugetlbFlags(huge * PAGE_SIZE) : 0n);
 }
 
 const constantsCache = new WeakMap<FullConfig, Map<object, string>>();
@@ -130,6 +138,7 @@ export class World {
   }
 
   get inode() { return this.backend.kernel.gmemFile(this.gmem)!.inode; }
+  get noDirectMap() { return (this.inode.flags & GMEM_FLAGS.NO_DIRECT_MAP) !== 0n; }
   attr(page: number) { return this.inode.attributes.get(page); }
 
   /** The actions enabled in this world, in a fixed order. */
@@ -225,10 +234,12 @@ export class World {
           };
         }
         const before = t.phase === 'call' ? this.inode.attributes.clone() : undefined;
+        const eagains = t.eagains;
         this.us.manager.step(t);
         this.backend.kernel.state.preemptionPoint = undefined;
         this.outcome = `${t.phase}${t.failure && 'errno' in t.failure ? ` ${t.failure.errno}` : ''}`;
         if (t.phase === 'failed' && before && !before.equals(this.inode.attributes)) this.fail(OWN_PROPERTIES.failedChangesNothing, 'a failed conversion changed attributes');
+        if (t.eagains > eagains && this.noDirectMap) this.fail(OWN_PROPERTIES.noDirectMapUnblocked, `request ${t.request.id} of NO_DIRECT_MAP memory was blocked (EAGAIN)`);
         if (t.phase === 'failed') this.fail(OWN_PROPERTIES.cooperativeCompletes, `request ${t.request.id} failed although userspace is cooperative: ${t.failure && 'why' in t.failure ? t.failure.why : ''}`);
         if (t.phase === 'done' && t.request.to === 'private') this.snapshotExpectations(t);
         if (t.phase === 'done' && t.request.to === 'shared') { // the guest shares on purpose
@@ -238,6 +249,14 @@ export class World {
       }
     }
     for (const v of this.backend.takeViolations()) this.fail(`${v.invariant} ${v.title}`, `${v.invariant} ${v.title}: ${v.detail}`);
+    if (this.noDirectMap) this.checkNoDirectMap();
+  }
+
+  /** NO_DIRECT_MAP (kernel-semantics.md §1.11 [DMR]): GUP refuses it, so no folio of it is ever pinned (the holders bounce). */
+  private checkNoDirectMap(): void {
+    const ino = this.inode.ino;
+    const pinned = this.backend.kernel.state.folios.find(0, Number.MAX_SAFE_INTEGER, (f) => f.ino === ino && f.pinsShort + f.pinsLong > 0);
+    if (pinned) this.fail(OWN_PROPERTIES.noDirectMapUnpinned, `folio ${pinned.lo} of the NO_DIRECT_MAP guest_memfd is pinned (${pinned.value.pinsShort} short-term, ${pinned.value.pinsLong} long-term)`);
   }
 
   private holderAction(a: Extract<Action, { who: 'holder' }>): void {
