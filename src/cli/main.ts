@@ -5,8 +5,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MUTANT_PROFILES, PROFILES, profileNames } from '../model/profile.js';
 import { expandPaths, formatLoadError, loadScenarioFile, ScenarioError, type Scenario } from '../scenario/load.js';
-import { formatHuman, formatTotals, toJson } from '../scenario/report.js';
-import { runScenario, type ScenarioResult } from '../scenario/run.js';
+import { formatTotals, HumanTrace, toJson } from '../scenario/report.js';
+import { runScenario, streamScenario, type RunTally, type ScenarioResult, type StepSink } from '../scenario/run.js';
+import { ChunkedWriter } from './chunked-writer.js';
 import { EXIT, EXIT_TEXT, helpText, parseCommand, progressSink, type CommandSpec, type OptionSpec, type Parsed } from './args.js';
 import { UsageError } from './usage.js';
 import { TRACE_OPTION, traceTarget } from './out-file.js';
@@ -216,16 +217,24 @@ async function runCommand(p: Parsed): Promise<number> {
   const tracePath = traceTarget(p);
   const tracing = tracePath === undefined ? undefined : await traceModules();
   const trace = tracing && new tracing.TraceWriter();
-  const results: ScenarioResult[] = [];
-  for (const s of scenarios) {
-    const rs = runScenario(s, { ...(profile ? { profile } : {}), invariants: !values['no-invariants'], ...(backend ? { backend } : {}), ...(trace ? { observe: tracing.traceScenarioRuns(trace) } : {}) });
-    results.push(...rs);
-    // One write per run: a scenario's trace is one string (formatHuman), not a write per step.
-    if (!values.json) for (const r of rs) process.stdout.write(`${formatHuman(r)}\n\n`);
+  const opts = { ...(profile ? { profile } : {}), invariants: !values['no-invariants'], ...(backend ? { backend } : {}), ...(trace ? { observe: tracing.traceScenarioRuns(trace) } : {}) };
+  const results: (ScenarioResult | RunTally)[] = [];
+  if (values.json) {
+    for (const s of scenarios) results.push(...runScenario(s, opts));
+    console.log(JSON.stringify(toJson(results as ScenarioResult[]), null, 2));
+  } else {
+    // The trace is printed as the steps run (in pieces of about 64 KiB): nothing keeps a step.
+    const out = new ChunkedWriter((text) => process.stdout.write(text));
+    const human = new HumanTrace();
+    const sink: StepSink = {
+      start: (scenario, identity) => out.line(human.heading(scenario, identity)),
+      step: (r) => out.line(human.step(r)),
+      end: (run) => { out.line(human.verdict(run.counts)); out.line(''); out.flush(); },
+    };
+    for (const s of scenarios) results.push(...streamScenario(s, opts, sink));
+    console.log(formatTotals(results));
   }
   const failed = results.filter((r) => !r.passed).length;
-  if (values.json) console.log(JSON.stringify(toJson(results), null, 2));
-  else console.log(formatTotals(results));
   const traceError = trace && tracing.writeTraceFile(tracePath!, trace);
   if (traceError) { console.error(`gmemkit run: ${traceError}`); return EXIT.USAGE; }
   return failed ? EXIT.FAILED : EXIT.OK;
