@@ -1,7 +1,7 @@
 // The model as a backend: forwards each call to the Kernel model and, unless switched off,
 // checks the invariants I1–I11 around it. Violations are collected per call, never thrown.
 import { PAGE_SIZE } from '../model/abi.js';
-import { beginStep, checkState, endStep, type ConversionIntent } from '../model/invariants.js';
+import { beginStep, checkState, ContentScratch, endStep, IncrementalStateCheck, type ConversionIntent } from '../model/invariants.js';
 import { Kernel, type KernelOptions, type MemoryAttributes2Args, type MemoryAttributesArgs, type MemoryRegion2, type MmapArgs, type U64 } from '../model/kernel.js';
 import { kvmGmemRanges } from '../model/kvm.js';
 import { OK, type KResult } from '../model/result.js';
@@ -10,6 +10,12 @@ import { MAX_BUFFERED_ACCESS, unsupported, type Backend, type BackendIdentity, t
 export interface ModelBackendOptions extends KernelOptions {
   /** Check I1–I11 after every call (default true). */
   checkInvariants?: boolean;
+  /**
+   * How the state invariants are checked: 'full' evaluates every one after every call (the
+   * default); 'incremental' evaluates only those whose inputs the call changed and reuses the
+   * last result of the others, which gives the same violations (invariants.ts, IncrementalStateCheck).
+   */
+  invariantMode?: 'full' | 'incremental';
 }
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -29,10 +35,15 @@ export class ModelBackend implements Backend {
   /** Check I1–I11 around each call; a checker switches this off while it replays a path. */
   checking: boolean;
   private violations: Violation[] = [];
+  /** Set in 'incremental' mode. */
+  readonly incremental: IncrementalStateCheck | undefined;
+  private readonly scratch = new ContentScratch();
+  private depth = 0;
 
   constructor(opts: ModelBackendOptions = {}) {
     this.kernel = new Kernel(opts);
     this.checking = opts.checkInvariants ?? true;
+    this.incremental = opts.invariantMode === 'incremental' ? new IncrementalStateCheck() : undefined;
   }
 
   identity(): BackendIdentity {
@@ -55,10 +66,13 @@ export class ModelBackend implements Backend {
   /** Run one kernel call between the step invariants and the state invariants. */
   private step<T>(call: () => BResult<T>, conversions: () => ConversionIntent[] = () => []): BResult<T> {
     if (!this.checking) return call();
-    const ctx = beginStep(this.kernel, conversions());
-    const r = call();
+    // A call made inside another (a race at a preemption point) must not reuse its page copies.
+    const ctx = beginStep(this.kernel, conversions(), this.depth === 0 ? this.scratch : undefined);
+    this.depth++;
+    let r: BResult<T>;
+    try { r = call(); } finally { this.depth--; }
     const broken = endStep(ctx, r.ok, !r.ok && 'errno' in r ? r.errno : undefined);
-    const state = checkState(this.kernel);
+    const state = this.incremental ? this.incremental.check(this.kernel) : checkState(this.kernel);
     if (broken.length) this.violations.push(...broken);
     if (state.length) this.violations.push(...state);
     return r;

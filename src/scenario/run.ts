@@ -64,7 +64,7 @@ export interface RunObserver {
 
 export function modelBackendFor(invariants: boolean) {
   return (profile: Profile, scenario: Scenario): Backend =>
-    new ModelBackend({ profile, machine: scenario.machine === 'probed' ? PROBED_MACHINE : FULL_MACHINE, checkInvariants: invariants });
+    new ModelBackend({ profile, machine: scenario.machine === 'probed' ? PROBED_MACHINE : FULL_MACHINE, checkInvariants: invariants, invariantMode: 'incremental' });
 }
 
 /** Run a scenario under each requested profile. */
