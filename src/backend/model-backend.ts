@@ -23,6 +23,13 @@ const PAGE = BigInt(PAGE_SIZE);
 const NONE: readonly Violation[] = Object.freeze([]);
 const MIB = 1024 * 1024;
 
+// Kept outside the backend's fields, which a checker clones and encodes as state: the
+// incremental check of each backend (made on first use, so a clone starts with a fresh one),
+// and the buffer for beginStep's page copies, shared, used by one step at a time.
+const INCREMENTAL = new WeakMap<ModelBackend, IncrementalStateCheck>();
+const SCRATCH = new ContentScratch();
+let scratchBusy = false;
+
 /** An access too large to buffer: its failure if its faults fail, else "unsupported", saying why. */
 function tooLarge<T>(touched: KResult<void>, what: string, length: number): BResult<T> {
   if (!touched.ok) return touched;
@@ -35,15 +42,20 @@ export class ModelBackend implements Backend {
   /** Check I1–I11 around each call; a checker switches this off while it replays a path. */
   checking: boolean;
   private violations: Violation[] = [];
-  /** Set in 'incremental' mode. */
-  readonly incremental: IncrementalStateCheck | undefined;
-  private readonly scratch = new ContentScratch();
-  private depth = 0;
+  readonly invariantMode: 'full' | 'incremental';
 
   constructor(opts: ModelBackendOptions = {}) {
     this.kernel = new Kernel(opts);
     this.checking = opts.checkInvariants ?? true;
-    this.incremental = opts.invariantMode === 'incremental' ? new IncrementalStateCheck() : undefined;
+    this.invariantMode = opts.invariantMode ?? 'full';
+  }
+
+  /** The incremental state check ('incremental' mode), with its counts of evaluations and reuses. */
+  get incremental(): IncrementalStateCheck | undefined {
+    if (this.invariantMode !== 'incremental') return undefined;
+    let c = INCREMENTAL.get(this);
+    if (!c) INCREMENTAL.set(this, (c = new IncrementalStateCheck()));
+    return c;
   }
 
   identity(): BackendIdentity {
@@ -66,13 +78,20 @@ export class ModelBackend implements Backend {
   /** Run one kernel call between the step invariants and the state invariants. */
   private step<T>(call: () => BResult<T>, conversions: () => ConversionIntent[] = () => []): BResult<T> {
     if (!this.checking) return call();
-    // A call made inside another (a race at a preemption point) must not reuse its page copies.
-    const ctx = beginStep(this.kernel, conversions(), this.depth === 0 ? this.scratch : undefined);
-    this.depth++;
+    // A call made inside another (a race at a preemption point) copies into its own buffer.
+    const own = !scratchBusy;
+    scratchBusy = true;
     let r: BResult<T>;
-    try { r = call(); } finally { this.depth--; }
-    const broken = endStep(ctx, r.ok, !r.ok && 'errno' in r ? r.errno : undefined);
-    const state = this.incremental ? this.incremental.check(this.kernel) : checkState(this.kernel);
+    let broken: ReturnType<typeof endStep>;
+    try {
+      const ctx = beginStep(this.kernel, conversions(), own ? SCRATCH : undefined);
+      r = call();
+      broken = endStep(ctx, r.ok, !r.ok && 'errno' in r ? r.errno : undefined);
+    } finally {
+      if (own) scratchBusy = false;
+    }
+    const incremental = this.incremental;
+    const state = incremental ? incremental.check(this.kernel) : checkState(this.kernel);
     if (broken.length) this.violations.push(...broken);
     if (state.length) this.violations.push(...state);
     return r;
