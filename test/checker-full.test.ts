@@ -61,6 +61,8 @@ const EXPECTED: Record<string, { pages: number; steps: number }> = {
   'private-write-lost': { pages: 1, steps: 6 },
   'host-reads-private': { pages: 1, steps: 5 },
   'dma-reads-page-cache': { pages: 1, steps: 7 },
+  'gup-ignores-no-direct-map': { pages: 1, steps: 1 },
+  'no-host-zap': { pages: 1, steps: 4 },
 };
 
 for (const m of MUTANTS) {
@@ -84,6 +86,10 @@ test('no property is dead code: each one has a mutant that it catches', () => {
   // With one memslot a request is one ioctl, so a failed request that changed attributes is a failed
   // ioctl that did: I4 (kernel-semantics.md §3) reports it on the same edge, before the manager's check.
   const coincides = new Set<string>([OWN_PROPERTIES.failedChangesNothing]);
+  // The huge-page invariants I12 and I13 (kernel-semantics.md §3) need a HugeTLB world, which the
+  // full checker does not build yet (--hugepage-pages is still to be wired); until then their
+  // mutant profiles are caught in scenarios instead (test/hugetlb-mutants.test.ts).
+  for (const p of PROPERTIES.filter((x) => /^I1[23] /.test(x))) coincides.add(p);
   const caught = new Set(MUTANTS.map((m) => m.breaks));
   assert.deepEqual(PROPERTIES.filter((p) => !caught.has(p) && !coincides.has(p)), []);
 });
