@@ -320,7 +320,7 @@ const vmaInputs = (s: KernelState, out: unknown[], withFile: boolean): void => {
   }
 };
 
-/** Per state invariant (same order as STATE_INVARIANTS): everything it reads. */
+/** Per state invariant (same order as STATE_INVARIANTS; checked below): everything it reads. */
 const STATE_INPUTS: readonly Inputs[] = [
   // I1: VMAs, their PTEs and their inode's attributes; imports, their revocation and attributes.
   (k, out) => {
@@ -389,7 +389,21 @@ const STATE_INPUTS: readonly Inputs[] = [
     }
     for (const [, vma] of k.state.vmas.entries()) out.push(vma, vma.file?.released);
   },
+  // I12: each inode (hugeOrder is readonly), its page cache and attributes; the folio table.
+  (k, out) => {
+    for (const inode of k.state.inodes) out.push(inode, inode.pages, inode.pages.version, inode.attributes, inode.attributes.version);
+    out.push(k.state.folios, k.state.folios.version);
+  },
+  // I13: each inode and its page cache; the folio table (order, references).
+  (k, out) => {
+    for (const inode of k.state.inodes) out.push(inode, inode.pages, inode.pages.version);
+    out.push(k.state.folios, k.state.folios.version);
+  },
 ];
+// One inputs list per state invariant: a new invariant without one is a bug here, found at load.
+if (STATE_INPUTS.length !== STATE_INVARIANTS.length) {
+  throw new Error(`invariants.ts: ${STATE_INVARIANTS.length} state invariants but ${STATE_INPUTS.length} inputs lists (STATE_INPUTS)`);
+}
 
 /**
  * The state invariants checked incrementally: after a step, only those whose inputs changed
