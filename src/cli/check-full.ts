@@ -2,8 +2,7 @@
 // ModelBackend and Userspace code as `gmemkit run`) for a bounded configuration, optionally
 // with a seeded mutant. Prints progress on stderr, a summary or JSON on stdout, the
 // counterexample as numbered steps, and writes it as a scenario that `gmemkit run` replays.
-import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { check, checkLiveness } from '../checker/engine.js';
 import { FullModel } from '../checker/full/model.js';
 import { findMutant, MUTANTS } from '../checker/full/mutants.js';
@@ -15,6 +14,7 @@ import { DEFAULT_PROFILE, findProfile, offersNoDirectMap, PROFILES, type Profile
 import { findPolicy, POLICIES } from '../userspace/policies.js';
 import { EXIT, helpText, MAX_MEMORY_MB, parseCommand, progressSink, type CommandSpec } from './args.js';
 import { UsageError } from './usage.js';
+import { unwritable } from './out-file.js';
 import { traceCounterexample } from '../trace/scenario-trace.js';
 
 const KINDS: readonly HolderKind[] = ['odirect', 'io_uring', 'vfio'];
@@ -117,29 +117,6 @@ function hugePagesOption(profile: Profile, mutant: string | undefined, pages: nu
   for (let x = 2; x <= pages; x *= 2) if (pages % x === 0) sizes.push(x);
   throw new UsageError(`--pages ${pages}: ${which} backs the guest_memfd with whole huge pages of ${k} pages (--hugepage-pages ${k}), which do not divide it; `
     + `allowed: --pages ${fitting.length ? fitting.join(', ') : `none up to ${MAX_PAGES}`}${sizes.length ? `, or --hugepage-pages ${sizes.join(', ')}` : ''}`);
-}
-
-/** Why `path` cannot be written (naming it and the errno), or undefined if it can. */
-export function unwritable(path: string): string | undefined {
-  const why = (e: unknown, what: string) => `--out ${path}: cannot write ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
-  if (path === '') return '--out needs a file name';
-  try {
-    if (existsSync(path)) {
-      if (statSync(path).isDirectory()) return `--out ${path}: is a directory (EISDIR)`;
-      accessSync(path, constants.W_OK);
-      return undefined;
-    }
-  } catch (e) {
-    return why(e, 'the file');
-  }
-  const dir = dirname(path);
-  try {
-    if (!statSync(dir).isDirectory()) return `--out ${path}: ${dir} is not a directory (ENOTDIR)`;
-    accessSync(dir, constants.W_OK);
-  } catch (e) {
-    return why(e, `into the directory ${dir}`);
-  }
-  return undefined;
 }
 
 export async function checkFullCommand(argv: string[]): Promise<number> {
