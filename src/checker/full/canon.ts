@@ -506,18 +506,23 @@ class Encoder {
    */
   finish(): void {
     for (const ks of this.tables) {
-      const named: [number, number][] = [];
+      const named: number[] = []; // by name: the folio id (names are distinct small numbers)
       const unnamed: number[] = [];
       for (const seg of ks.folios.segments()) {
         for (let id = seg.lo; id < seg.hi; id++) {
           const n = this.kIds.get(id);
           if (n === undefined) unnamed.push(id);
-          else named.push([n, id]);
+          else named[n] = id;
         }
       }
-      named.sort((a, b) => a[0] - b[0]);
       this.byte(FOLIOS);
-      for (const [n, id] of named) { this.byte(ID_K); this.uint(n); this.folio(ks, id); }
+      for (let n = 0; n < named.length; n++) {
+        const id = named[n];
+        if (id === undefined) continue;
+        this.byte(ID_K);
+        this.uint(n);
+        this.folio(ks, id);
+      }
       this.byte(BAR);
       const rest = unnamed.map((id) => {
         const at = this.pos;

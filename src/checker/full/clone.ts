@@ -33,7 +33,7 @@ export class Cloner {
   private readonly memo = new Map<object, unknown>();
 
   /** `shared`: objects kept as they are (constants of the run). */
-  constructor(private readonly shared: ReadonlyMap<object, unknown>) {}
+  constructor(private readonly shared: SharedObjects) {}
 
   value<T>(x: T): T {
     if (x === null || typeof x !== 'object') return x;
@@ -122,6 +122,9 @@ export class Cloner {
   }
 }
 
+/** The objects a clone keeps as they are (a Map or Set of them). */
+export interface SharedObjects { has(o: object): boolean; keys(): Iterable<object> }
+
 /** One object shape (prototype and field names in order) and its copy function. */
 interface Shape {
   readonly keys: readonly string[];
@@ -158,7 +161,7 @@ interface ProtoInfo {
   readonly kind: Kind;
   readonly shapes: Shape[];
   /** The shared map `mayBeShared` was computed for, and whether a shared object has this prototype. */
-  sharedSeen: ReadonlyMap<object, unknown> | undefined;
+  sharedSeen: SharedObjects | undefined;
   mayBeShared: boolean;
 }
 const PROTOS = new Map<object | null, ProtoInfo>();
@@ -169,7 +172,7 @@ function protoInfo(o: object, proto: object | null): ProtoInfo {
   return info;
 }
 
-function mayBeShared(info: ProtoInfo, shared: ReadonlyMap<object, unknown>): boolean {
+function mayBeShared(info: ProtoInfo, shared: SharedObjects): boolean {
   if (info.sharedSeen !== shared) {
     info.sharedSeen = shared;
     info.mayBeShared = false;
