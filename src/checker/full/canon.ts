@@ -75,7 +75,6 @@ type Desc =
   | { readonly keys?: Desc; readonly values?: Desc; readonly filter?: (v: unknown) => boolean }
   | { readonly skip: string };
 type Namespace = 'k' | 'u' | 'r';
-type Sub = { readonly keys?: Desc; readonly values?: Desc; readonly filter?: (v: unknown) => boolean };
 
 const K: Desc = { id: 'k' };
 const U: Desc = { id: 'u' };
@@ -84,6 +83,36 @@ const R: Desc = { id: 'r' };
 const RAW: Desc = {};
 const skip = (why: string): Desc => ({ skip: why });
 const FRESH = 'a source of fresh ids: above every id in use, never read otherwise';
+
+/**
+ * A Desc in one object layout with a numeric kind: the encoder reads one on every field, and
+ * reads of one layout stay fast where `'id' in d` over the several Desc layouts does not.
+ */
+class Rule {
+  constructor(
+    readonly op: number,
+    readonly ns: Namespace,
+    readonly keys: Rule | undefined,
+    readonly values: Rule | undefined,
+    readonly filter: ((v: unknown) => boolean) | undefined,
+  ) {}
+}
+const OP_SKIP = 1, OP_ID = 2, OP_BLOCKS = 3, OP_TABLE = 4, OP_SUB = 5;
+const COMPILED = new Map<Desc, Rule>();
+
+function compile(d: Desc | undefined): Rule | undefined {
+  if (d === undefined) return undefined;
+  let r = COMPILED.get(d);
+  if (r !== undefined) return r;
+  if ('skip' in d) r = new Rule(OP_SKIP, 'k', undefined, undefined, undefined);
+  else if ('id' in d) r = new Rule(OP_ID, d.id, undefined, undefined, undefined);
+  else if ('blocks' in d) r = new Rule(OP_BLOCKS, d.blocks, undefined, undefined, undefined);
+  else if ('folioTable' in d) r = new Rule(OP_TABLE, 'k', undefined, undefined, undefined);
+  else r = new Rule(OP_SUB, 'k', compile(d.keys), compile(d.values), d.filter);
+  COMPILED.set(d, r);
+  return r;
+}
+const RULE_K = compile(K)!;
 
 const isKernelState = (o: object): boolean => 'nextId' in o && 'fds' in o && 'pins' in o;
 const isMemslot = (o: object): boolean => 'baseGfn' in o && 'asId' in o;
@@ -188,12 +217,12 @@ interface Shape {
   readonly keys: readonly string[];
   /** Per key: how it is written (AS_IS… above) and its rule. */
   readonly how: Uint8Array;
-  readonly rules: readonly (Desc | undefined)[];
+  readonly rules: readonly (Rule | undefined)[];
   /**
    * Writes the fields of an object of this shape (but the root's) by the rules: compiled once per
    * shape so that each field read sees one object layout (a generic `o[key]` loop sees dozens).
    */
-  readonly writeFields: (e: Encoder, o: Record<string, unknown>, rules: readonly (Desc | undefined)[]) => void;
+  readonly writeFields: (e: Encoder, o: Record<string, unknown>, rules: readonly (Rule | undefined)[]) => void;
 }
 
 /**
@@ -209,12 +238,12 @@ function shapeOf(o: object, list: Shape[]): Shape {
     for (let i = 0; i < k.length; i++) if (k[i] !== keys[i]) continue next;
     return sh;
   }
-  const rules = keys.map((k) => rule(o, k));
+  const rules = keys.map((k) => compile(rule(o, k)));
   const how = Uint8Array.from(keys, (k, i) => {
     const r = rules[i];
     if (r === undefined) return ID_LIKE.test(k) ? AS_IS_ID_LIKE : AS_IS;
-    if ('skip' in r) return SKIPPED;
-    if ('folioTable' in r) return FOLIO_TABLE;
+    if (r.op === OP_SKIP) return SKIPPED;
+    if (r.op === OP_TABLE) return FOLIO_TABLE;
     return BY_RULE;
   });
   const body = keys.map((k, i) => {
@@ -362,11 +391,12 @@ class Encoder {
     this.uint(n);
   }
 
-  write(v: unknown, d: Desc | undefined): void {
+  write(v: unknown, d: Rule | undefined): void {
     if (d !== undefined) {
-      if ('skip' in d) return;
-      if ('id' in d && typeof v === 'number') return this.id(d.id, v);
-      if ('blocks' in d) return this.blocks(v as readonly FolioIds[], d.blocks);
+      const op = d.op;
+      if (op === OP_SKIP) return;
+      if (op === OP_ID && typeof v === 'number') return this.id(d.ns, v);
+      if (op === OP_BLOCKS) return this.blocks(v as readonly FolioIds[], d.ns);
     }
     switch (typeof v) {
       case 'undefined': this.byte(UNDEF); return;
@@ -398,7 +428,7 @@ class Encoder {
       if (ref !== undefined) { this.byte(REF); this.uint(ref); return; }
       this.seen.set(o, this.seen.size);
     }
-    const sub = d !== undefined && !('id' in d) ? d as Sub : undefined;
+    const sub = d !== undefined && d.op !== OP_ID ? d : undefined;
     switch (info.kind) {
       case 'object': return this.fields(o, info);
       case 'bytes': return this.bytes(o as Uint8Array);
@@ -483,10 +513,10 @@ class Encoder {
    * representation: where they split depends on history). Values are immutable, so they are
    * written by value; values of ID_CODEC maps are folio ids.
    */
-  private extents(m: ExtentMap<unknown>, d: Sub | undefined): void {
+  private extents(m: ExtentMap<unknown>, d: Rule | undefined): void {
     const codec = (m as unknown as { codec: unknown }).codec;
     if (codec === FOLIO_CODEC) throw new Error('canonical encoding: a folio table outside a kernel state needs a rule');
-    const values = codec === ID_CODEC ? K : d?.values;
+    const values = codec === ID_CODEC ? RULE_K : d?.values;
     this.byte(EXTENTS);
     this.byValue++;
     for (const seg of m.segments()) {
@@ -566,7 +596,7 @@ class Encoder {
     }
   }
 
-  private intervals(m: IntervalMap<unknown>, d: Sub | undefined): void {
+  private intervals(m: IntervalMap<unknown>, d: Rule | undefined): void {
     this.byte(INTERVALS);
     let lo = 0;
     let hi = -1;
