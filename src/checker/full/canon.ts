@@ -5,7 +5,8 @@
 // harmless for the reason given next to it (test/checker-canon.test.ts checks the result:
 // equal encodings, equal behaviour of every enabled action).
 //
-// How the graph is written:
+// How the graph is written (as a byte string of tokens, each a tag byte and a self-delimiting
+// operand, so it parses one way only; the World hands it on as a latin1 string):
 // - Sharing is kept: the first visit of an object writes it in full, later visits write a
 //   back-reference to its first-visit number (so "the guest maps the folio now in the page
 //   cache" and "the guest maps a detached folio" differ). The traversal order is a function of

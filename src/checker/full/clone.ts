@@ -5,10 +5,12 @@
 //
 // How each kind of object is copied:
 // - Plain objects, arrays, Maps, Sets and class instances: field by field (class instances keep
-//   their prototype); byte arrays are copied (the model writes pages in place).
+//   their prototype; plain objects are made as literals, the layout the model's own literals
+//   have, by a copy function compiled once per shape); byte arrays are copied.
 // - Extent maps: their O(1) copy-on-write clone; their values are immutable (extent-map.ts), so
 //   sharing them is exact. Interval maps and B+ trees: their O(1) clone, then every object value
-//   (a memslot, a VMA, a page) replaced by its copy (those are mutable and have identity).
+//   (a memslot, a VMA) replaced by its copy (those are mutable and have identity). Pages of the
+//   folio table are shared: folioWrite replaces a page instead of writing it (folio.ts).
 // - Constants of the run (the configuration, the profile, the machine) and functions (code, the
 //   same in every world) are shared, not copied.
 // - Rebuilt, not copied: the userspace half's tracking backend (a Proxy over the ModelBackend
