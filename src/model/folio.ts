@@ -75,13 +75,15 @@ export function folioRead(s: KernelState, id: number, offset: number, into: Uint
   else into.fill(0);
 }
 
+/**
+ * Copy-on-write: a page is replaced, never written in place, so pages are immutable and a copy
+ * of the state (the full checker's world clone) shares them instead of copying them.
+ */
 export function folioWrite(s: KernelState, id: number, offset: number, bytes: Uint8Array): void {
-  let data = s.folioData.get(id);
-  if (!data) {
-    data = new Uint8Array(PAGE_SIZE);
-    s.folioData.set(id, data);
-  }
+  const old = s.folioData.get(id);
+  const data = old ? old.slice() : new Uint8Array(PAGE_SIZE);
   data.set(bytes, offset);
+  s.folioData.set(id, data);
 }
 
 /** Append the ids [id, id + nr) to a list of blocks, merging with the last block when contiguous. */

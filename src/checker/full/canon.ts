@@ -5,7 +5,8 @@
 // harmless for the reason given next to it (test/checker-canon.test.ts checks the result:
 // equal encodings, equal behaviour of every enabled action).
 //
-// How the graph is written:
+// How the graph is written (as a byte string of tokens, each a tag byte and a self-delimiting
+// operand, so it parses one way only; the World hands it on as a latin1 string):
 // - Sharing is kept: the first visit of an object writes it in full, later visits write a
 //   back-reference to its first-visit number (so "the guest maps the folio now in the page
 //   cache" and "the guest maps a detached folio" differ). The traversal order is a function of
@@ -76,7 +77,6 @@ type Desc =
   | { readonly keys?: Desc; readonly values?: Desc; readonly filter?: (v: unknown) => boolean }
   | { readonly skip: string };
 type Namespace = 'k' | 'u' | 'r';
-type Sub = { readonly keys?: Desc; readonly values?: Desc; readonly filter?: (v: unknown) => boolean };
 
 const K: Desc = { id: 'k' };
 const U: Desc = { id: 'u' };
@@ -85,6 +85,36 @@ const R: Desc = { id: 'r' };
 const RAW: Desc = {};
 const skip = (why: string): Desc => ({ skip: why });
 const FRESH = 'a source of fresh ids: above every id in use, never read otherwise';
+
+/**
+ * A Desc in one object layout with a numeric kind: the encoder reads one on every field, and
+ * reads of one layout stay fast where `'id' in d` over the several Desc layouts does not.
+ */
+class Rule {
+  constructor(
+    readonly op: number,
+    readonly ns: Namespace,
+    readonly keys: Rule | undefined,
+    readonly values: Rule | undefined,
+    readonly filter: ((v: unknown) => boolean) | undefined,
+  ) {}
+}
+const OP_SKIP = 1, OP_ID = 2, OP_BLOCKS = 3, OP_TABLE = 4, OP_SUB = 5;
+const COMPILED = new Map<Desc, Rule>();
+
+function compile(d: Desc | undefined): Rule | undefined {
+  if (d === undefined) return undefined;
+  let r = COMPILED.get(d);
+  if (r !== undefined) return r;
+  if ('skip' in d) r = new Rule(OP_SKIP, 'k', undefined, undefined, undefined);
+  else if ('id' in d) r = new Rule(OP_ID, d.id, undefined, undefined, undefined);
+  else if ('blocks' in d) r = new Rule(OP_BLOCKS, d.blocks, undefined, undefined, undefined);
+  else if ('folioTable' in d) r = new Rule(OP_TABLE, 'k', undefined, undefined, undefined);
+  else r = new Rule(OP_SUB, 'k', compile(d.keys), compile(d.values), d.filter);
+  COMPILED.set(d, r);
+  return r;
+}
+const RULE_K = compile(K)!;
 
 const isKernelState = (o: object): boolean => 'nextId' in o && 'fds' in o && 'pins' in o;
 const isMemslot = (o: object): boolean => 'baseGfn' in o && 'asId' in o;
@@ -176,51 +206,99 @@ export interface EncodeOptions {
   readonly skipRoot?: Readonly<Record<string, string>>;
 }
 
+/** How one field of a shape is written (decided once per shape from its rule). */
+const AS_IS = 0;
+const AS_IS_ID_LIKE = 1;
+const SKIPPED = 2;
+const FOLIO_TABLE = 3;
+const BY_RULE = 4;
+
 /** The rules of one object shape (constructor and field names), computed once per shape. */
 interface Shape {
-  /** `{N|`: the shape's number. */
-  readonly prefix: string;
+  /** The shape's number, written in place of its constructor and field names. */
+  readonly n: number;
   readonly keys: readonly string[];
-  /** Per key: its rule (undefined: as it is), and whether a number there would look like an id. */
-  readonly rules: readonly (Desc | undefined)[];
-  readonly idLike: readonly boolean[];
+  /** Per key: how it is written (AS_IS… above) and its rule. */
+  readonly how: Uint8Array;
+  readonly rules: readonly (Rule | undefined)[];
+  /**
+   * Writes the fields of an object of this shape (but the root's) by the rules: compiled once per
+   * shape so that each field read sees one object layout (a generic `o[key]` loop sees dozens).
+   */
+  readonly writeFields: (e: Encoder, o: Record<string, unknown>, rules: readonly (Rule | undefined)[]) => void;
 }
-
-const shapes = new Map<Function, Shape[]>();
 
 /**
  * An object's shape: its constructor and its field names, in order (the rules are a function of
  * both). A shape is written as its number (assigned once per process, so equal shapes are
  * written alike) in place of its constructor and field names.
  */
-function shapeOf(o: object): Shape {
+function shapeOf(o: object, list: Shape[]): Shape {
   const keys = Object.keys(o);
-  const ctor = (o.constructor ?? Object) as Function;
-  let list = shapes.get(ctor);
-  if (!list) shapes.set(ctor, (list = []));
   next: for (const sh of list) {
     const k = sh.keys;
     if (k.length !== keys.length) continue;
     for (let i = 0; i < k.length; i++) if (k[i] !== keys[i]) continue next;
     return sh;
   }
-  const sh: Shape = {
-    prefix: `{${shapeCount++}|`,
-    keys,
-    rules: keys.map((k) => rule(o, k)),
-    idLike: keys.map((k) => ID_LIKE.test(k)),
-  };
+  const rules = keys.map((k) => compile(rule(o, k)));
+  const how = Uint8Array.from(keys, (k, i) => {
+    const r = rules[i];
+    if (r === undefined) return ID_LIKE.test(k) ? AS_IS_ID_LIKE : AS_IS;
+    if (r.op === OP_SKIP) return SKIPPED;
+    if (r.op === OP_TABLE) return FOLIO_TABLE;
+    return BY_RULE;
+  });
+  const body = keys.map((k, i) => {
+    const field = `o[${JSON.stringify(k)}]`;
+    switch (how[i]) {
+      case SKIPPED: return '';
+      case FOLIO_TABLE: return 'e.table(o);';
+      case AS_IS_ID_LIKE: return `{ const x = ${field}; if (typeof x === 'number') e.idLike(o, ${JSON.stringify(k)}); e.write(x, undefined); }`;
+      case AS_IS: return `e.write(${field}, undefined);`;
+      default: return `e.write(${field}, rules[${i}]);`;
+    }
+  }).join('\n');
+  const writeFields = new Function('e', 'o', 'rules', body) as Shape['writeFields'];
+  const sh: Shape = { n: shapeCount++, keys, how, rules, writeFields };
   list.push(sh);
   return sh;
 }
 let shapeCount = 0;
 
-/** Strings as written (quoted), cached: the model's strings are a small vocabulary. */
-const QUOTED = new Map<string, string>();
+/** Strings by number, assigned once per process: the model's strings are a small vocabulary. */
+const STRINGS = new Map<string, number>();
 
 type Kind = 'object' | 'bytes' | 'extents' | 'intervals' | 'tree' | 'map' | 'set' | 'array';
-/** How instances of a prototype are written, decided on its first instance. */
-const KINDS = new Map<object | null, Kind>();
+
+/** What is known of a prototype's instances, decided on its first instance. */
+interface ProtoInfo {
+  readonly proto: object | null;
+  /** How its instances are written. */
+  readonly kind: Kind;
+  /** The shapes seen of its instances ('object' kind). */
+  readonly shapes: Shape[];
+  /** The constants map `mayBeConstant` was computed for, and whether a constant has this prototype. */
+  constantsSeen: ReadonlyMap<object, string> | undefined;
+  mayBeConstant: boolean;
+}
+const PROTOS = new Map<object | null, ProtoInfo>();
+
+function protoInfo(o: object, proto: object | null): ProtoInfo {
+  const info: ProtoInfo = { proto, kind: kindOf(o), shapes: [], constantsSeen: undefined, mayBeConstant: false };
+  PROTOS.set(proto, info);
+  return info;
+}
+
+/** Whether instances of `info` may be constants (only those are looked up by name). */
+function mayBeConstant(info: ProtoInfo, constants: ReadonlyMap<object, string>): boolean {
+  if (info.constantsSeen !== constants) {
+    info.constantsSeen = constants;
+    info.mayBeConstant = false;
+    for (const c of constants.keys()) if (Object.getPrototypeOf(c) === info.proto) { info.mayBeConstant = true; break; }
+  }
+  return info.mayBeConstant;
+}
 
 function kindOf(o: object): Kind {
   if (o instanceof Uint8Array) return 'bytes';
@@ -236,135 +314,201 @@ function kindOf(o: object): Kind {
 
 const ZEROS = new Uint8Array(1 << 16);
 
+// The encoding is a byte string of tokens, each a tag byte and a fixed or self-delimiting
+// operand, so it parses one way only: equal byte strings are equal token sequences.
+const UNDEF = 1, TRUE = 2, FALSE = 3, NULL = 4, FN = 5;
+const UINT = 6, NEG = 7, FLOAT = 8, NAN = 9; // operand: varint, varint, 8 bytes, none
+const BIG = 10, BIGTEXT = 11; // varint; varint length + decimal digits
+const STR = 12, CONST = 13, REF = 14; // varint: string number, constant's name number, first-visit number
+const SHAPE = 15, END = 16; // an object: its shape number, its fields (each self-delimiting, none skipped per shape), END
+const TREE = 17, MAP = 18, SET = 19, ARRAY = 20, EXTENTS = 21, INTERVALS = 22, LIST = 23, FOLIOS = 24, CLOSE = 25, BAR = 26;
+const BYTES = 27; // varint length, then runs (byte value, varint count) summing to the length
+const ID_K = 28, ID_R = 29, ID_U = 30; // renamed ids: varint first-visit number; u: 4 bytes, the rank (patched)
+
+/** The output buffer, reused by every encoding (encodings do not nest). */
+let buf = Buffer.allocUnsafe(1 << 16);
+const f64 = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64.buffer);
+
 /** One encoding run: the output, the first-visit numbers, and the id placeholders. */
 class Encoder {
-  out = '';
+  pos = 0;
   private readonly seen = new Map<object, number>();
-  readonly idPos: number[] = [];
-  readonly idNs: Namespace[] = [];
-  readonly idRaw: number[] = [];
-
-  constructor(private readonly root: object, private readonly opts: EncodeOptions) {}
-
-  /** First-visit numbers of the renamed ids, by namespace and id. */
-  private readonly firstVisit = new Map<string, number>();
+  /** First-visit numbers of the renamed ids (k and r share one count). */
+  private readonly kIds = new Map<number, number>();
+  private readonly rIds = new Map<number, number>();
+  /** Positions and raw values of the holder ids (renamed to their rank at the end). */
+  readonly uPos: number[] = [];
+  readonly uRaw: number[] = [];
   /** Above 0 while writing an immutable value (an extent-map value): no sharing recorded. */
   private byValue = 0;
   /** Kernel states whose folio table is written at the end (after every reference to a folio). */
   private readonly tables: KernelState[] = [];
 
-  private id(ns: Namespace, v: number): void {
-    if (ns !== 'u') {
-      const key = `${ns}${v}`;
-      let n = this.firstVisit.get(key);
-      if (n === undefined) this.firstVisit.set(key, (n = this.firstVisit.size));
-      this.out += `${ns}${n},`;
-      return;
-    }
-    this.idPos.push(this.out.length);
-    this.idNs.push(ns);
-    this.idRaw.push(v);
+  constructor(private readonly root: object, private readonly opts: EncodeOptions) {}
+
+  private byte(b: number): void {
+    if (this.pos === buf.length) grow(this.pos + 1);
+    buf[this.pos++] = b;
   }
 
-  write(v: unknown, d: Desc | undefined): void {
+  private uint(v: number): void {
+    while (v >= 128) {
+      this.byte((v % 128) | 128);
+      v = Math.floor(v / 128);
+    }
+    this.byte(v);
+  }
+
+  private num(v: number): void {
+    if (Number.isSafeInteger(v)) {
+      if (v >= 0) { this.byte(UINT); this.uint(v); } else { this.byte(NEG); this.uint(-v); }
+    } else if (Number.isNaN(v)) {
+      this.byte(NAN);
+    } else {
+      this.byte(FLOAT);
+      f64[0] = v;
+      for (let i = 0; i < 8; i++) this.byte(f64Bytes[i]!);
+    }
+  }
+
+  private str(v: string): void {
+    let n = STRINGS.get(v);
+    if (n === undefined) STRINGS.set(v, (n = STRINGS.size));
+    this.uint(n);
+  }
+
+  private id(ns: Namespace, v: number): void {
+    if (ns === 'u') {
+      this.byte(ID_U);
+      if (this.pos + 4 > buf.length) grow(this.pos + 4);
+      this.uPos.push(this.pos);
+      this.uRaw.push(v);
+      this.pos += 4;
+      return;
+    }
+    const ids = ns === 'k' ? this.kIds : this.rIds;
+    let n = ids.get(v);
+    if (n === undefined) ids.set(v, (n = this.kIds.size + this.rIds.size));
+    this.byte(ns === 'k' ? ID_K : ID_R);
+    this.uint(n);
+  }
+
+  write(v: unknown, d: Rule | undefined): void {
     if (d !== undefined) {
-      if ('skip' in d) return;
-      if ('id' in d && typeof v === 'number') return this.id(d.id, v);
-      if ('blocks' in d) return this.blocks(v as readonly FolioIds[], d.blocks);
+      const op = d.op;
+      if (op === OP_SKIP) return;
+      if (op === OP_ID && typeof v === 'number') return this.id(d.ns, v);
+      if (op === OP_BLOCKS) return this.blocks(v as readonly FolioIds[], d.ns);
     }
     switch (typeof v) {
-      case 'undefined': this.out += 'u'; return;
-      case 'boolean': this.out += v ? 't' : 'f'; return;
-      case 'number': this.out += v; this.out += ','; return;
-      case 'bigint': this.out += `${v}n`; return;
-      case 'string': {
-        let q = QUOTED.get(v);
-        if (q === undefined) QUOTED.set(v, (q = JSON.stringify(v)));
-        this.out += q;
+      case 'undefined': this.byte(UNDEF); return;
+      case 'boolean': this.byte(v ? TRUE : FALSE); return;
+      case 'number': this.num(v); return;
+      case 'bigint': {
+        if (v >= 0n && v <= 0xffffffffn) { this.byte(BIG); this.uint(Number(v)); return; }
+        const t = String(v);
+        this.byte(BIGTEXT);
+        this.uint(t.length);
+        for (let i = 0; i < t.length; i++) this.byte(t.charCodeAt(i));
         return;
       }
-      case 'function': this.out += 'fn'; return;
+      case 'string': this.byte(STR); this.str(v); return;
+      case 'function': this.byte(FN); return;
       case 'symbol': throw new Error('canonical encoding: a symbol in the model state');
       case 'object': break;
     }
-    if (v === null) { this.out += 'n'; return; }
+    if (v === null) { this.byte(NULL); return; }
     const o = v as object;
-    const c = this.opts.constants.get(o);
-    if (c !== undefined) { this.out += `$${c}`; return; }
+    const proto = Object.getPrototypeOf(o) as object | null;
+    const info = PROTOS.get(proto) ?? protoInfo(o, proto);
+    if (mayBeConstant(info, this.opts.constants)) {
+      const c = this.opts.constants.get(o);
+      if (c !== undefined) { this.byte(CONST); this.str(c); return; }
+    }
     if (this.byValue === 0) {
       const ref = this.seen.get(o);
-      if (ref !== undefined) { this.out += `@${ref}`; return; }
+      if (ref !== undefined) { this.byte(REF); this.uint(ref); return; }
       this.seen.set(o, this.seen.size);
     }
-    const sub = d !== undefined && !('id' in d) ? d as Sub : undefined;
-    const proto = Object.getPrototypeOf(o) as object | null;
-    let kind = KINDS.get(proto);
-    if (kind === undefined) KINDS.set(proto, (kind = kindOf(o)));
-    if (kind === 'object') return this.fields(o);
-    if (kind === 'bytes') return this.bytes(o as Uint8Array);
-    if (kind === 'extents') return this.extents(o as ExtentMap<unknown>, sub);
-    if (kind === 'intervals') return this.intervals(o as IntervalMap<unknown>, sub);
-    if (kind === 'tree') {
-      const t = o as unknown as { forEachPair(f: (k: unknown, v: unknown) => void): void };
-      this.out += 'T[';
-      t.forEachPair((k, x) => { this.write(k, sub?.keys); this.out += ':'; this.write(x, sub?.values); this.out += ','; });
-      this.out += ']';
-      return;
-    }
-    if (kind === 'map') {
-      const m = o as Map<unknown, unknown>;
-      this.out += 'M[';
-      for (const [k, x] of m) {
-        if (sub?.filter && !sub.filter(x)) continue;
-        this.write(k, sub?.keys); this.out += ':'; this.write(x, sub?.values); this.out += ',';
+    const sub = d !== undefined && d.op !== OP_ID ? d : undefined;
+    switch (info.kind) {
+      case 'object': return this.fields(o, info);
+      case 'bytes': return this.bytes(o as Uint8Array);
+      case 'extents': return this.extents(o as ExtentMap<unknown>, sub);
+      case 'intervals': return this.intervals(o as IntervalMap<unknown>, sub);
+      case 'tree': {
+        const t = o as unknown as { forEachPair(f: (k: unknown, v: unknown) => void): void };
+        this.byte(TREE);
+        const keys = sub?.keys;
+        const values = sub?.values;
+        t.forEachPair((k, x) => { this.write(k, keys); this.write(x, values); });
+        this.byte(CLOSE);
+        return;
       }
-      this.out += ']';
-      return;
+      case 'map': {
+        this.byte(MAP);
+        for (const [k, x] of o as Map<unknown, unknown>) {
+          if (sub?.filter && !sub.filter(x)) continue;
+          this.write(k, sub?.keys);
+          this.write(x, sub?.values);
+        }
+        this.byte(CLOSE);
+        return;
+      }
+      case 'set': {
+        this.byte(SET);
+        for (const x of o as Set<unknown>) this.write(x, sub?.values);
+        this.byte(CLOSE);
+        return;
+      }
+      case 'array': {
+        const a = o as unknown[];
+        this.byte(ARRAY);
+        for (let i = 0; i < a.length; i++) this.write(a[i], sub?.values);
+        this.byte(CLOSE);
+        return;
+      }
     }
-    if (kind === 'set') {
-      this.out += 'S[';
-      for (const x of o as Set<unknown>) { this.write(x, sub?.values); this.out += ','; }
-      this.out += ']';
-      return;
-    }
-    if (kind === 'array') {
-      const a = o as unknown[];
-      this.out += '[';
-      for (let i = 0; i < a.length; i++) { this.write(a[i], sub?.values); this.out += ','; }
-      this.out += ']';
-      return;
-    }
-    this.fields(o);
   }
 
   /** A plain object or class instance: its shape, then its fields by the shape's rules. */
-  private fields(o: object): void {
+  private fields(o: object, info: ProtoInfo): void {
     if (isProxy(o)) throw new Error('canonical encoding: a Proxy in the model state needs a rule');
-    const sh = shapeOf(o);
-    this.out += sh.prefix;
-    const top = o === this.root;
+    const sh = shapeOf(o, info.shapes);
+    this.byte(SHAPE);
+    this.uint(sh.n);
     const rec = o as Record<string, unknown>;
-    for (let i = 0; i < sh.keys.length; i++) {
-      const key = sh.keys[i]!;
-      const x = rec[key];
-      const r = sh.rules[i];
-      if (r !== undefined && 'skip' in r) continue;
-      if (top && this.opts.skipRoot?.[key] !== undefined) continue;
-      if (r !== undefined && 'folioTable' in r) { this.tables.push(rec as unknown as KernelState); continue; }
-      if (r === undefined && sh.idLike[i] && typeof x === 'number') {
-        throw new Error(`canonical encoding: field '${key}' of ${(o.constructor as { name: string }).name} looks like an id; classify it in canon.ts`);
+    const { keys, how, rules } = sh;
+    if (o !== this.root) sh.writeFields(this, rec, rules);
+    else {
+      for (let i = 0; i < keys.length; i++) {
+        const h = how[i];
+        const key = keys[i]!;
+        if (h === SKIPPED || this.opts.skipRoot?.[key] !== undefined) continue;
+        const x = rec[key];
+        if (h === FOLIO_TABLE) { this.table(rec); continue; }
+        if (h === AS_IS_ID_LIKE && typeof x === 'number') this.idLike(o, key);
+        this.write(x, rules[i]);
       }
-      this.write(x, r);
-      this.out += ';';
     }
-    this.out += '}';
+    this.byte(END);
+  }
+
+  /** A kernel state's folio table: written at the end (finish). */
+  table(o: object): void {
+    this.tables.push(o as KernelState);
+  }
+
+  idLike(o: object, key: string): never {
+    throw new Error(`canonical encoding: field '${key}' of ${(o.constructor as { name: string }).name} looks like an id; classify it in canon.ts`);
   }
 
   /** A list of blocks of ids, written id by id (the block boundaries are representation). */
   private blocks(list: readonly FolioIds[], ns: Namespace): void {
-    this.out += 'L[';
+    this.byte(LIST);
     for (const b of list) for (let j = 0; j < b.nr; j++) this.id(ns, b.id + j);
-    this.out += ']';
+    this.byte(CLOSE);
   }
 
   /**
@@ -372,21 +516,20 @@ class Encoder {
    * representation: where they split depends on history). Values are immutable, so they are
    * written by value; values of ID_CODEC maps are folio ids.
    */
-  private extents(m: ExtentMap<unknown>, d: Sub | undefined): void {
+  private extents(m: ExtentMap<unknown>, d: Rule | undefined): void {
     const codec = (m as unknown as { codec: unknown }).codec;
     if (codec === FOLIO_CODEC) throw new Error('canonical encoding: a folio table outside a kernel state needs a rule');
-    const values = codec === ID_CODEC ? K : d?.values;
-    this.out += 'E[';
+    const values = codec === ID_CODEC ? RULE_K : d?.values;
+    this.byte(EXTENTS);
     this.byValue++;
     for (const seg of m.segments()) {
       for (let i = seg.lo; i < seg.hi; i++) {
-        this.out += `${i}:`;
+        this.num(i);
         this.write(m.get(i), values);
-        this.out += ',';
       }
     }
     this.byValue--;
-    this.out += ']';
+    this.byte(CLOSE);
   }
 
   /**
@@ -396,27 +539,37 @@ class Encoder {
    */
   finish(): void {
     for (const ks of this.tables) {
-      const named: [number, number][] = [];
+      const named: number[] = []; // by name: the folio id (names are distinct small numbers)
       const unnamed: number[] = [];
       for (const seg of ks.folios.segments()) {
         for (let id = seg.lo; id < seg.hi; id++) {
-          const n = this.firstVisit.get(`k${id}`);
+          const n = this.kIds.get(id);
           if (n === undefined) unnamed.push(id);
-          else named.push([n, id]);
+          else named[n] = id;
         }
       }
-      named.sort((a, b) => a[0] - b[0]);
-      this.out += 'F[';
-      for (const [n, id] of named) { this.out += `k${n}:`; this.folio(ks, id); this.out += ','; }
-      const rest = unnamed.map((id) => {
-        const saved = this.out;
-        this.out = '';
+      this.byte(FOLIOS);
+      for (let n = 0; n < named.length; n++) {
+        const id = named[n];
+        if (id === undefined) continue;
+        this.byte(ID_K);
+        this.uint(n);
         this.folio(ks, id);
-        const one = this.out;
-        this.out = saved;
+      }
+      this.byte(BAR);
+      const rest = unnamed.map((id) => {
+        const at = this.pos;
+        this.folio(ks, id);
+        const one = Buffer.from(buf.subarray(at, this.pos));
+        this.pos = at;
         return one;
-      }).sort();
-      this.out += `|${rest.join(',')}]`;
+      }).sort(Buffer.compare);
+      for (const one of rest) {
+        if (this.pos + one.length > buf.length) grow(this.pos + one.length);
+        buf.set(one, this.pos);
+        this.pos += one.length;
+      }
+      this.byte(CLOSE);
     }
   }
 
@@ -428,60 +581,58 @@ class Encoder {
   }
 
   private bytes(b: Uint8Array): void {
-    // Run-length: value*count, so a 4 KiB page holding one byte is a few characters.
-    let s = `B${b.length}<`;
+    // Run-length: (value, count) pairs, so a 4 KiB page holding one byte is a few bytes.
     const n = b.length;
+    this.byte(BYTES);
+    this.uint(n);
     for (let i = 0; i < n;) {
       if (b[i] === 0 && n - i <= ZEROS.length && Buffer.compare(b.subarray(i), ZEROS.subarray(0, n - i)) === 0) {
-        s += `0*${n - i},`;
+        this.byte(0);
+        this.uint(n - i);
         break;
       }
       let j = i + 1;
       while (j < n && b[j] === b[i]) j++;
-      s += j - i === 1 ? `${b[i]},` : `${b[i]}*${j - i},`;
+      this.byte(b[i]!);
+      this.uint(j - i);
       i = j;
     }
-    this.out += `${s}>`;
   }
 
-  private intervals(m: IntervalMap<unknown>, d: Sub | undefined): void {
-    this.out += 'I[';
+  private intervals(m: IntervalMap<unknown>, d: Rule | undefined): void {
+    this.byte(INTERVALS);
     let lo = 0;
     let hi = -1;
     let value: unknown;
-    const flush = (): void => {
-      if (hi < 0) return;
-      this.out += `${lo}-${hi}:`;
-      this.write(value, d?.values);
-      this.out += ',';
-    };
+    const values = d?.values;
     for (const seg of m.segments()) {
       if (hi === seg.lo && value === seg.value) { hi = seg.hi; continue; }
-      flush();
+      if (hi >= 0) { this.num(lo); this.num(hi); this.write(value, values); }
       lo = seg.lo;
       hi = seg.hi;
       value = seg.value;
     }
-    flush();
-    this.out += ']';
+    if (hi >= 0) { this.num(lo); this.num(hi); this.write(value, values); }
+    this.byte(CLOSE);
   }
 }
 
-/** The canonical string of the object graph reachable from `root`. */
+function grow(atLeast: number): void {
+  const next = Buffer.allocUnsafe(Math.max(atLeast, 2 * buf.length));
+  buf.copy(next);
+  buf = next;
+}
+
+/** The canonical byte string (as a latin1 string) of the object graph reachable from `root`. */
 export function encodeGraph(root: object, opts: EncodeOptions): string {
   const e = new Encoder(root, opts);
   e.write(root, undefined);
   e.finish();
-  const { out, idPos, idNs, idRaw } = e;
-  if (idPos.length === 0) return out;
-  // Rename holder ids to their rank (order-preserving).
-  const rank = new Map<string, number>();
-  [...new Set(idRaw)].sort((a, b) => a - b).forEach((x, i) => rank.set(`u${x}`, i));
-  let s = '';
-  let at = 0;
-  for (let i = 0; i < idPos.length; i++) {
-    s += out.slice(at, idPos[i]) + idNs[i] + rank.get(`${idNs[i]}${idRaw[i]}`) + ',';
-    at = idPos[i]!;
+  const { uPos, uRaw } = e;
+  if (uPos.length > 0) {
+    // Rename holder ids to their rank (order-preserving).
+    const sorted = [...new Set(uRaw)].sort((a, b) => a - b);
+    for (let i = 0; i < uPos.length; i++) buf.writeUInt32BE(sorted.indexOf(uRaw[i]!), uPos[i]!);
   }
-  return s + out.slice(at);
+  return buf.toString("latin1", 0, e.pos);
 }

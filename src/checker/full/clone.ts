@@ -5,10 +5,12 @@
 //
 // How each kind of object is copied:
 // - Plain objects, arrays, Maps, Sets and class instances: field by field (class instances keep
-//   their prototype); byte arrays are copied (the model writes pages in place).
+//   their prototype; plain objects are made as literals, the layout the model's own literals
+//   have, by a copy function compiled once per shape); byte arrays are copied.
 // - Extent maps: their O(1) copy-on-write clone; their values are immutable (extent-map.ts), so
 //   sharing them is exact. Interval maps and B+ trees: their O(1) clone, then every object value
-//   (a memslot, a VMA, a page) replaced by its copy (those are mutable and have identity).
+//   (a memslot, a VMA) replaced by its copy (those are mutable and have identity). Pages of the
+//   folio table are shared: folioWrite replaces a page instead of writing it (folio.ts).
 // - Constants of the run (the configuration, the profile, the machine) and functions (code, the
 //   same in every world) are shared, not copied.
 // - Rebuilt, not copied: the userspace half's tracking backend (a Proxy over the ModelBackend
@@ -33,48 +35,38 @@ export class Cloner {
   private readonly memo = new Map<object, unknown>();
 
   /** `shared`: objects kept as they are (constants of the run). */
-  constructor(private readonly shared: { has(o: object): boolean }) {}
+  constructor(private readonly shared: SharedObjects) {}
 
   value<T>(x: T): T {
     if (x === null || typeof x !== 'object') return x;
     const m = this.memo.get(x as object);
     if (m !== undefined) return m as T;
-    if (this.shared.has(x as object)) return x;
-    return this.object(x as object) as T;
+    const proto = Object.getPrototypeOf(x) as object | null;
+    const info = PROTOS.get(proto) ?? protoInfo(x as object, proto);
+    if (mayBeShared(info, this.shared) && this.shared.has(x as object)) return x;
+    return this.object(x as object, info) as T;
   }
 
-  private object(o: object): unknown {
-    if (Array.isArray(o)) {
-      const a = new Array<unknown>(o.length);
-      this.memo.set(o, a);
-      for (let i = 0; i < o.length; i++) a[i] = this.value(o[i]);
-      return a;
-    }
-    const proto = Object.getPrototypeOf(o) as object | null;
-    if (proto === Object.prototype) {
-      const c: Record<string, unknown> = {};
-      this.memo.set(o, c);
-      const r = o as Record<string, unknown>;
-      for (const k in r) c[k] = this.value(r[k]);
-      return c;
-    }
-    let kind = KINDS.get(proto);
-    if (kind === undefined) KINDS.set(proto, (kind = kindOf(o)));
-    switch (kind) {
-      case 'bytes': {
-        const c = (o as Uint8Array).slice();
-        this.memo.set(o, c);
+  /** Records `c` as the copy of `o` (before its fields are copied: cycles and sharing). */
+  copyOf<T>(o: object, c: T): T {
+    this.memo.set(o, c);
+    return c;
+  }
+
+  private object(o: object, info: ProtoInfo): unknown {
+    switch (info.kind) {
+      case 'array': {
+        const a = o as unknown[];
+        const c = this.copyOf(o, new Array<unknown>(a.length));
+        for (let i = 0; i < a.length; i++) c[i] = this.value(a[i]);
         return c;
       }
-      case 'extents': {
-        const c = (o as ExtentMap<unknown>).clone();
-        this.memo.set(o, c);
-        return c;
-      }
+      case 'plain': return shapeOf(o, info).copy(this, o as Record<string, unknown>);
+      case 'bytes': return this.copyOf(o, (o as Uint8Array).slice());
+      case 'extents': return this.copyOf(o, (o as ExtentMap<unknown>).clone());
       case 'intervals': {
         const m = o as IntervalMap<unknown>;
-        const c = m.clone();
-        this.memo.set(o, c);
+        const c = this.copyOf(o, m.clone());
         for (const seg of m.segments(Number.MIN_SAFE_INTEGER)) {
           if (seg.value === null || typeof seg.value !== 'object') continue;
           const v = this.value(seg.value);
@@ -85,57 +77,118 @@ export class Cloner {
       }
       case 'tree': {
         const t = o as unknown as Tree;
-        const c = t.clone();
-        this.memo.set(o, c);
+        const c = this.copyOf(o, t.clone());
         t.forEachPair((k, x) => {
-          if (x === null || typeof x !== 'object') return;
+          // A page of the folio table (the only tree of byte arrays): folioWrite replaces a page
+          // rather than writing it (folio.ts), so pages are immutable and shared like extent values.
+          if (x === null || typeof x !== 'object' || x instanceof Uint8Array) return;
           const v = this.value(x);
           if (v !== x) c.set(k, v);
         });
         return c;
       }
       case 'map': {
-        const c = new Map<unknown, unknown>();
-        this.memo.set(o, c);
+        const c = this.copyOf(o, new Map<unknown, unknown>());
         for (const [k, x] of o as Map<unknown, unknown>) c.set(this.value(k), this.value(x));
         return c;
       }
       case 'set': {
-        const c = new Set<unknown>();
-        this.memo.set(o, c);
+        const c = this.copyOf(o, new Set<unknown>());
         for (const x of o as Set<unknown>) c.add(this.value(x));
         return c;
       }
       case 'emitter': {
         if ((o as EventEmitter).eventNames().length > 0) throw new Error('world clone: an event emitter with listeners (closures over the original)');
-        const c = new EventEmitter();
-        this.memo.set(o, c);
-        return c;
+        return this.copyOf(o, new EventEmitter());
       }
       case 'object': break;
     }
     if (isProxy(o)) throw new Error('world clone: a Proxy in the model state needs a rule');
-    const c = Object.create(proto) as Record<string, unknown>;
-    this.memo.set(o, c);
-    const r = o as Record<string, unknown>;
+    if (o instanceof Kernel || o instanceof Userspace) return this.special(o);
+    return shapeOf(o, info).copy(this, o as Record<string, unknown>);
+  }
+
+  /** The Kernel (a planted override is planted again on the copy) and the Userspace (its tracking Proxy is rebuilt). */
+  private special(o: Kernel | Userspace): unknown {
+    const c = this.copyOf(o, Object.create(Object.getPrototypeOf(o) as object) as Record<string, unknown>);
+    const r = o as unknown as Record<string, unknown>;
     const kernel = o instanceof Kernel;
-    const us = o instanceof Userspace;
     for (const k of Object.keys(r)) {
       const x = r[k];
       if (kernel && typeof x === 'function') continue; // a planted override: planted again on the copy
-      if (us && k === 'backend') { c[k] = undefined; continue; } // the tracking Proxy: rebuilt below (in its place: field order is kept)
+      if (!kernel && k === 'backend') { c[k] = undefined; continue; } // the tracking Proxy: rebuilt below (in its place: field order is kept)
       c[k] = this.value(x);
     }
-    if (us) c.backend = trackingBackend(c.kernel as Userspace['kernel'], c.memory as Userspace['memory']);
+    if (!kernel) c.backend = trackingBackend(c.kernel as Userspace['kernel'], c.memory as Userspace['memory']);
     return c;
   }
 }
 
-type Kind = 'bytes' | 'extents' | 'intervals' | 'tree' | 'map' | 'set' | 'emitter' | 'object';
-/** How instances of a prototype are copied, decided on its first instance. */
-const KINDS = new Map<object | null, Kind>();
+/** The objects a clone keeps as they are (a Map or Set of them). */
+export interface SharedObjects { has(o: object): boolean; keys(): Iterable<object> }
+
+/** One object shape (prototype and field names in order) and its copy function. */
+interface Shape {
+  readonly keys: readonly string[];
+  /**
+   * Copies an object of this shape field by field, compiled once per shape so that each field
+   * access sees one object layout; plain objects are made as literals (the layout the model's
+   * own literals have), class instances from their prototype.
+   */
+  readonly copy: (c: Cloner, o: Record<string, unknown>) => unknown;
+}
+
+function shapeOf(o: object, info: ProtoInfo): Shape {
+  const keys = Object.keys(o);
+  next: for (const sh of info.shapes) {
+    const k = sh.keys;
+    if (k.length !== keys.length) continue;
+    for (let i = 0; i < k.length; i++) if (k[i] !== keys[i]) continue next;
+    return sh;
+  }
+  if (keys.includes('__proto__')) throw new Error('world clone: a field named __proto__ needs a rule');
+  const field = (k: string): string => `o[${JSON.stringify(k)}]`;
+  const body = info.kind === 'plain'
+    ? `const n = c.copyOf(o, {${keys.map((k) => `${JSON.stringify(k)}: undefined`).join(', ')}});\n${keys.map((k) => `n[${JSON.stringify(k)}] = c.value(${field(k)});`).join('\n')}\nreturn n;`
+    : `const n = c.copyOf(o, Object.create(proto));\n${keys.map((k) => `n[${JSON.stringify(k)}] = c.value(${field(k)});`).join('\n')}\nreturn n;`;
+  const copy = new Function('proto', `return (c, o) => {\n${body}\n};`)(info.proto) as Shape['copy'];
+  const sh: Shape = { keys, copy };
+  info.shapes.push(sh);
+  return sh;
+}
+
+/** What is known of a prototype's instances, decided on its first instance. */
+interface ProtoInfo {
+  readonly proto: object | null;
+  readonly kind: Kind;
+  readonly shapes: Shape[];
+  /** The shared map `mayBeShared` was computed for, and whether a shared object has this prototype. */
+  sharedSeen: SharedObjects | undefined;
+  mayBeShared: boolean;
+}
+const PROTOS = new Map<object | null, ProtoInfo>();
+
+function protoInfo(o: object, proto: object | null): ProtoInfo {
+  const info: ProtoInfo = { proto, kind: kindOf(o), shapes: [], sharedSeen: undefined, mayBeShared: false };
+  PROTOS.set(proto, info);
+  return info;
+}
+
+function mayBeShared(info: ProtoInfo, shared: SharedObjects): boolean {
+  if (info.sharedSeen !== shared) {
+    info.sharedSeen = shared;
+    info.mayBeShared = false;
+    for (const c of shared.keys()) if (Object.getPrototypeOf(c) === info.proto) { info.mayBeShared = true; break; }
+  }
+  return info.mayBeShared;
+}
+
+type Kind = 'array' | 'plain' | 'bytes' | 'extents' | 'intervals' | 'tree' | 'map' | 'set' | 'emitter' | 'object';
 
 function kindOf(o: object): Kind {
+  if (Array.isArray(o)) return 'array';
+  const proto = Object.getPrototypeOf(o) as object | null;
+  if (proto === Object.prototype) return 'plain';
   if (o instanceof Uint8Array) return 'bytes';
   if (o instanceof ExtentMap) return 'extents';
   if (o instanceof IntervalMap) return 'intervals';

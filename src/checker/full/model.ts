@@ -9,8 +9,22 @@
 import type { EdgeLabel, ObjectModel, StateInvariant, StepAssertion } from '../types.js';
 import { hugePagesOf, PROPERTIES, World, type Action, type FullConfig, type Violation } from './world.js';
 
+/** An action path as a list from its last action back (a successor adds one cell, copies nothing). */
+export interface Trail {
+  readonly prev: Trail | undefined;
+  readonly action: Action;
+}
+
+/** The actions of a trail, first to last. */
+export function pathOf(t: Trail | undefined): Action[] {
+  const out: Action[] = [];
+  for (let c = t; c; c = c.prev) out.push(c.action);
+  return out.reverse();
+}
+
 export interface FullState {
-  readonly path: readonly Action[];
+  /** The action path from the initial world (undefined for it). */
+  readonly trail: Trail | undefined;
   /** The state's world, until the state is expanded. */
   world?: World;
   /** The state's encoding, computed once its world is reached. */
@@ -58,35 +72,36 @@ export class FullModel implements ObjectModel<FullState, Action> {
   }
 
   initialStates(): FullState[] {
-    return [{ path: [], world: new World(this.config), violations: [], pending: false }];
+    return [{ trail: undefined, world: new World(this.config), violations: [], pending: false }];
   }
 
   /** Rebuild the world of a path with the checks off (they ran when each step was first taken). */
-  replay(path: readonly Action[]): World {
+  replay(trail: Trail | undefined): World {
     const w = new World(this.config);
     w.backend.checking = false;
-    for (const a of path) w.apply(a);
+    for (const a of pathOf(trail)) w.apply(a);
     return w;
   }
 
   /** One successor per enabled action, each applied to its own copy of this state's world. */
   successors(s: FullState, emit: (label: Action, next: FullState) => void): void {
-    const w = s.world ?? this.replay(s.path);
+    const w = s.world ?? this.replay(s.trail);
     s.world = undefined;
     const enabled = w.enabled();
-    enabled.forEach((a, i) => {
+    for (let i = 0; i < enabled.length; i++) {
+      const a = enabled[i]!;
       // The last action may have the state's own world: nothing needs it afterwards.
-      const c = i === enabled.length - 1 ? w : this.rebuild === 'clone' ? w.clone() : this.replay(s.path);
+      const c = i === enabled.length - 1 ? w : this.rebuild === 'clone' ? w.clone() : this.replay(s.trail);
       c.backend.checking = true;
       c.apply(a);
       c.backend.checking = false;
-      emit(a, { path: [...s.path, a], violations: c.violations, pending: c.task !== undefined && !c.task.terminal, enc: c.encode(), world: c });
-    });
+      emit(a, { trail: { prev: s.trail, action: a }, violations: c.violations, pending: c.task !== undefined && !c.task.terminal, enc: c.encode(), world: c });
+    }
   }
 
-  /** The state's encoding; under 'replay' a queued state keeps only its path. */
+  /** The state's encoding; under 'replay' a queued state keeps only its trail. */
   encode(s: FullState): string {
-    s.enc ??= (s.world ??= this.replay(s.path)).encode();
+    s.enc ??= (s.world ??= this.replay(s.trail)).encode();
     if (this.rebuild === 'replay') s.world = undefined;
     return s.enc;
   }
