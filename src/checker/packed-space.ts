@@ -12,6 +12,8 @@ export interface PackedSpaceOptions {
   /** Keep ids in the visited set (needed by liveness). */
   readonly withIds: boolean;
   readonly hashBits: number;
+  /** All-violations mode: record failing step assertions and go on (Space.failures). */
+  readonly collect?: boolean;
 }
 
 export class PackedSpace implements Space {
@@ -48,8 +50,13 @@ export class PackedSpace implements Space {
       words: allocate(model.maxEdges * 4 * W, Uint32Array, acct),
       codes: allocate(model.maxEdges * 4, Int32Array, acct),
       top: 0,
+      ...(opts.collect ? { failures: [] } : {}),
     };
     this.hashes = allocate(model.maxEdges * 4, Int32Array, acct);
+  }
+
+  get failures(): readonly number[] {
+    return this.sink.failures ?? [];
   }
 
   get top(): number {
@@ -57,16 +64,19 @@ export class PackedSpace implements Space {
   }
 
   addInitial(): number {
+    const n = this.stageInitial();
+    for (let pos = 0; pos < n; pos++) this.intern(pos, -1, pos);
+    this.sink.top = 0;
+    return this.count;
+  }
+
+  stageInitial(): number {
     this.sink.top = 0;
     this.model.initial(this.sink);
     const n = this.sink.top;
     if (n > this.hashes.length) this.hashes = growTo(this.hashes, n, Int32Array, this.acct);
-    for (let pos = 0; pos < n; pos++) {
-      this.hashes[pos] = this.set.hash(this.sink.words, pos * this.W);
-      this.intern(pos, -1, 0);
-    }
-    this.sink.top = 0;
-    return this.count;
+    for (let pos = 0; pos < n; pos++) this.hashes[pos] = this.set.hash(this.sink.words, pos * this.W);
+    return n;
   }
 
   expand(id: number): number {
@@ -76,6 +86,7 @@ export class PackedSpace implements Space {
     if (need * this.W > sink.words.length) sink.words = growTo(sink.words, need * this.W, Uint32Array, this.acct);
     if (need > this.hashes.length) this.hashes = growTo(this.hashes, need, Int32Array, this.acct);
     const from = sink.top;
+    if (sink.failures) sink.failures.length = 0;
     const r = this.model.expand(this.store, id * this.W, sink);
     // Hash every target and touch its slot now: the loads are independent, so the CPU
     // overlaps their cache misses, and the probes in intern() then mostly hit the cache.
@@ -98,14 +109,31 @@ export class PackedSpace implements Space {
   }
 
   intern(pos: number, parent: number, k: number): number {
+    return this.internWords(this.sink.words, pos * this.W, this.hashes[pos], parent, k);
+  }
+
+  /** The staged edge words (edge `pos` at `pos * words`) and the hash of edge `pos`'s target. */
+  get staged(): Uint32Array {
+    return this.sink.words;
+  }
+
+  hashOf(pos: number): number {
+    return this.hashes[pos];
+  }
+
+  /** The hash of the state `buf[off .. off + words)`, as hashOf gives it for a staged one. */
+  hashWords(buf: Uint32Array, off: number): number {
+    return this.set.hash(buf, off);
+  }
+
+  /** intern() of a state held elsewhere (`buf[s .. s + words)`, hash `h`): a parallel search's batch. */
+  internWords(src: Uint32Array, s: number, h: number, parent: number, k: number): number {
     const W = this.W;
     const id = this.count;
-    const r = this.set.addHashed(this.sink.words, pos * W, this.hashes[pos], id);
+    const r = this.set.addHashed(src, s, h, id);
     if (r !== id) return r;
     if (id >= this.cap) this.growStore(id + 1);
-    const src = this.sink.words;
     const dst = this.store;
-    const s = pos * W;
     const d = id * W;
     for (let i = 0; i < W; i++) dst[d + i] = src[s + i];
     this.parent[id] = parent;
@@ -123,6 +151,14 @@ export class PackedSpace implements Space {
 
   check(id: number): number {
     return this.model.check(this.store, id * this.W);
+  }
+
+  checkAll(id: number): number[] {
+    const m = this.model;
+    const mask = m.checkAll ? m.checkAll(this.store, id * this.W) : (1 << m.check(this.store, id * this.W)) & ~1;
+    const out: number[] = [];
+    for (let c = 1; c < 32; c++) if ((mask >>> c) & 1) out.push(c);
+    return out;
   }
 
   release(): void {
