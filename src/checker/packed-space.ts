@@ -121,9 +121,9 @@ export class PackedSpace implements Space {
     return this.hashes[pos];
   }
 
-  /** The hash of the state `buf[off .. off + words)`, as hashOf gives it for a staged one. */
-  hashWords(buf: Uint32Array, off: number): number {
-    return this.set.hash(buf, off);
+  /** Touches the first slot of hash `h` (see expand), for a batch about to be interned. */
+  touchHash(h: number): void {
+    this.touched ^= this.set.touch(h);
   }
 
   /** intern() of a state held elsewhere (`buf[s .. s + words)`, hash `h`): a parallel search's batch. */

@@ -35,6 +35,8 @@ function ownerOf(h: number, workers: number): number {
 /** Edges per batch before it is posted. */
 const PACKED_BATCH = 8192;
 const OBJECT_BATCH = 64;
+/** Received keys whose slots are touched before they are probed. */
+const TOUCH_CHUNK = 32;
 
 export class PackedRouter implements Router {
   private readonly stride: number;
@@ -45,13 +47,14 @@ export class PackedRouter implements Router {
     readonly space: PackedSpace, private readonly words: number, private readonly me: number,
     private readonly peers: readonly (MessagePort | undefined)[],
   ) {
-    this.stride = words + 2;
+    this.stride = words + 3;
     this.out = peers.map(() => undefined);
     this.fill = peers.map(() => 0);
   }
 
   route(pos: number, parent: number, k: number): number {
-    const o = ownerOf(this.space.hashOf(pos), this.peers.length);
+    const h = this.space.hashOf(pos);
+    const o = ownerOf(h, this.peers.length);
     if (o === this.me) return this.space.intern(pos, parent, k);
     const W = this.words;
     const buf = (this.out[o] ??= new Uint32Array(PACKED_BATCH * this.stride));
@@ -59,6 +62,7 @@ export class PackedRouter implements Router {
     let d = this.fill[o]! * this.stride;
     const s = pos * W;
     for (let i = 0; i < W; i++) buf[d++] = src[s + i]!;
+    buf[d++] = h >>> 0;
     buf[d++] = parent >>> 0;
     buf[d] = k;
     if (++this.fill[o]! === PACKED_BATCH) this.post(o);
@@ -84,9 +88,15 @@ export class PackedRouter implements Router {
     const S = this.stride;
     const W = this.words;
     const sp = this.space;
-    for (let d = 0; d < data.length; d += S) {
-      const id = sp.internWords(data, d, sp.hashWords(data, d), data[d + W]! | 0, data[d + W + 1]!);
-      if (id >= 0) onNew(id);
+    // In chunks: touch the first slot of every key, then probe (the cache misses overlap, as
+    // in PackedSpace.expand).
+    for (let c = 0; c < data.length; c += TOUCH_CHUNK * S) {
+      const end = Math.min(data.length, c + TOUCH_CHUNK * S);
+      for (let d = c; d < end; d += S) sp.touchHash(data[d + W]! | 0);
+      for (let d = c; d < end; d += S) {
+        const id = sp.internWords(data, d, data[d + W]! | 0, data[d + W + 1]! | 0, data[d + W + 2]!);
+        if (id >= 0) onNew(id);
+      }
     }
   }
 }

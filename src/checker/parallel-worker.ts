@@ -27,6 +27,9 @@ const router: Router = model.kind === 'packed'
   : new ObjectRouter(space as ObjectSpace<unknown, unknown>, model, me, peers);
 const main = parentPort!;
 
+/** Progress is looked at every progressMask + 1 expansions (object states are slow to expand). */
+const progressMask = model.kind === 'packed' ? 255 : 0;
+
 /** The global ref of local state `id` (unique over all workers). */
 const ref = (id: number): number => id * P + me;
 
@@ -89,7 +92,7 @@ function expandLevel(): void {
     }
     space.release(id);
     if (violation || acct.exceeded) return;
-    if (((id - from) & 255) === 255) {
+    if (((id - from) & progressMask) === progressMask) {
       space.sampleMemory();
       const now = performance.now();
       if (now - lastReport >= init.progressIntervalMs) {

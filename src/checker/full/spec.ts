@@ -1,0 +1,65 @@
+// The full model as a parallel-search model spec (parallel-protocol.ts): a FullConfig by the
+// names of its parts (profile, policy, mutant), from which every worker thread builds the same
+// model, and the model's state transfer between workers: a state is sent as its action path
+// and its owner rebuilds the world by replaying the path (only for states new to it).
+// Replaying is sound because a replayed world is the clone the sender held (clone.ts;
+// test/checker-clone.test.ts). It must never hold model logic.
+import { findProfile } from '../../model/profile.js';
+import { findPolicy } from '../../userspace/policies.js';
+import type { ModelSpec } from '../parallel-protocol.js';
+import { FullModel, type FullState } from './model.js';
+import { findMutant } from './mutants.js';
+import type { Action, FullConfig, HolderKind } from './world.js';
+
+/** A FullConfig by names (structured-cloneable); names are valid (the CLI checked them). */
+export interface FullSpec {
+  readonly vmType: 'sw_protected' | 'snp' | 'tdx';
+  readonly pages: number;
+  readonly holders: readonly HolderKind[];
+  readonly requests: number;
+  readonly profile: string;
+  readonly policy: string;
+  readonly maxRetries: number;
+  readonly mutant?: string;
+}
+
+export function fullConfigOf(s: FullSpec): FullConfig {
+  const mutant = s.mutant === undefined ? undefined : findMutant(s.mutant);
+  const profile = findProfile(s.profile);
+  const policy = findPolicy(s.policy);
+  if (!profile || !policy || (s.mutant !== undefined && !mutant)) {
+    throw new Error(`full model spec: unknown profile '${s.profile}', policy '${s.policy}' or mutant '${s.mutant}'`);
+  }
+  return {
+    vmType: s.vmType,
+    pages: s.pages,
+    holders: s.holders,
+    requests: s.requests,
+    profile: mutant?.profile ?? profile,
+    policy: { ...policy, maxRetries: s.maxRetries },
+    fence: mutant?.fence ?? true,
+    waitForIo: mutant?.waitForIo ?? true,
+    ...(mutant?.plant ? { plant: mutant.plant } : {}),
+  };
+}
+
+/** The full model with state transfer for the parallel search. */
+export class TransferFullModel extends FullModel {
+  pack(s: FullState): readonly Action[] {
+    return s.path;
+  }
+
+  unpack(data: unknown, key: string): FullState {
+    const path = data as readonly Action[];
+    const world = this.replay(path);
+    return { path, world, enc: key, violations: [], pending: world.task !== undefined && !world.task.terminal };
+  }
+}
+
+export function fullSpec(s: FullSpec): ModelSpec {
+  return { module: import.meta.url, factory: 'makeFullModel', arg: s };
+}
+
+export function makeFullModel(s: FullSpec): TransferFullModel {
+  return new TransferFullModel(fullConfigOf(s));
+}
