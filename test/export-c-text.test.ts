@@ -61,6 +61,15 @@ steps:
   assert.match(c, /not_exported\("on_fault: serving a memory-fault exit/);
 });
 
+test('the hugetlb example: HUGETLB with its size bits in C, folio_order and spte_order SKIP steps that say why', () => {
+  // scenario-language.md §2.1 (folio_order, spte_order: model only); kernel-semantics.md §5.2 (the flag and its size encoding)
+  const c = exportC(loadScenarioFile('examples/12-huge-page-split-by-bounce-buffer.yaml'));
+  assert.match(c, /create_guest_memfd\(&vm, 4 \* MiB, GUEST_MEMFD_FLAG_MMAP \| GUEST_MEMFD_FLAG_HUGETLB \| \(21ULL << 58\) \/\* 2 \* MiB huge pages \*\/\)/);
+  assert.match(c, /#define GUEST_MEMFD_FLAG_HUGETLB 0x8ULL\n/);
+  assert.match(c, /not_exported\("folio_order reads gmemkit's model: no kernel interface reports the order of a guest_memfd folio[^"]*", &gmem, NULL\)/);
+  assert.match(c, /not_exported\("spte_order reads gmemkit's model[^"]*", &vm, NULL\)/);
+});
+
 test('sizes read as sizes', () => {
   // scenario-format.md "Sizes": suffixes are powers of two; "2^63" style powers
   const rows: [bigint, string][] = [[0n, '0'], [4096n, '4 * KiB'], [16n << 10n, '16 * KiB'], [2n << 20n, '2 * MiB'], [1n << 62n, '(1ULL << 62)'],

@@ -71,6 +71,16 @@ test('gmemkit run --trace over every example writes a valid trace: a process per
   assert.ok(t.otherData.pageMaps.length >= files.length);
 });
 
+test('a huge guest mapping shows its level on the kernel track (example 12, hugetlb)', () => {
+  // kernel-semantics.md §2.3: KVM maps a merged block at the huge level
+  const w = new TraceWriter();
+  runScenario(loadScenarioFile('examples/12-huge-page-split-by-bounce-buffer.yaml'), { observe: traceScenarioRuns(w) });
+  const kernelSlices = w.events.filter((e) => e.ph === 'X' && (e.name === 'guestWrite' || e.name === 'guestRead'));
+  const outcomes = kernelSlices.map((e) => String(e.args?.outcome));
+  assert.ok(outcomes.includes('ok: guest mapping at order 9 (a 2 MiB SPTE)'), outcomes.join('\n'));
+  assert.ok(outcomes.includes('ok'), 'a 4 KiB mapping (the split block) has no level note');
+});
+
 test('a blocked conversion starts a flow that ends on the track of the holder it releases (example 07)', () => {
   const w = new TraceWriter();
   runScenario(loadScenarioFile('examples/07-io-uring-buffers-released-and-reregistered.yaml'), { profile: 'ipc-v8', observe: traceScenarioRuns(w) });

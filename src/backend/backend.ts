@@ -124,6 +124,13 @@ export interface Backend {
   setPreemptionPoint?(race: (() => void) | undefined): void;
   pinUserPagesFast?(addr: number, length: number, longterm: boolean): BResult<number>;
 
+  /**
+   * Model only (no kernel reports them): the order of the folio holding byte `offset` of a
+   * guest_memfd, and of the guest mapping of `gpa` (0 = 4 KiB, 9 = 2 MiB); ENOENT when none.
+   */
+  folioOrder?(gmemFd: number, offset: U64): BResult<bigint>;
+  spteOrder?(vmFd: number, gpa: U64): BResult<bigint>;
+
   /** Invariants broken by the last call (empty for backends that cannot see kernel state). */
   takeViolations(): Violation[];
   /** Close every fd, mapping, pin and pipe this backend opened. */

@@ -45,7 +45,7 @@ export function capabilityGate(inner: Backend, profile: Profile, machine: Machin
       const type = vmTypes.get(vmFd);
       // NO_DIRECT_MAP counts as missing only where the profile offers it (else EINVAL is the answer expected).
       const ndm = type !== undefined && profile.noDirectMap?.vmTypes.includes(type) ? GMEM_FLAGS.NO_DIRECT_MAP : 0n;
-      const known = GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED | ndm;
+      const known = GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED | ndm | (profile.hugetlb ? GMEM_FLAGS.HUGETLB : 0n);
       const missing = BigInt(flags) & known & ~cap(CAPS.GUEST_MEMFD_FLAGS, vmFd);
       const modelOffers = type === undefined || !VM_TYPE_FACTS[type].privateMem || profile.initSharedForPrivateVms || !(missing & GMEM_FLAGS.INIT_SHARED);
       if (missing && modelOffers) return notAdvertised('KVM_CAP_GUEST_MEMFD_FLAGS', `guest_memfd flag(s) 0x${missing.toString(16)} not offered by this kernel (KVM_CAP_GUEST_MEMFD_FLAGS = ${cap(CAPS.GUEST_MEMFD_FLAGS, vmFd)})`);

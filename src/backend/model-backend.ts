@@ -1,5 +1,5 @@
 // The model as a backend: forwards each call to the Kernel model and, unless switched off,
-// checks the invariants I1–I11 around it. Violations are collected per call, never thrown.
+// checks the invariants I1–I13 around it. Violations are collected per call, never thrown.
 import { PAGE_SIZE } from '../model/abi.js';
 import { beginStep, checkState, endStep, type ConversionIntent } from '../model/invariants.js';
 import { Kernel, type KernelOptions, type MemoryAttributes2Args, type MemoryAttributesArgs, type MemoryRegion2, type MmapArgs, type U64 } from '../model/kernel.js';
@@ -8,7 +8,7 @@ import { OK, type KResult } from '../model/result.js';
 import { MAX_BUFFERED_ACCESS, unsupported, type Backend, type BackendIdentity, type BResult, type Violation } from './backend.js';
 
 export interface ModelBackendOptions extends KernelOptions {
-  /** Check I1–I11 after every call (default true). */
+  /** Check I1–I13 after every call (default true). */
   checkInvariants?: boolean;
 }
 
@@ -26,7 +26,7 @@ function tooLarge<T>(touched: KResult<void>, what: string, length: number): BRes
 
 export class ModelBackend implements Backend {
   readonly kernel: Kernel;
-  /** Check I1–I11 around each call; a checker switches this off while it replays a path. */
+  /** Check I1–I13 around each call; a checker switches this off while it replays a path. */
   checking: boolean;
   private violations: Violation[] = [];
 
@@ -137,6 +137,8 @@ export class ModelBackend implements Backend {
     return this.step(() => this.kernel.pinAccess(pin, offset, length, store));
   }
   vmsplice(addr: number, length: number) { return this.step(() => this.kernel.vmsplice(addr, length)); }
+  folioOrder(gmemFd: number, offset: U64) { return this.step(() => this.kernel.folioOrder(gmemFd, offset)); }
+  spteOrder(vmFd: number, gpa: U64) { return this.step(() => this.kernel.spteOrder(vmFd, gpa)); }
   setPreemptionPoint(race: (() => void) | undefined): void { this.kernel.state.preemptionPoint = race; }
   pinUserPagesFast(addr: number, length: number, longterm: boolean) { return this.step(() => this.kernel.pinUserPagesFast(addr, length, longterm)); }
   gmemImport(gmemFd: number, offset: U64, length: U64) { return this.step(() => this.kernel.gmemImport(gmemFd, offset, length)); }

@@ -3,7 +3,7 @@
 // reason it is not exported (then the step is a TAP `# SKIP` with that reason). A new op gets
 // one entry here; an op without an entry is refused by the exporter with a clear message.
 import type { Profile } from '../model/profile.js';
-import { CAPS } from '../model/abi.js';
+import { CAPS, HUGETLB_SIZE_SHIFT } from '../model/abi.js';
 import type { HandleRef } from '../scenario/ops.js';
 import { C_FLAGS, cAdvice, cBytes, cNum, cVmType, cWhence } from './c-values.js';
 
@@ -41,12 +41,13 @@ function cap(v: unknown, profile: Profile): string {
 }
 
 const MANAGER = 'the conversion manager is gmemkit\'s userspace half (src/userspace/manager.ts), not a system call; export does not translate it to C';
+const MODEL_ONLY = (op: string, what: string) => `${op} reads gmemkit's model: no kernel interface reports ${what} to userspace, so export does not translate it to C`;
 const kernel = (op: string, call: (a: Args, x: EmitContext) => string, more: readonly string[] = []): OpEmitter => ({ needs: [`op:${op}`, ...more], call });
 
 export const C_OPS: Readonly<Record<string, OpEmitter>> = {
   create_vm: kernel('create_vm', (a) => `create_vm(${cVmType(big(a.type))})`),
   check_extension: kernel('check_extension', (a, x) => `check_extension(${cap(a.cap, x.profile)}, ${x.ref(a.vm)})`),
-  create_guest_memfd: kernel('create_guest_memfd', (a, x) => `create_guest_memfd(${x.ref(a.vm)}, ${n(a.size)}, ${C_FLAGS.gmem(big(a.flags))})`),
+  create_guest_memfd: kernel('create_guest_memfd', (a, x) => `create_guest_memfd(${x.ref(a.vm)}, ${n(a.size)}, ${C_FLAGS.gmem(big(a.flags) | (a.hugepage_size === undefined ? 0n : big(a.hugepage_size) << HUGETLB_SIZE_SHIFT))})`),
   close: kernel('close', (a, x) => `close_fd(${x.ref(a.fd)})`),
   mmap: kernel('mmap', (a, x) => `map_memory(${x.ref(a.fd)}, ${n(a.offset)}, ${n(a.length)}, ${C_FLAGS.prot(big(a.prot))}, ${C_FLAGS.mapFlags(big(a.flags))}, ${x.ref(a.addr)}, ${n(a.addr_offset ?? 0n)})`),
   munmap: kernel('munmap', (a, x) => `unmap(${x.ref(a.map)}, ${n(a.offset ?? 0n)}, ${restOf(a, x)})`),
@@ -94,6 +95,8 @@ export const C_OPS: Readonly<Record<string, OpEmitter>> = {
   pipe_read: kernel('fd_read', (a, x) => `fd_read(${x.ref(a.pipe)}, ${len(a)})`, ['readlimit']),
   vhost_user_set_mem_table: { reason: 'a vhost-user backend (its own mapping of the guest_memfd and its I/O pins) is gmemkit\'s userspace half; export does not translate it to C', uses: ['map'] },
   vhost_user_io: { reason: 'a vhost-user backend (its own mapping of the guest_memfd and its I/O pins) is gmemkit\'s userspace half; export does not translate it to C', uses: ['vhost'] },
+  folio_order: { reason: MODEL_ONLY('folio_order', 'the order of a guest_memfd folio'), uses: ['fd'] },
+  spte_order: { reason: MODEL_ONLY('spte_order', 'the level of a guest mapping'), uses: ['vm'] },
   convert: { reason: MANAGER, uses: ['fd'] },
   map_gpa_range: { reason: MANAGER, uses: ['vm'] },
   request_start: { reason: MANAGER, uses: ['vm'] },

@@ -79,6 +79,9 @@ export const UAPI = String.raw`/* guest_memfd uapi that older <linux/kvm.h> lack
 #ifndef GUEST_MEMFD_FLAG_NO_DIRECT_MAP
 #define GUEST_MEMFD_FLAG_NO_DIRECT_MAP ${hex(GMEM_FLAGS.NO_DIRECT_MAP)}
 #endif
+#ifndef GUEST_MEMFD_FLAG_HUGETLB /* gmemkit's bit for the RFC25 flag (no kernel has it: EINVAL there) */
+#define GUEST_MEMFD_FLAG_HUGETLB ${hex(GMEM_FLAGS.HUGETLB)}
+#endif
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #define MADV_POPULATE_WRITE 23

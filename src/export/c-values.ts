@@ -1,7 +1,7 @@
 // Scenario values as C source: sizes as KiB/MiB/GiB multiples or shifts, flag words as the
 // uapi names OR-ed together, bytes as string literals, and identifiers that cannot collide with
 // C keywords or the exported program's own functions. Pure formatting.
-import { FALLOC_FLAGS, GMEM_FLAGS, MADV, MAP_FLAGS, MEMORY_ATTRIBUTES, MEMSLOT_FLAGS, PROT, VM_TYPES } from '../model/abi.js';
+import { FALLOC_FLAGS, GMEM_FLAGS, HUGETLB_SIZE_MASK, HUGETLB_SIZE_SHIFT, MADV, MAP_FLAGS, MEMORY_ATTRIBUTES, MEMSLOT_FLAGS, PROT, VM_TYPES, hugetlbShift } from '../model/abi.js';
 
 const UNITS: readonly [bigint, string][] = [[1n << 40n, 'TiB'], [1n << 30n, 'GiB'], [1n << 20n, 'MiB'], [1n << 10n, 'KiB']];
 
@@ -41,7 +41,14 @@ function flagNames(v: bigint, table: Readonly<Record<string, bigint>>, prefix: s
 }
 
 export const C_FLAGS = {
-  gmem: (v: bigint) => flagNames(v, GMEM_FLAGS, 'GUEST_MEMFD_FLAG_'),
+  /** With HUGETLB's size encoding (RFC25: log2 of the huge page size in bits 58..63) written as a shift. */
+  gmem: (v: bigint) => {
+    const shift = hugetlbShift(BigInt.asUintN(64, v));
+    const names = flagNames(v & ~HUGETLB_SIZE_MASK, GMEM_FLAGS, 'GUEST_MEMFD_FLAG_');
+    if (!shift) return names;
+    const size = `(${shift}ULL << ${HUGETLB_SIZE_SHIFT}) /* ${cNum(1n << BigInt(shift))} huge pages */`;
+    return names === '0' ? size : `${names} | ${size}`;
+  },
   memslot: (v: bigint) => flagNames(v, MEMSLOT_FLAGS, 'KVM_MEM_'),
   attributes: (v: bigint) => flagNames(v, MEMORY_ATTRIBUTES, 'KVM_MEMORY_ATTRIBUTE_'),
   falloc: (v: bigint) => flagNames(v, FALLOC_FLAGS, 'FALLOC_FL_'),

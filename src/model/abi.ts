@@ -37,7 +37,31 @@ export const GMEM_FLAGS = {
   MMAP: 1n << 0n, INIT_SHARED: 1n << 1n,
   /** DMR, posted, not merged (kernel-semantics §5.2): only the `no-direct-map` profile accepts it. */
   NO_DIRECT_MAP: 1n << 2n,
+  /**
+   * HugeTLB backing (RFC25 `GUEST_MEMFD_FLAG_HUGETLB`, not merged: kernel-semantics §2.3, §5.2):
+   * only the `hugetlb` profile accepts it. RFC25 used `1ULL << 2` on its own ABI; on the next-7.4
+   * ABI that bit is DMR's NO_DIRECT_MAP, so gmemkit takes the next free bit (gmemkit's choice).
+   */
+  HUGETLB: 1n << 3n,
 } as const;
+
+/**
+ * RFC25's huge page size encoding in the guest_memfd flags (`GUESTMEM_HUGETLB_FLAG_SHIFT` 58,
+ * mask 0x3f): log2 of the huge page size in bits 58..63, e.g. 21 << 58 for 2 MiB.
+ */
+export const HUGETLB_SIZE_SHIFT = 58n;
+export const HUGETLB_SIZE_MASK = 0x3fn << HUGETLB_SIZE_SHIFT;
+
+/** The flag bits of a HugeTLB guest_memfd with huge pages of `bytes` (a power of two). */
+export function hugetlbFlags(bytes: number | bigint): bigint {
+  const b = BigInt(bytes);
+  return GMEM_FLAGS.HUGETLB | (BigInt(b.toString(2).length - 1) << HUGETLB_SIZE_SHIFT);
+}
+
+/** The huge page size encoded in guest_memfd flags, as log2 of bytes (0: none given). */
+export function hugetlbShift(flags: bigint): number {
+  return Number((flags & HUGETLB_SIZE_MASK) >> HUGETLB_SIZE_SHIFT);
+}
 /** What one FOLL_PIN adds to a small folio's refcount (mm; kernel-semantics §5.2). */
 export const GUP_PIN_COUNTING_BIAS = 1024;
 /** `KVM_MEMORY_ATTRIBUTE_*`. */

@@ -13,16 +13,16 @@ import { folioAlloc, folioDetach, folioFind, folioGet, folioPrepare, folioZero }
 import { IntervalMap } from './interval-map.js';
 import { unmapMappingRange } from './mm.js';
 import { VM_TYPE_FACTS } from './platform.js';
-import type { ToPrivatePolicy } from './profile.js';
+import type { HugetlbPolicy, ToPrivatePolicy } from './profile.js';
 import { fail, type ErrnoFailure } from './result.js';
 import {
-  ExtentMap, extraRefs, ID_CODEC, refcount, type Attr, type Folio, type FolioRun, type GmemFile, type GmemInode,
+  ExtentMap, extraRefs, ID_CODEC, refcount, withOrder, type Attr, type Folio, type FolioRun, type GmemFile, type GmemInode,
   type KernelState, type Memslot, type Vm,
 } from './state.js';
 
-export function gmemCreateInode(s: KernelState, ino: number, vmType: VmType, size: number, flags: bigint, initShared: boolean): GmemInode {
+export function gmemCreateInode(s: KernelState, ino: number, vmType: VmType, size: number, flags: bigint, initShared: boolean, hugeOrder = 0): GmemInode {
   const inode: GmemInode = {
-    ino, vmType, size, flags, attributes: new IntervalMap<Attr>(), pages: new ExtentMap(ID_CODEC), files: new Set(),
+    ino, vmType, size, flags, hugeOrder, attributes: new IntervalMap<Attr>(), pages: new ExtentMap(ID_CODEC), files: new Set(),
     vmas: new Set(), imports: new Set(), evicted: false,
   };
   inode.attributes.set(0, size / PAGE_SIZE, initShared ? 'shared' : 'private');
@@ -76,12 +76,103 @@ export function gmemPrepareRange(s: KernelState, inode: GmemInode, lo: number, h
   for (const seg of inode.pages.segments(lo, hi)) folioPrepare(s, seg.value, seg.value + (seg.hi - seg.lo));
 }
 
-/** fallocate(KEEP_SIZE): allocate every missing folio in [lo, hi); does not zero them. */
+/**
+ * fallocate(KEEP_SIZE): allocate every missing folio in [lo, hi); does not zero them. A HugeTLB
+ * inode allocates whole huge pages (the range rounded out to its blocks): one huge folio per
+ * block whose pages are all private, 4 KiB folios for a block with a shared page (so no huge
+ * folio is ever host-mapped: kernel-semantics §2.3, the model's choice of when to split).
+ */
 export function gmemAllocate(s: KernelState, inode: GmemInode, lo: number, hi: number): void {
-  for (const gap of inode.pages.cover(lo, hi)) {
+  const [a, b] = hugeBlocksAround(inode, lo, hi);
+  for (const gap of inode.pages.cover(a, b)) {
     if (gap.value !== undefined) continue;
-    inode.pages.set(gap.lo, gap.hi, folioAlloc(s, inode.ino, gap.lo, gap.hi - gap.lo));
+    if (!inode.hugeOrder) { inode.pages.set(gap.lo, gap.hi, folioAlloc(s, inode.ino, gap.lo, gap.hi - gap.lo)); continue; }
+    for (const piece of hugePieces(inode, gap.lo, gap.hi)) {
+      inode.pages.set(piece.lo, piece.hi, folioAlloc(s, inode.ino, piece.lo, piece.hi - piece.lo, { order: piece.order }));
+    }
   }
+}
+
+/** Pages per huge page of a HugeTLB inode (1 otherwise). */
+export function gmemHugePages(inode: GmemInode): number {
+  return 2 ** inode.hugeOrder;
+}
+
+/** [lo, hi) rounded out to the inode's huge-page boundaries (unchanged without huge pages). */
+export function hugeBlocksAround(inode: GmemInode, lo: number, hi: number): [number, number] {
+  const nr = gmemHugePages(inode);
+  return [Math.floor(lo / nr) * nr, Math.ceil(hi / nr) * nr];
+}
+
+/**
+ * The block-aligned range [lo, hi) cut into pieces by folio order: the blocks whose pages are
+ * all private (order hugeOrder) and the others (order 0). O(attribute runs), not O(blocks).
+ */
+function hugePieces(inode: GmemInode, lo: number, hi: number): { lo: number; hi: number; order: number }[] {
+  const nr = gmemHugePages(inode);
+  const out: { lo: number; hi: number; order: number }[] = [];
+  const push = (a: number, b: number, order: number) => {
+    if (b <= a) return;
+    const last = out[out.length - 1];
+    if (last && last.hi === a && last.order === order) last.hi = b;
+    else out.push({ lo: a, hi: b, order });
+  };
+  for (const seg of inode.attributes.cover(lo, hi)) {
+    let [x, y] = [seg.hi, seg.hi];
+    if (seg.value === 'private' && Math.ceil(seg.lo / nr) < Math.floor(seg.hi / nr)) [x, y] = [Math.ceil(seg.lo / nr) * nr, Math.floor(seg.hi / nr) * nr];
+    push(seg.lo, x, 0);
+    push(x, y, inode.hugeOrder);
+    push(y, seg.hi, 0);
+  }
+  return out;
+}
+
+/**
+ * Split every huge folio of the block-aligned pages [lo, hi) into 4 KiB folios (RFC25 rule 1):
+ * one update of the folio runs' order, whatever the size. Ids, contents and counts stay.
+ */
+export function gmemSplit(s: KernelState, inode: GmemInode, lo: number, hi: number): void {
+  for (const seg of inode.pages.segments(lo, hi)) {
+    s.folios.update(seg.value, seg.value + (seg.hi - seg.lo), (r) => (r.order === 0 ? r : withOrder(r, 0)));
+  }
+}
+
+/** Merge the blocks of the block-aligned pages [lo, hi) each into one huge folio (RFC25 rule 2: the caller chose them). */
+function mergeBlocks(s: KernelState, inode: GmemInode, lo: number, hi: number): void {
+  if (hi <= lo) return;
+  let merged = false;
+  for (const seg of inode.pages.segments(lo, hi)) {
+    s.folios.update(seg.value, seg.value + (seg.hi - seg.lo), (r) => {
+      if (r.order === inode.hugeOrder) return r;
+      merged = true;
+      return withOrder(r, inode.hugeOrder);
+    });
+  }
+  if (merged) gmemInvalidateGuest(inode, lo, hi); // the guest maps the merged blocks again, at the huge level
+}
+
+/**
+ * To-private of [lo, hi) on a HugeTLB inode: merge back each block the range overlaps (rounded
+ * out) whose pages are all private now (`no-shared-page`, rule 2), or every such block (`always`,
+ * a mutant). `assumePrivate` counts [lo, hi) as private already (a merge before the update).
+ */
+export function gmemMerge(s: KernelState, inode: GmemInode, lo: number, hi: number, policy: HugetlbPolicy, assumePrivate = false): void {
+  const [a, b] = hugeBlocksAround(inode, lo, hi);
+  if (policy.merge === 'always') { mergeBlocks(s, inode, a, b); return; }
+  const nr = gmemHugePages(inode);
+  // Runs of pages that are (or will be) private, each cut to the whole blocks inside it.
+  const pieces = assumePrivate
+    ? [...inode.attributes.cover(a, lo), { lo, hi, value: 'private' as Attr }, ...inode.attributes.cover(hi, b)]
+    : inode.attributes.cover(a, b);
+  let runLo = -1;
+  let runHi = -1;
+  const flush = () => { if (runLo >= 0) mergeBlocks(s, inode, Math.ceil(runLo / nr) * nr, Math.floor(runHi / nr) * nr); runLo = runHi = -1; };
+  for (const seg of pieces) {
+    if (seg.value !== 'private' || seg.hi <= seg.lo) { flush(); continue; }
+    if (runHi !== seg.lo) { flush(); runLo = seg.lo; }
+    runHi = seg.hi;
+  }
+  flush();
 }
 
 /** KVM invalidate: zap guest mappings of [lo, hi) in every VM bound through any file. */
@@ -90,8 +181,13 @@ export function gmemInvalidateGuest(inode: GmemInode, lo: number, hi: number): v
     for (const seg of file.bindings.segments(lo, hi)) {
       const slot = seg.value;
       const pgoff = slot.gmem!.pgoff;
-      const gfnLo = slot.baseGfn + (seg.lo - pgoff);
-      const gfnHi = slot.baseGfn + (seg.hi - pgoff);
+      let gfnLo = slot.baseGfn + (seg.lo - pgoff);
+      let gfnHi = slot.baseGfn + (seg.hi - pgoff);
+      // A huge SPTE is zapped as a whole (it maps an aligned block of gfns).
+      const first = slot.vm.sptes.get(gfnLo);
+      if (first?.order) gfnLo = Math.floor(gfnLo / 2 ** first.order) * 2 ** first.order;
+      const last = slot.vm.sptes.get(gfnHi - 1);
+      if (last?.order) gfnHi = Math.ceil(gfnHi / 2 ** last.order) * 2 ** last.order;
       slot.vm.sptes.delete(gfnLo, gfnHi);
     }
   }
@@ -106,13 +202,45 @@ function removeFolios(s: KernelState, inode: GmemInode, lo: number, hi: number):
 /**
  * fallocate(PUNCH_HOLE|KEEP_SIZE): zap guest and host mappings, then remove the folios.
  * Pins do not block it; attributes are unchanged (kernel-semantics §1.7, kernel-probe §6).
+ * On a HugeTLB inode (§1.7 RFC25, §2.3 rule 5) only whole huge pages are removed, and only when
+ * no page of theirs carries a reference once unmapped (else EAGAIN, the unmapping stays); the
+ * rest of the range, part of a huge page, is zeroed in place.
  */
-export function gmemPunchHole(s: KernelState, inode: GmemInode, lo: number, hi: number): void {
+export function gmemPunchHole(s: KernelState, inode: GmemInode, lo: number, hi: number, huge?: HugetlbPolicy): ErrnoFailure | undefined {
   const end = Math.min(hi, gmemNrPages(inode));
-  if (end <= lo) return;
+  if (end <= lo) return undefined;
   gmemInvalidateGuest(inode, lo, end);
   unmapMappingRange(s, inode, lo, end);
-  removeFolios(s, inode, lo, end);
+  if (!inode.hugeOrder || !huge) {
+    removeFolios(s, inode, lo, end);
+    return undefined;
+  }
+  const nr = gmemHugePages(inode);
+  const wholeLo = Math.ceil(lo / nr) * nr;
+  const wholeHi = Math.max(wholeLo, Math.floor(end / nr) * nr);
+  if (wholeLo < wholeHi) {
+    if (huge.reshape === 'before-check') mergeBlocks(s, inode, wholeLo, wholeHi); // mutant: merged, then checked
+    const blocker = gmemFirstBlocker(s, inode, wholeLo, wholeHi, SAFE_REFCOUNT);
+    if (blocker) {
+      return fail('EAGAIN', `page at offset ${blocker.index * PAGE_SIZE} of a whole huge page being punched has ${describeRefs(blocker.folio)} (RFC25: the huge page must have a safe refcount before it is merged and freed)`);
+    }
+    mergeBlocks(s, inode, wholeLo, wholeHi);
+    removeFolios(s, inode, wholeLo, wholeHi);
+  }
+  zeroPages(s, inode, lo, Math.min(end, wholeLo));
+  zeroPages(s, inode, Math.max(lo, wholeHi), end);
+  return undefined;
+}
+
+/** The "safe refcount" of a merge: nothing but the page cache's reference (RFC25 rule 3). */
+const SAFE_REFCOUNT: ToPrivatePolicy = {
+  zapHostMappings: true, zapGuestBeforeCheck: false, blockers: 'extra-refs', blockedErrno: 'EAGAIN',
+  reportsErrorOffset: false, onBlocked: 'fail', revokeImporters: false, checkBeforeZap: false, rollback: true,
+};
+
+/** Zero the contents of the allocated pages of [lo, hi) in place (part of a huge page punched). */
+function zeroPages(s: KernelState, inode: GmemInode, lo: number, hi: number): void {
+  for (const seg of inode.pages.segments(lo, hi)) folioZero(s, seg.value, seg.value + (seg.hi - seg.lo));
 }
 
 /** A page whose folio blocks a conversion: its index and the folio's state. */
@@ -141,9 +269,10 @@ export function gmemFirstBlocker(s: KernelState, inode: GmemInode, lo: number, h
  * rule and store the attribute.
  */
 export function gmemSetAttributes(
-  s: KernelState, inode: GmemInode, vmType: VmType, lo: number, hi: number, target: Attr, policy: ToPrivatePolicy,
+  s: KernelState, inode: GmemInode, vmType: VmType, lo: number, hi: number, target: Attr, policy: ToPrivatePolicy, huge?: HugetlbPolicy,
 ): ErrnoFailure | undefined {
   if (inode.attributes.every(lo, hi, (a) => a === target)) return undefined;
+  if (inode.hugeOrder && huge) return hugeSetAttributes(s, inode, vmType, lo, hi, target, policy, huge);
   if (target === 'private' && !policy.rollback) { // mutant: page by page, keeping what it did
     for (let i = lo; i < hi; i++) {
       const blocked = gmemCheckToPrivate(s, inode, i, i + 1, policy);
@@ -163,6 +292,31 @@ export function gmemSetAttributes(
     if (blocked) return blocked;
   }
   gmemCommitAttributes(s, inode, vmType, lo, hi, target);
+  return undefined;
+}
+
+/**
+ * The conversion on a HugeTLB inode (kernel-semantics §2.3 [RFC25] rules 1-4): to shared,
+ * commit, then split every huge folio the range overlaps (rounded out to huge pages); to private,
+ * the check of the applied series (§0.4) first, then commit and merge each overlapped block whose
+ * pages are all private. Both are all-or-nothing with the attribute update; with the mutant
+ * `reshape: before-check` the folios are re-shaped first and stay so when the check fails.
+ */
+function hugeSetAttributes(
+  s: KernelState, inode: GmemInode, vmType: VmType, lo: number, hi: number, target: Attr, policy: ToPrivatePolicy, huge: HugetlbPolicy,
+): ErrnoFailure | undefined {
+  const [a, b] = hugeBlocksAround(inode, lo, hi);
+  const early = huge.reshape === 'before-check';
+  if (target === 'shared') {
+    gmemSplit(s, inode, a, b);
+    gmemCommitAttributes(s, inode, vmType, lo, hi, target);
+    return undefined;
+  }
+  if (early) gmemMerge(s, inode, lo, hi, huge, true);
+  const blocked = gmemCheckToPrivate(s, inode, lo, hi, policy);
+  if (blocked) return blocked;
+  gmemCommitAttributes(s, inode, vmType, lo, hi, target);
+  if (!early) gmemMerge(s, inode, lo, hi, huge);
   return undefined;
 }
 

@@ -1,4 +1,4 @@
-// Invariants I1–I11 of kernel-semantics.md §3 as named predicates over the model's state.
+// Invariants I1–I13 of kernel-semantics.md §3 as named predicates over the model's state.
 // State invariants hold after every step; step invariants (I3, I4, I5, I7) relate the state
 // before a step to the state after it, so a step is bracketed by beginStep()/endStep().
 // This module only reads the state; it must never change it. Every predicate works on runs
@@ -30,6 +30,8 @@ export const INVARIANTS = {
   I9: 'folios never move',
   I10: 'binding uniqueness',
   I11: 'reference direction: file pins VM, VMA pins file, memslot pins nothing',
+  I12: 'no huge folio spans pages of different attributes',
+  I13: 'a huge folio is merged (and stays) only while no page of it carries extra references or a host mapping',
 } as const;
 export type InvariantName = keyof typeof INVARIANTS;
 
@@ -212,9 +214,67 @@ export function referenceDirection(k: Kernel): InvariantViolation[] {
   return out;
 }
 
+/**
+ * The huge folios of an inode's page cache (of pages [lo, hi)): [first page, end page, run state]
+ * for every run of the folio table of order > 0 (a run may hold several aligned huge folios, or
+ * part of one). O(runs).
+ */
+function hugeRuns(s: KernelState, inode: GmemInode, lo?: number, hi?: number): [number, number, FolioRun][] {
+  const out: [number, number, FolioRun][] = [];
+  for (const p of inode.pages.segments(lo, hi)) {
+    for (const f of foliosOf(s, p.value, p.hi - p.lo)) {
+      if (f.value.order > 0) out.push([p.lo + (f.lo - p.value), p.lo + (f.hi - p.value), f.value]);
+    }
+  }
+  return out;
+}
+
+/**
+ * I12 (kernel-semantics §2.3 [RFC25] rules 1, 2): every huge folio covers one whole aligned block
+ * of its HugeTLB file, of the file's huge page order (its runs may be cut by per-page state, never
+ * by order), and all its pages have the same attribute (shared pages are split).
+ */
+export function hugeFoliosUniform(k: Kernel): InvariantViolation[] {
+  const bad = new BadPages();
+  for (const inode of k.state.inodes) {
+    if (!inode.hugeOrder) continue; // only a HugeTLB inode allocates or merges huge folios
+    const nr = 2 ** inode.hugeOrder;
+    let done = -1; // blocks below this page are checked
+    for (const [lo, hi, run] of hugeRuns(k.state, inode)) {
+      if (run.order !== inode.hugeOrder) { bad.add(lo, lo + 1); continue; }
+      const [a, b] = [Math.max(done, Math.floor(lo / nr) * nr), Math.ceil(hi / nr) * nr];
+      if (a >= b) continue;
+      done = b;
+      // The whole block is in the page cache, in folios of the huge order.
+      const whole = inode.pages.count(a, b) === b - a && hugeRuns(k.state, inode, a, b).reduce((n, [x, y, r]) => n + (r.order === run.order ? y - x : 0), 0) === b - a;
+      if (!whole) bad.add(a, a + 1);
+      // An attribute boundary strictly inside a block splits a huge folio.
+      for (const seg of inode.attributes.segments(a, b)) {
+        if (seg.lo > a && seg.lo % nr !== 0) bad.add(Math.floor(seg.lo / nr) * nr, Math.floor(seg.lo / nr) * nr + 1);
+      }
+    }
+  }
+  return bad.empty ? [] : [violation('I12', `huge folios at ${bad.list()} are not one whole block of one attribute`, bad.offsets)];
+}
+
+/**
+ * I13 (kernel-semantics §2.3 [RFC25] rule 3): a huge folio holds nothing but the page cache's
+ * references. Huge folios are made only by allocation (unreferenced) and by a merge, and a page
+ * of one can be neither host-mapped nor pinned, so a reference on one means a merge took place
+ * while a page of the block was referenced or mapped.
+ */
+export function hugeFoliosUnreferenced(k: Kernel): InvariantViolation[] {
+  const bad = new BadPages();
+  for (const inode of k.state.inodes) {
+    if (!inode.hugeOrder) continue;
+    for (const [lo, hi, run] of hugeRuns(k.state, inode)) if (extraRefs(run) > 0) bad.add(lo, hi);
+  }
+  return bad.empty ? [] : [violation('I13', `pages of huge folios carry extra references or host mappings at ${bad.list()}`, bad.offsets)];
+}
+
 const STATE_INVARIANTS: ReadonlyArray<(k: Kernel) => InvariantViolation[]> = [
   noHostMappingOfPrivate, privatePagesExclusive, zeroedBeforeExposure, guestMappingsCurrent,
-  foliosUnmoved, bindingsUnique, referenceDirection,
+  foliosUnmoved, bindingsUnique, referenceDirection, hugeFoliosUniform, hugeFoliosUnreferenced,
 ];
 
 export function checkState(k: Kernel): InvariantViolation[] {

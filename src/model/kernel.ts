@@ -3,13 +3,13 @@
 // the kernel's order; the work functions below (gmem.ts, mm.ts, kvm.ts, pipe.ts) assume valid
 // input. Synchronous and deterministic: no I/O, no clock, no randomness.
 import {
-  CAPS, FALLOC_FLAGS, GMEM_FLAGS, LIMITS, MADV, MAP_FLAGS, MEMORY_ATTRIBUTES, MEMSLOT_FLAGS,
-  PAGE_SIZE, PROT, VM_TYPES, type VmType,
+  CAPS, FALLOC_FLAGS, GMEM_FLAGS, HUGETLB_SIZE_MASK, LIMITS, MADV, MAP_FLAGS, MEMORY_ATTRIBUTES, MEMSLOT_FLAGS,
+  PAGE_SHIFT, PAGE_SIZE, PROT, VM_TYPES, hugetlbShift, type VmType,
 } from './abi.js';
 import { folioAddRefs, idAt } from './folio.js';
 import { gmemAllocate, gmemCreateFile, gmemCreateInode, gmemNrPages, gmemPrepareRange, gmemPunchHole, gmemRelease, gmemSetAttributes, gmemSettlePending } from './gmem.js';
 import {
-  kvmConvertVmRange, kvmCreateMemslot, kvmCreateVm, kvmDeleteMemslot, kvmGuestAccess, kvmGuestTouch, kvmSetVmAttributes,
+  kvmConvertVmRange, kvmCreateMemslot, kvmCreateVm, kvmDeleteMemslot, kvmGuestAccess, kvmGuestTouch, kvmMaxMappingOrder, kvmSetVmAttributes,
   kvmVmPut, slotKey, vmHasPrivateMem,
 } from './kvm.js';
 import { copyThroughPages, faultRange, findVma, gupPages, hex, vmaNoDirectMap, hostAccess, insertVma, madviseRange, newVma, placeMapping, pteIds, pteKey, unmapRange, vmasIn } from './mm.js';
@@ -151,7 +151,8 @@ export class Kernel {
 
   private supportedGmemFlags(vm: Vm | undefined): bigint {
     const initShared = !vm || !vmHasPrivateMem(vm.type) || this.profile.initSharedForPrivateVms;
-    return GMEM_FLAGS.MMAP | (initShared ? GMEM_FLAGS.INIT_SHARED : 0n) | (this.noDirectMapFor(vm) ? GMEM_FLAGS.NO_DIRECT_MAP : 0n);
+    return GMEM_FLAGS.MMAP | (initShared ? GMEM_FLAGS.INIT_SHARED : 0n) | (this.noDirectMapFor(vm) ? GMEM_FLAGS.NO_DIRECT_MAP : 0n)
+      | (this.profile.hugetlb ? GMEM_FLAGS.HUGETLB : 0n);
   }
 
   /**
@@ -172,13 +173,23 @@ export class Kernel {
     if ('ok' in vm) return vm;
     const f = u64(flags);
     const supported = this.supportedGmemFlags(vm);
-    if (f & ~supported) {
+    // With HUGETLB, bits 58..63 carry the huge page size (RFC25's encoding, abi.ts).
+    const sizeBits = supported & GMEM_FLAGS.HUGETLB && f & GMEM_FLAGS.HUGETLB ? HUGETLB_SIZE_MASK : 0n;
+    if (f & ~(supported | sizeBits)) {
       const tdx = (f & GMEM_FLAGS.NO_DIRECT_MAP) !== 0n && this.profile.noDirectMap !== undefined && !this.noDirectMapFor(vm);
       return fail('EINVAL', `flags ${hex(f)} outside the supported ${hex(supported)}${tdx ? ` (NO_DIRECT_MAP is not offered for a ${vm.type} VM: kernel-semantics §1.11, §7 item 7)` : ''}`);
     }
     const sz = s64(size);
     if (sz <= 0n || !aligned(sz)) return fail('EINVAL', `size ${sz} is not a positive multiple of ${PAGE_SIZE}`);
-    const inode = gmemCreateInode(this.state, this.state.nextId++, vm.type, Number(sz), f, (f & GMEM_FLAGS.INIT_SHARED) !== 0n);
+    let hugeOrder = 0;
+    if (sizeBits) {
+      // kernel-semantics §2.3 [RFC25]: a huge page size is required, and the file is whole huge pages.
+      const shift = hugetlbShift(f);
+      if (shift < PAGE_SHIFT) return fail('EINVAL', shift === 0 ? 'HUGETLB without a huge page size (log2 in flag bits 58..63)' : `huge page size 2^${shift} is smaller than PAGE_SIZE`);
+      if (sz % (1n << BigInt(shift)) !== 0n) return fail('EINVAL', `size ${sz} is not a multiple of the huge page size ${1n << BigInt(shift)}`);
+      hugeOrder = shift - PAGE_SHIFT;
+    }
+    const inode = gmemCreateInode(this.state, this.state.nextId++, vm.type, Number(sz), f, (f & GMEM_FLAGS.INIT_SHARED) !== 0n, hugeOrder);
     const file = gmemCreateFile(this.state, inode, vm);
     return ok(this.installFd({ kind: 'gmem', file }));
   }
@@ -204,8 +215,7 @@ export class Kernel {
     const lo = Number(off / PAGE);
     if (m & FALLOC_FLAGS.PUNCH_HOLE) {
       const hi = Number((off + n) / PAGE);
-      gmemPunchHole(this.state, inode, lo, Math.min(hi, gmemNrPages(inode)));
-      return OK;
+      return gmemPunchHole(this.state, inode, lo, Math.min(hi, gmemNrPages(inode)), this.profile.hugetlb) ?? OK;
     }
     if (off + n > BigInt(inode.size)) return fail('EINVAL', `range [${off}, ${off + n}) extends past i_size ${inode.size}`);
     gmemAllocate(this.state, inode, lo, Number((off + n) / PAGE));
@@ -385,7 +395,7 @@ export class Kernel {
       at = vma.end;
     }
     if (at < end) return fail('ENOMEM', `[${hex(addr)}, ${hex(end)}) is not fully mapped`);
-    const r = madviseRange(this.state, addr, end, advice);
+    const r = madviseRange(this.state, addr, end, advice, this.profile.hugetlb);
     return r ?? OK;
   }
 
@@ -609,7 +619,7 @@ export class Kernel {
     const isize = BigInt(file.inode.size);
     if (off >= isize || off + size > isize) return fail('EINVAL', `range [${off}, ${off + size}) outside i_size ${isize}`);
     const target = attrs ? 'private' : 'shared';
-    const r = gmemSetAttributes(this.state, file.inode, file.vm.type, Number(off / PAGE), Number((off + size) / PAGE), target, this.profile.toPrivate);
+    const r = gmemSetAttributes(this.state, file.inode, file.vm.type, Number(off / PAGE), Number((off + size) / PAGE), target, this.profile.toPrivate, this.profile.hugetlb);
     return r ?? OK;
   }
 
@@ -620,7 +630,17 @@ export class Kernel {
     const vm = this.vmOf(vmFd);
     if ('ok' in vm) return vm;
     const r = kvmGuestAccess(this.state, vm, this.profile, Number(u64(gpa)), length, undefined, isPrivate);
-    return r instanceof Uint8Array ? ok(r) : r;
+    return r instanceof Uint8Array ? ok(r, this.hugeMappingNote(vm, gpa, length)) : r;
+  }
+
+  /** For traces: the level a guest access is mapped at, when a huge SPTE serves it. */
+  private hugeMappingNote(vm: Vm, gpa: U64, length: number): string | undefined {
+    if (!this.profile.hugetlb || length <= 0) return undefined;
+    const lo = Math.floor(Number(u64(gpa)) / PAGE_SIZE);
+    const order = kvmMaxMappingOrder(vm, lo, Math.floor((Number(u64(gpa)) + length - 1) / PAGE_SIZE) + 1);
+    const bytes = PAGE_SIZE * 2 ** order;
+    const size = bytes >= 2 ** 30 ? `${bytes / 2 ** 30} GiB` : bytes >= 2 ** 20 ? `${bytes / 2 ** 20} MiB` : `${bytes / 1024} KiB`;
+    return order > 0 ? `guest mapping at order ${order} (a ${size} SPTE)` : undefined;
   }
 
   /** The faults of a vCPU access without the copy (an access too large to buffer): where it stops. */
@@ -635,10 +655,34 @@ export class Kernel {
     const vm = this.vmOf(vmFd);
     if ('ok' in vm) return vm;
     const r = kvmGuestAccess(this.state, vm, this.profile, Number(u64(gpa)), data.length, data, isPrivate);
-    return r instanceof Uint8Array ? OK : r;
+    if (!(r instanceof Uint8Array)) return r;
+    const note = this.hugeMappingNote(vm, gpa, data.length);
+    return note ? ok(undefined, note) : OK;
   }
 
   // ---------------------------------------------------------------- introspection (not syscalls)
+
+  /**
+   * The order of the folio holding the page at byte `offset` of a guest_memfd (0 = 4 KiB, 9 =
+   * 2 MiB, 18 = 1 GiB): the scenario op folio_order. ENOENT when no folio is allocated there.
+   */
+  folioOrder(fd: number, offset: U64): KResult<bigint> {
+    const file = this.gmemOf(fd);
+    if ('ok' in file) return file;
+    const off = s64(offset);
+    if (off < 0n || off >= BigInt(file.inode.size)) return fail('EINVAL', `offset ${off} outside i_size ${file.inode.size}`);
+    const id = file.inode.pages.get(Number(off / PAGE));
+    const run = id === undefined ? undefined : this.state.folios.get(id);
+    return run ? ok(BigInt(run.order)) : fail('ENOENT', `no folio at offset ${off}`);
+  }
+
+  /** The order of the guest mapping (SPTE) of `gpa` in a VM (0 = 4 KiB, 9 = 2 MiB): the op spte_order. ENOENT when unmapped. */
+  spteOrder(vmFd: number, gpa: U64): KResult<bigint> {
+    const vm = this.vmOf(vmFd);
+    if ('ok' in vm) return vm;
+    const spte = vm.sptes.get(Number(u64(gpa) / PAGE));
+    return spte ? ok(BigInt(spte.order)) : fail('ENOENT', `gpa ${hex(u64(gpa))} is not mapped in the guest`);
+  }
 
   /** The guest_memfd file behind an fd, for tools that inspect the model. */
   gmemFile(fd: number): GmemFile | undefined {

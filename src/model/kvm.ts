@@ -20,7 +20,7 @@ import {
 /** SPTE runs: consecutive gfns map consecutive folio ids with the same kind. */
 const SPTE_CODEC: ExtentCodec<Spte> = {
   at: (v, d) => (d === 0 ? v : { ...v, id: v.id + d }),
-  eq: (a, b) => a.id === b.id && a.private === b.private && a.backing === b.backing,
+  eq: (a, b) => a.id === b.id && a.order === b.order && a.private === b.private && a.backing === b.backing,
 };
 
 export function kvmCreateVm(s: KernelState, type: VmType): Vm {
@@ -190,7 +190,7 @@ export function kvmGuestFaultRange(s: KernelState, vm: Vm, profile: Profile, lo:
         if (!slot.gmem) return stop(memoryFault(gap.lo, isPrivate, `private access to gfn ${hex(gap.lo)} in a memslot without guest_memfd`), gap.lo);
         const file = slot.gmem.file;
         if (!file) return stop(memoryFault(gap.lo, isPrivate, `the guest_memfd bound at gfn ${hex(gap.lo)} was closed`), gap.lo);
-        mapGmemPages(s, vm, file.inode, gap.lo, gap.hi, gap.lo - slot.baseGfn + slot.gmem.pgoff, isPrivate);
+        mapGmemPages(s, vm, slot, file.inode, gap.lo, gap.hi, gap.lo - slot.baseGfn + slot.gmem.pgoff, isPrivate);
         continue;
       }
       const ua = Number(slot.userspaceAddr);
@@ -207,14 +207,41 @@ export function kvmGuestFaultRange(s: KernelState, vm: Vm, profile: Profile, lo:
   return undefined;
 }
 
-/** Install SPTEs of gfns [lo, hi) served from guest_memfd pages starting at `index`. */
-function mapGmemPages(s: KernelState, vm: Vm, inode: GmemInode, lo: number, hi: number, index: number, isPrivate: boolean): void {
+/**
+ * Install SPTEs of gfns [lo, hi) served from guest_memfd pages starting at `index`. The mapping
+ * level follows the folio: a huge folio whose block is aligned alike in gfn and file index and
+ * lies inside the memslot is mapped whole at its order (one huge SPTE per block; kernel-semantics
+ * §2.3), everything else with 4 KiB SPTEs.
+ */
+function mapGmemPages(s: KernelState, vm: Vm, slot: Memslot, inode: GmemInode, lo: number, hi: number, index: number, isPrivate: boolean): void {
   const end = index + (hi - lo);
   gmemAllocate(s, inode, index, end);
   gmemPrepareRange(s, inode, index, end);
+  const gfnOf = (i: number) => lo + (i - index);
   for (const seg of [...inode.pages.segments(index, end)]) {
-    vm.sptes.set(lo + (seg.lo - index), lo + (seg.hi - index), { id: seg.value, private: isPrivate, backing: 'gmem' });
+    const idOf = (i: number) => seg.value + (i - seg.lo);
+    for (const f of s.folios.segments(seg.value, seg.value + (seg.hi - seg.lo))) {
+      let a = seg.lo + (f.lo - seg.value);
+      let b = seg.lo + (f.hi - seg.value);
+      let order = 0;
+      if (f.value.order > 0) {
+        const nr = 2 ** f.value.order;
+        const [ba, bb] = [Math.floor(a / nr) * nr, Math.ceil(b / nr) * nr];
+        if (gfnOf(ba) % nr === 0 && gfnOf(ba) >= slot.baseGfn && gfnOf(bb) <= slot.baseGfn + slot.npages) {
+          [a, b, order] = [ba, bb, f.value.order];
+          gmemPrepareRange(s, inode, a, b);
+        }
+      }
+      vm.sptes.set(gfnOf(a), gfnOf(b), { id: idOf(a), order, private: isPrivate, backing: 'gmem' });
+    }
   }
+}
+
+/** The largest order of the guest mappings of gfns [lo, hi) (0 when none is huge). */
+export function kvmMaxMappingOrder(vm: Vm, lo: number, hi: number): number {
+  let order = 0;
+  for (const seg of vm.sptes.segments(lo, hi)) order = Math.max(order, seg.value.order);
+  return order;
 }
 
 /** Install SPTEs of gfns [lo, hi) from the host PTEs of the user addresses from `hva` (all present). */
@@ -226,7 +253,7 @@ function mapHostPages(s: KernelState, vm: Vm, lo: number, hi: number, hva: numbe
     const k0 = pteKey(vma, a);
     for (const seg of [...vma.ptes.segments(k0, pteKey(vma, b - 1) + 1)]) {
       const gfn = lo + (a - hva) / PAGE_SIZE + (seg.lo - k0);
-      vm.sptes.set(gfn, gfn + (seg.hi - seg.lo), { id: seg.value, private: false, backing: 'host' });
+      vm.sptes.set(gfn, gfn + (seg.hi - seg.lo), { id: seg.value, order: 0, private: false, backing: 'host' });
     }
   }
 }

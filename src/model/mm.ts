@@ -9,6 +9,7 @@ import { GMEM_FLAGS, MADV, PAGE_SIZE, PROT } from './abi.js';
 import { folioAddRefs, folioAlloc, folioRead, folioWrite, pushIds } from './folio.js';
 import { gmemAllocate, gmemNrPages, gmemPrepareRange, gmemPunchHole } from './gmem.js';
 import { kvmMmuNotifierInvalidate } from './kvm.js';
+import type { HugetlbPolicy } from './profile.js';
 import { fail, signal, type ErrnoFailure, type SignalFailure } from './result.js';
 import { ExtentMap, ID_CODEC, type FolioIds, type GmemFile, type GmemInode, type KernelState, type Vma } from './state.js';
 
@@ -253,7 +254,7 @@ export function vmaNoDirectMap(vma: Vma): boolean {
 const NO_DIRECT_MAP_GUP = (at: number) => `GUP refused: the mapping at ${hex(at)} is NO_DIRECT_MAP guest_memfd (check_vma_flags, kernel-semantics §1.11 [DMR])`;
 
 /** madvise() on a validated, fully mapped range. */
-export function madviseRange(s: KernelState, lo: number, hi: number, advice: number): ErrnoFailure | undefined {
+export function madviseRange(s: KernelState, lo: number, hi: number, advice: number, huge?: HugetlbPolicy): ErrnoFailure | undefined {
   switch (advice) {
     case MADV.DONTNEED:
       zapAddressRange(s, lo, hi);
@@ -265,8 +266,9 @@ export function madviseRange(s: KernelState, lo: number, hi: number, advice: num
       for (const vma of vmasIn(s, lo, hi)) {
         if (!vma.file && !vma.shared) return fail('EINVAL', 'MADV_REMOVE of private anonymous memory (no file behind it)');
         const [klo, khi] = keyRange(vma, lo, hi);
-        if (vma.file) gmemPunchHole(s, vma.file.inode, klo, khi); // acts as PUNCH_HOLE (kernel-probe §3)
-        else zapKeys(s, vma, klo, khi); // shared anonymous = shmem: the punched pages read back zero
+        if (!vma.file) { zapKeys(s, vma, klo, khi); continue; } // shared anonymous = shmem: the punched pages read back zero
+        const failed = gmemPunchHole(s, vma.file.inode, klo, khi, huge); // acts as PUNCH_HOLE (kernel-probe §3)
+        if (failed) return failed;
       }
       return undefined;
     case MADV.POPULATE_READ:

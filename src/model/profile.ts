@@ -74,7 +74,33 @@ export interface Profile {
    * the flag is unknown (EINVAL, as any unsupported flag).
    */
   readonly noDirectMap?: { readonly vmTypes: readonly VmType[] };
+  /**
+   * GUEST_MEMFD_FLAG_HUGETLB (RFC25, kernel-semantics.md §2.3): how guest_memfd backed by huge
+   * pages splits and merges its folios. Absent: the flag is unknown (EINVAL).
+   */
+  readonly hugetlb?: HugetlbPolicy;
   readonly toPrivate: ToPrivatePolicy;
+}
+
+/**
+ * Huge-page folios of a HugeTLB guest_memfd (kernel-semantics.md §2.3 [RFC25] rules 1-5 and the
+ * choices §7 item 5 leaves open). Fixed by the model, not by fields: a split goes straight to
+ * 4 KiB folios (rule 1, no 1G -> 2M -> 4K steps); a block with any shared page is allocated
+ * split, so no huge folio is ever host-mapped and references live on 4 KiB folios only.
+ */
+export interface HugetlbPolicy {
+  /**
+   * When a huge-page-aligned block is merged back into one folio on to-private (and before a
+   * whole-page punch): `no-shared-page` = only when none of its pages is still shared (rule 2);
+   * `always` (MUTANT merge-while-shared) = every block the range overlaps.
+   */
+  readonly merge: 'no-shared-page' | 'always';
+  /**
+   * `after-check`: splits and merges happen after the refcount check, so a call that fails with
+   * EAGAIN has changed no folio (rules 3 and 4). `before-check` (MUTANT split-without-check): the
+   * folios are re-shaped first and stay so when the check then fails.
+   */
+  readonly reshape: 'after-check' | 'before-check';
 }
 
 const EAGAIN_WITH_OFFSET: ToPrivatePolicy = {
@@ -209,7 +235,23 @@ export const REVOKE: Profile = {
   toPrivate: { ...EAGAIN_WITH_OFFSET, revokeImporters: true },
 };
 
-export const PROFILES: readonly Profile[] = [MAINLINE_6_18, NEXT_7_4, IPC_V8, RFC_2024, RFC_2025, DEFERRED, REVOKE, NO_DIRECT_MAP];
+/**
+ * "1G page support for guest_memfd" RFC v2 (2025-05; not merged, a restart was announced in July
+ * 2026): its HugeTLB rules of kernel-semantics.md §2.3 [RFC25] on top of next-7.4. With
+ * GUEST_MEMFD_FLAG_HUGETLB and a huge page size the file is backed by huge folios; to-shared
+ * splits the huge folios it touches into 4 KiB folios, to-private merges a block back once none
+ * of its pages is shared, and a whole-page punch with referenced pages fails with EAGAIN.
+ */
+export const HUGETLB: Profile = {
+  ...NEXT_7_4,
+  name: 'hugetlb',
+  title: 'HugeTLB split/merge of RFC v2 (2025-05, posted, not merged) on top of next-7.4',
+  status: 'posted-series',
+  source: 'docs/kernel-semantics.md §2.3 [RFC25], §1.7, §7 item 5',
+  hugetlb: { merge: 'no-shared-page', reshape: 'after-check' },
+};
+
+export const PROFILES: readonly Profile[] = [MAINLINE_6_18, NEXT_7_4, IPC_V8, RFC_2024, RFC_2025, DEFERRED, REVOKE, NO_DIRECT_MAP, HUGETLB];
 export const DEFAULT_PROFILE = NEXT_7_4;
 
 const mutant = (name: string, title: string, change: Omit<Partial<Profile>, 'toPrivate'> & { toPrivate?: Partial<ToPrivatePolicy> }): Profile => ({
@@ -217,12 +259,22 @@ const mutant = (name: string, title: string, change: Omit<Partial<Profile>, 'toP
   source: 'docs/checker.md §2.3 (gmemkit check --mutant)', toPrivate: { ...IPC_V8.toPrivate, ...change.toPrivate },
 });
 
+/** A seeded bug in the huge-page rules, on the hugetlb profile. */
+function hugetlbMutant(name: string, title: string, change: Partial<HugetlbPolicy>): Profile {
+  return {
+    ...HUGETLB, name: `mutant-${name}`, title: `MUTANT (a seeded bug, no design): ${title}`, status: 'mutant',
+    source: 'docs/kernel-semantics.md §2.3, §3 I12, I13 (a hugetlb mutant)', hugetlb: { ...HUGETLB.hugetlb!, ...change },
+  };
+}
+
 /** Seeded kernel bugs for the checker (gmemkit check --mutant); scenarios may name them too. */
 export const MUTANT_PROFILES: readonly Profile[] = [
   mutant('no-refcount-check', 'to-private never checks references', { toPrivate: { blockers: 'none' } }),
   mutant('check-before-unmap', 'references are checked before host mappings are zapped (GUP-fast slips in)', { toPrivate: { checkBeforeZap: true } }),
   mutant('no-rollback', 'conversion page by page, keeping the pages before the blocked one', { toPrivate: { rollback: false } }),
   mutant('fault-accepts-private', 'the host fault path serves private pages', { faultAcceptsPrivate: true }),
+  hugetlbMutant('merge-while-shared', 'a huge-page block is merged on to-private although one of its pages is still shared', { merge: 'always' }),
+  hugetlbMutant('split-without-check', 'huge folios are split and merged before the refcount check, and stay so when it fails', { reshape: 'before-check' }),
 ];
 
 export function profileNames(): string[] {

@@ -22,10 +22,13 @@
 // - The page cache (`GmemInode.pages`), host PTEs (`Vma.ptes`) and guest SPTEs (`Vm.sptes`)
 //   map page index / PTE key / gfn to folio ids (progressing by one per index), so a mapped
 //   or prefaulted range is one run per contiguous block of folio ids.
-// - `FolioRun.order` separates "a run of uniform order-0 folios" (order 0: every id is its
-//   own 4 KiB folio) from one large folio (order k > 0: the run is exactly the 2^k ids of one
-//   folio, e.g. a HugeTLB 2M/1G folio, with the folio's counts; never merged with a
-//   neighbour). Only order 0 is produced today; huge pages build on the order-k case.
+// - `FolioRun.order` is the order of the folios of the run: 0, every id is its own 4 KiB folio;
+//   k > 0 (a HugeTLB guest_memfd, kernel-semantics §2.3), every aligned block of 2^k pages is
+//   one huge folio: the folio of id `lo + d` starts at the page index `index + d` rounded down
+//   to 2^k (a huge folio always sits at an aligned block of its file, with consecutive ids), so
+//   one run can hold many huge folios and a split or merge of a 1 GiB folio is one update of
+//   the run's order, never 262,144 page operations. Reference counts stay per id (per 4 KiB
+//   page); the folio's refcount is their sum. Runs of different orders never merge.
 import type { VmType } from './abi.js';
 import { newTree, type Tree } from './btree.js';
 import { ExtentMap, ID_CODEC, type ExtentCodec } from './extent-map.js';
@@ -45,7 +48,7 @@ export interface FolioRun {
   readonly ino: number;
   /** Page index of the run's first folio; folio lo + d sits at index + d (never moves: I9). */
   readonly index: number;
-  /** 0: a run of order-0 folios; k > 0: the run is one folio of 2^k pages (see above). */
+  /** 0: a run of order-0 folios; k > 0: every aligned 2^k pages of the run are one folio (see above). */
   readonly order: number;
   /** Zeroed before first exposure (I6); never cleared while the folio lives. */
   readonly uptodate: boolean;
@@ -66,9 +69,14 @@ export function withRun(v: FolioRun, index: number, inCache: boolean, uptodate: 
   return { ino: v.ino, index, order: v.order, uptodate, inCache, mapCount, gets, pinsShort, pinsLong };
 }
 
+/** The same folios as `v`, of order `order` (a split or a merge). */
+export function withOrder(v: FolioRun, order: number): FolioRun {
+  return { ino: v.ino, index: v.index, order, uptodate: v.uptodate, inCache: v.inCache, mapCount: v.mapCount, gets: v.gets, pinsShort: v.pinsShort, pinsLong: v.pinsLong };
+}
+
 export const FOLIO_CODEC: ExtentCodec<FolioRun> = {
   at: (v, d) => (d === 0 ? v : withRun(v, v.index + d, v.inCache, v.uptodate, v.mapCount, v.gets, v.pinsShort, v.pinsLong)),
-  eq: (a, b) => a === b || (a.order === 0 && b.order === 0 && a.ino === b.ino && a.index === b.index
+  eq: (a, b) => a === b || (a.order === b.order && a.ino === b.ino && a.index === b.index
     && a.uptodate === b.uptodate && a.inCache === b.inCache && a.mapCount === b.mapCount
     && a.gets === b.gets && a.pinsShort === b.pinsShort && a.pinsLong === b.pinsLong),
 };
@@ -90,6 +98,8 @@ export interface GmemInode {
   /** i_size in bytes; immutable (setattr fails). */
   readonly size: number;
   readonly flags: bigint;
+  /** HugeTLB (kernel-semantics §2.3): the order of its huge pages (9 = 2 MiB, 18 = 1 GiB); 0 otherwise. */
+  readonly hugeOrder: number;
   /**
    * Per-index shared/private attribute. In-place conversion profiles keep it here; mainline
    * fixes it per file from INIT_SHARED; RFC24 calls it "faultability".
@@ -145,6 +155,11 @@ export interface Memslot {
 /** Guest (secondary MMU) mappings of a run of gfns; `id` is the folio id of the first gfn. */
 export interface Spte {
   readonly id: number;
+  /**
+   * The mapping's order: 0 = 4 KiB SPTEs; k > 0 = each aligned 2^k gfns are one huge SPTE
+   * (KVM maps a huge folio at the huge level: 9 = 2 MiB, 18 = 1 GiB), zapped as a whole.
+   */
+  readonly order: number;
   readonly private: boolean;
   /** Which backing served it: the guest_memfd, or host memory through userspace_addr. */
   readonly backing: 'gmem' | 'host';

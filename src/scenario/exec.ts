@@ -1,7 +1,7 @@
 // Executing one scenario step on a backend: resolve the step's handles to fds, addresses and
 // pin ids, make the call, and say what handle (if any) the result is. One entry per op.
 import { MAX_BUFFERED_ACCESS, unsupported, type Backend, type BResult } from '../backend/backend.js';
-import { CAPS, PAGE_SIZE } from '../model/abi.js';
+import { CAPS, HUGETLB_SIZE_SHIFT, PAGE_SIZE } from '../model/abi.js';
 import type { Profile } from '../model/profile.js';
 import { fail, ok } from '../model/result.js';
 import { Holder, ODirectIo, SplicePipe, VhostUserBackend } from '../userspace/holders.js';
@@ -111,6 +111,9 @@ function fill(c: ExecContext, addr: number, length: bigint, byte: number): BResu
   return c.backend.hostWrite(addr, new Uint8Array(Number(length)).fill(byte));
 }
 
+/** A model-only op on a kernel backend: unsupported, naming what no kernel reports. */
+const modelOnly = (op: string, what: string) => ({ ...unsupported(`${op} reads the model's state: no kernel interface reports ${what} to userspace`), capability: `${what} (no kernel reports it)` });
+
 /** Capability names resolve per profile (the in-place cap moved between versions: §5.4). */
 function capNumber(cap: unknown, profile: Profile): bigint {
   if (typeof cap === 'number' || typeof cap === 'bigint') return BigInt(cap);
@@ -122,7 +125,7 @@ function capNumber(cap: unknown, profile: Profile): bigint {
 export const EXEC: Readonly<Record<string, Exec>> = {
   create_vm: (a, c) => produce(c.backend.createVm(big(a.type))),
   check_extension: (a, c) => call(c.backend.checkExtension(capNumber(a.cap, c.profile), a.vm === undefined ? undefined : c.num(a.vm))),
-  create_guest_memfd: (a, c) => produce(c.backend.createGuestMemfd(c.num(a.vm), big(a.size), big(a.flags))),
+  create_guest_memfd: (a, c) => produce(c.backend.createGuestMemfd(c.num(a.vm), big(a.size), big(a.flags) | (a.hugepage_size === undefined ? 0n : big(a.hugepage_size) << HUGETLB_SIZE_SHIFT))),
   close: (a, c) => {
     const h = c.value(a.fd);
     return call(typeof h === 'object' && 'kind' in h ? h.close() : c.backend.close(c.num(a.fd)));
@@ -177,6 +180,8 @@ export const EXEC: Readonly<Record<string, Exec>> = {
   unpin_user_pages: (a, c) => call(c.backend.unpinUserPages(c.num(a.pin))),
   pin_read: (a, c) => call(c.backend.pinAccess(c.num(a.pin), int(a.offset), int(a.length))),
   pin_write: (a, c) => call(c.backend.pinAccess(c.num(a.pin), int(a.offset), bytesOf(a).length, bytesOf(a))),
+  folio_order: (a, c) => call(c.backend.folioOrder ? c.backend.folioOrder(c.num(a.fd), big(a.offset)) : modelOnly('folio_order', 'the order of a guest_memfd folio')),
+  spte_order: (a, c) => call(c.backend.spteOrder ? c.backend.spteOrder(c.num(a.vm), big(a.gpa)) : modelOnly('spte_order', 'the level of a guest mapping')),
   // ------------------------------------------------------------ the userspace half
   io_uring_register_buffers: (a, c, as) => produce(c.us.ioUringRegisterBuffers(at(c, a), int(a.length), as)),
   io_uring_unregister_buffers: (a, c) => onHolder(c.holder(a.ring), c.holder(a.ring).close()),

@@ -3,7 +3,7 @@
 // comparison across backends, and JSON.
 import type { BResult, FileStat, Violation } from '../backend/backend.js';
 import type { ConversionSummary, HolderSummary } from './exec.js';
-import { PROFILES } from '../model/profile.js';
+import { findProfile } from '../model/profile.js';
 import { ERRNOS, parseBytes, parseSize, show, type Parsed } from './values.js';
 
 /**
@@ -256,7 +256,7 @@ export function parseExpect(v: unknown): Parsed<StepExpect> {
 function parseExpectOf(v: unknown): Parsed<StepExpect> {
   if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
     const keys = Object.keys(v);
-    if (keys.length > 0 && keys.every((k) => PROFILES.some((p) => p.name === k))) {
+    if (keys.length > 0 && keys.every((k) => findProfile(k) !== undefined)) { // mutant profiles too
       const byProfile: Record<string, Expect> = {};
       const violations = new Set<string>();
       for (const k of keys) {

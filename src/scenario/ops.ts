@@ -4,7 +4,7 @@
 // of the kernel ABI they go to (kernel-semantics.md §5.5 and the syscall prototypes), so a
 // value that does not fit is refused at load time; signed types keep negative values, which
 // reach the backend (e.g. pread's negative offset is EINVAL there).
-import { CAPS, MAP_FLAGS, type FlagTable } from '../model/abi.js';
+import { CAPS, GMEM_FLAGS, MAP_FLAGS, type FlagTable } from '../model/abi.js';
 import { POLICIES } from '../userspace/policies.js';
 import { parseBytes, parseFlags, parseNamed, parseSize, TABLES, show, type CType, type Parsed } from './values.js';
 
@@ -77,6 +77,18 @@ function fixedRule(given: Readonly<Record<string, unknown>>, args: Readonly<Reco
   if (given.addr_offset !== undefined && given.addr === undefined) return { field: 'addr_offset', message: "field 'addr_offset' needs 'addr' (it is added to that address)" };
   return undefined;
 }
+/** create_guest_memfd: `hugepage_size` goes with the HUGETLB flag, and only with it. */
+function hugepageRule(given: Readonly<Record<string, unknown>>, args: Readonly<Record<string, unknown>>): { field: string; message: string } | undefined {
+  const huge = typeof args.flags === 'bigint' && (args.flags & GMEM_FLAGS.HUGETLB) !== 0n;
+  // The name asks for HUGETLB; a raw bit (0x8) goes to the kernel as written, size or not.
+  const named = Array.isArray(given.flags) ? given.flags.includes('HUGETLB') : given.flags === 'HUGETLB';
+  const allowed = Object.keys(HUGEPAGE_SIZES).join(', ');
+  if (named && given.hugepage_size === undefined) return { field: 'hugepage_size', message: `flag HUGETLB needs 'hugepage_size' (allowed: ${allowed})` };
+  if (!huge && given.hugepage_size !== undefined) return { field: 'hugepage_size', message: "field 'hugepage_size' goes with flag HUGETLB only" };
+  return undefined;
+}
+/** Huge page sizes a scenario may name, as log2 of bytes (the model takes any power of two: abi.ts hugetlbFlags). */
+export const HUGEPAGE_SIZES: Readonly<Record<string, number>> = { '2M': 21, '1G': 30 };
 const handle = (...kinds: HandleKind[]): FieldKind => ({ type: 'handle', kinds });
 /** set_memory_attributes{,2} `flags`: no names are defined (must be 0 in v8), raw bits only. */
 const attrFlags = flags({}, 'attributes flag', 'u64');
@@ -93,7 +105,10 @@ const attrFlags = flags({}, 'attributes flag', 'u64');
 export const KERNEL_OPS: Readonly<Record<string, OpSpec>> = {
   create_vm: { summary: 'KVM_CREATE_VM', produces: 'vm', fields: { type: opt({ type: 'named', table: TABLES.vmTypes, what: 'VM type', ctype: 'u64' }, 'default') } },
   check_extension: { summary: 'KVM_CHECK_EXTENSION', fields: { cap: req({ type: 'cap' }), vm: opt(vm) } },
-  create_guest_memfd: { summary: 'KVM_CREATE_GUEST_MEMFD', produces: 'gmem', fields: { vm: req(vm), size: req(u64), flags: opt(flags(TABLES.gmemFlags, 'guest_memfd flag', 'u64'), []) } },
+  create_guest_memfd: {
+    summary: 'KVM_CREATE_GUEST_MEMFD', produces: 'gmem', check: hugepageRule, rules: "'hugepage_size' (2M or 1G) is required with flag HUGETLB (by name), and only with the HUGETLB bit",
+    fields: { vm: req(vm), size: req(u64), flags: opt(flags(TABLES.gmemFlags, 'guest_memfd flag', 'u64'), []), hugepage_size: opt({ type: 'choice', table: HUGEPAGE_SIZES, what: 'huge page size' }) },
+  },
   close: { summary: 'close(2)', fields: { fd: req(fd) } },
   mmap: {
     summary: 'mmap(2)', produces: 'map',
@@ -148,6 +163,8 @@ export const KERNEL_OPS: Readonly<Record<string, OpSpec>> = {
   unpin_user_pages: { summary: 'unpin_user_pages()', fields: { pin: req(handle('pin')) } },
   pin_read: { summary: 'device read through a pin (gmemkit extension)', fields: { pin: req(handle('pin')), offset: opt(u64, 0), length: req(u64) } },
   pin_write: { summary: 'device write through a pin (gmemkit extension)', oneOf: ['data', 'bytes'], fields: { pin: req(handle('pin')), offset: opt(u64, 0), ...data } },
+  folio_order: { summary: 'the order of the folio holding the page at offset: 0 = 4 KiB, 9 = 2 MiB, 18 = 1 GiB; ENOENT without one (model only)', fields: { fd: req(fd), offset: req(off) } },
+  spte_order: { summary: 'the order of the guest mapping (SPTE) of gpa: 0 = 4 KiB, 9 = 2 MiB, 18 = 1 GiB; ENOENT when unmapped (gmemkit extension, model only)', fields: { vm: req(vm), gpa: req(u64) } },
 };
 
 const policy: FieldKind = { type: 'choice', table: POLICY_TABLE, what: 'policy' };

@@ -1,7 +1,7 @@
 // The page map of each guest_memfd of a model run, by range: which runs of pages are private,
-// pinned (a live pin_user_pages) and mapped (covered by a host VMA), merged into maximal runs of
-// equal flags. Costs O(attribute runs + pins + VMAs), never O(pages), so a 1 TiB file with few
-// runs stays small. Reads model state only; never changes it.
+// pinned (a live pin_user_pages), mapped (covered by a host VMA) and in huge folios (hugetlb),
+// merged into maximal runs of equal flags. Costs O(attribute runs + pins + VMAs + folio runs),
+// never O(pages), so a 1 TiB file with few runs stays small. Reads model state only; never changes it.
 import { PAGE_SIZE } from '../model/abi.js';
 import type { Kernel } from '../model/kernel.js';
 import type { GmemInode } from '../model/state.js';
@@ -28,6 +28,13 @@ export function modelPageMaps(kernel: Kernel): PageMap[] {
       if (!vma || vma.file?.inode !== inode) continue;
       const lo = vma.pgoff + Math.floor((pin.address - vma.start) / PAGE_SIZE);
       marks.push([lo, lo + Math.ceil(pin.length / PAGE_SIZE), FLAG.PINNED]);
+    }
+    if (inode.hugeOrder) { // huge folios (hugetlb): the runs of the folio table of order > 0
+      for (const p of inode.pages.segments(0, pages)) {
+        for (const f of kernel.state.folios.segments(p.value, p.value + (p.hi - p.lo))) {
+          if (f.value.order > 0) marks.push([p.lo + (f.lo - p.value), p.lo + (f.hi - p.value), FLAG.HUGE]);
+        }
+      }
     }
     const fd = fdOf.get(inode);
     out.push({ name: `guest_memfd ino ${inode.ino}${fd === undefined ? '' : ` (fd ${fd})`}`, pages, runs: sweep(marks, pages) });

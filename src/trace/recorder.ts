@@ -205,9 +205,9 @@ function argsOf(a: readonly unknown[]): Record<string, unknown> {
 }
 
 function outcomeOf(r: unknown): string {
-  const x = r as { ok: boolean; errno?: string; signal?: string; exit?: string; unsupported?: string; out?: Record<string, bigint> };
+  const x = r as { ok: boolean; note?: string; errno?: string; signal?: string; exit?: string; unsupported?: string; out?: Record<string, bigint> };
   if (!x || typeof x !== 'object') return String(r);
-  if (x.ok) return 'ok';
+  if (x.ok) return x.note ? `ok: ${x.note}` : 'ok'; // e.g. the level of a huge guest mapping (hugetlb)
   if (x.errno) return x.out?.error_offset !== undefined ? `${x.errno} error_offset=${x.out.error_offset}` : x.errno;
   return x.signal ?? x.exit ?? (x.unsupported ? 'unsupported' : 'failed');
 }

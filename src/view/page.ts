@@ -256,7 +256,7 @@ export function renderPage(data: unknown, title: string): string {
 <body><header><h1>gmemkit view — ${esc}</h1></header><main>
 <section><label>run: <select id="process"></select></label> <span id="procinfo" class="meta"></span></section>
 <section><h2>Page map <span id="snapinfo" class="meta"></span></h2>
-<div class="legend"><span><i class="sw shared"></i>shared</span><span><i class="sw private"></i>private</span><span><i class="sw pending"></i>pending (deferred variant)</span><span><i class="sw mixed"></i>merged ranges, partly private</span><span><i class="sw" style="background:#d32f2f"></i>pinned (top edge)</span><span><i class="sw" style="background:#1976d2"></i>mapped by a host VMA (bottom edge)</span><span><i class="sw huge"></i>huge (outlined; the model has order-0 folios only)</span></div>
+<div class="legend"><span><i class="sw shared"></i>shared</span><span><i class="sw private"></i>private</span><span><i class="sw pending"></i>pending (deferred variant)</span><span><i class="sw mixed"></i>merged ranges, partly private</span><span><i class="sw" style="background:#d32f2f"></i>pinned (top edge)</span><span><i class="sw" style="background:#1976d2"></i>mapped by a host VMA (bottom edge)</span><span><i class="sw huge"></i>huge folio (outlined: profile hugetlb)</span></div>
 <div id="maps"></div>
 <h2>History of the first guest_memfd (time runs down)</h2><canvas id="history" width="1200" height="120"></canvas></section>
 <section><h2>Timeline <span class="meta">(wheel: zoom, double-click: whole run)</span></h2><canvas id="timeline" width="1200" height="200"></canvas></section>

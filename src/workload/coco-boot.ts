@@ -10,7 +10,7 @@
 // (access type from hardware, content destroyed by conversion).
 import type { Backend } from '../backend/backend.js';
 import { ModelBackend, type ModelBackendOptions } from '../backend/model-backend.js';
-import { GMEM_FLAGS, MAP_FLAGS, PAGE_SIZE, PROT, VM_TYPES } from '../model/abi.js';
+import { GMEM_FLAGS, MAP_FLAGS, PAGE_SIZE, PROT, VM_TYPES, hugetlbFlags } from '../model/abi.js';
 import type { Profile } from '../model/profile.js';
 import { ODirectIo, type VhostUserBackend } from '../userspace/holders.js';
 import type { ConversionTask, Direction } from '../userspace/manager.js';
@@ -141,7 +141,9 @@ export function runWorkload(profile: Profile, policy: Policy, shape: WorkloadSha
   us.events.on('copied', (e) => { copies++; bytesCopied += e.bytes; });
   const noDirectMap = profile.noDirectMap !== undefined;
   const vm = must(b.createVm(noDirectMap && !profile.noDirectMap!.vmTypes.includes('tdx') ? VM_TYPES.snp : VM_TYPES.tdx), 'create_vm');
-  const gmem = must(b.createGuestMemfd(vm, shape.ram, GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED | (noDirectMap ? GMEM_FLAGS.NO_DIRECT_MAP : 0n)), 'create_guest_memfd');
+  // Under hugetlb the guest's RAM is 2 MiB huge pages (kernel-semantics §2.3), when it is whole ones.
+  const huge = profile.hugetlb !== undefined && shape.ram % (2 * MiB) === 0 ? hugetlbFlags(2 * MiB) : 0n;
+  const gmem = must(b.createGuestMemfd(vm, shape.ram, GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED | (noDirectMap ? GMEM_FLAGS.NO_DIRECT_MAP : 0n) | huge), 'create_guest_memfd');
   must(b.setUserMemoryRegion2(vm, { slot: 0, flags: 4n, guest_phys_addr: 0, memory_size: shape.ram, userspace_addr: 0, guest_memfd: gmem, guest_memfd_offset: 0 }), 'memslot');
   const ram = must<number>(b.mmap({ fd: gmem, offset: 0, length: shape.ram, prot: PROT.READ | PROT.WRITE, flags: MAP_FLAGS.SHARED }), 'mmap');
   const vfioMap = shape.vfioMapSize ?? MiB;
