@@ -6,7 +6,7 @@ import { allocate, growTo, type MemoryAccount } from './memory.js';
 import type { Space } from './space.js';
 import { makeStep } from './trace.js';
 import type { EdgeSink, PackedModel, TraceStep } from './types.js';
-import { WordSet } from './word-set.js';
+import { partOf, WordSet } from './word-set.js';
 
 export interface PackedSpaceOptions {
   /** Keep ids in the visited set (needed by liveness). */
@@ -14,6 +14,11 @@ export interface PackedSpaceOptions {
   readonly hashBits: number;
   /** All-violations mode: record failing step assertions and go on (Space.failures). */
   readonly collect?: boolean;
+  /**
+   * Parallel search: this space holds part `me` of `parts` (word-set.ts partOf). expand() then
+   * records each staged target's part (partOfStaged) and touches only the slots of its own.
+   */
+  readonly part?: { readonly me: number; readonly parts: number };
 }
 
 export class PackedSpace implements Space {
@@ -31,6 +36,10 @@ export class PackedSpace implements Space {
   private hashes: Int32Array;
   /** Sink for the touched words, so the loads are not optimised away. */
   private touched = 0;
+  /** Parallel search: the part of each staged edge's target. */
+  private parts: Uint8Array | undefined;
+  private readonly me: number;
+  private readonly nParts: number;
 
   constructor(private readonly model: PackedModel, private readonly acct: MemoryAccount, opts: PackedSpaceOptions) {
     const W = model.words;
@@ -53,6 +62,9 @@ export class PackedSpace implements Space {
       ...(opts.collect ? { failures: [] } : {}),
     };
     this.hashes = allocate(model.maxEdges * 4, Int32Array, acct);
+    this.me = opts.part?.me ?? 0;
+    this.nParts = opts.part?.parts ?? 1;
+    if (opts.part) this.parts = allocate(model.maxEdges * 4, Uint8Array, acct);
   }
 
   get failures(): readonly number[] {
@@ -75,7 +87,7 @@ export class PackedSpace implements Space {
     this.model.initial(this.sink);
     const n = this.sink.top;
     if (n > this.hashes.length) this.hashes = growTo(this.hashes, n, Int32Array, this.acct);
-    for (let pos = 0; pos < n; pos++) this.hashes[pos] = this.set.hash(this.sink.words, pos * this.W);
+    this.hashStaged(0, n);
     return n;
   }
 
@@ -88,20 +100,40 @@ export class PackedSpace implements Space {
     const from = sink.top;
     if (sink.failures) sink.failures.length = 0;
     const r = this.model.expand(this.store, id * this.W, sink);
-    // Hash every target and touch its slot now: the loads are independent, so the CPU
-    // overlaps their cache misses, and the probes in intern() then mostly hit the cache.
+    this.hashStaged(from, sink.top);
+    return r;
+  }
+
+  /**
+   * Hashes staged edges from..to-1 and touches their slots now: the loads are independent, so
+   * the CPU overlaps their cache misses, and the probes in intern() then mostly hit the cache.
+   */
+  private hashStaged(from: number, to: number): void {
     const set = this.set;
     const hs = this.hashes;
-    const words = sink.words;
+    const words = this.sink.words;
     const W = this.W;
     let x = 0;
-    for (let pos = from; pos < sink.top; pos++) {
-      const h = set.hash(words, pos * W);
-      hs[pos] = h;
-      x ^= set.touch(h);
+    const parts = this.parts;
+    if (parts) {
+      // Parallel: only the targets this part owns are probed here; the others are sent.
+      if (to > parts.length) this.parts = growTo(parts, to, Uint8Array, this.acct);
+      const ps = this.parts!;
+      for (let pos = from; pos < to; pos++) {
+        const h = set.hash(words, pos * W);
+        hs[pos] = h;
+        const p = partOf(h, this.nParts);
+        ps[pos] = p;
+        if (p === this.me) x ^= set.touch(h);
+      }
+    } else {
+      for (let pos = from; pos < to; pos++) {
+        const h = set.hash(words, pos * W);
+        hs[pos] = h;
+        x ^= set.touch(h);
+      }
     }
     this.touched ^= x;
-    return r;
   }
 
   truncate(top: number): void {
@@ -119,6 +151,11 @@ export class PackedSpace implements Space {
 
   hashOf(pos: number): number {
     return this.hashes[pos];
+  }
+
+  /** Parallel search: the part that owns staged edge `pos`'s target. */
+  partOfStaged(pos: number): number {
+    return this.parts ? this.parts[pos] : 0;
   }
 
   /** Touches the first slot of hash `h` (see expand), for a batch about to be interned. */

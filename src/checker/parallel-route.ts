@@ -9,6 +9,7 @@ import type { ObjectSpace } from './object-space.js';
 import type { PackedSpace } from './packed-space.js';
 import type { Space } from './space.js';
 import type { ObjectModel } from './types.js';
+import { partOf } from './word-set.js';
 
 /** Routes staged edges to their owners and interns the batches received from the others. */
 export interface Router {
@@ -23,13 +24,6 @@ export interface Router {
   flush(): void;
   /** Interns a batch from a peer; `onNew` gets the id of each state that is new. */
   receive(batch: unknown, onNew: (id: number) => void): void;
-}
-
-/** Mixes a 32-bit hash again, so the owner does not depend on the bits the hash table uses. */
-function ownerOf(h: number, workers: number): number {
-  let x = Math.imul(h ^ (h >>> 16), 0x7feb352d);
-  x = Math.imul(x ^ (x >>> 15), 0x846ca68b);
-  return ((x ^ (x >>> 16)) >>> 0) % workers;
 }
 
 /** Edges per batch before it is posted. */
@@ -53,9 +47,9 @@ export class PackedRouter implements Router {
   }
 
   route(pos: number, parent: number, k: number): number {
-    const h = this.space.hashOf(pos);
-    const o = ownerOf(h, this.peers.length);
+    const o = this.space.partOfStaged(pos);
     if (o === this.me) return this.space.intern(pos, parent, k);
+    const h = this.space.hashOf(pos);
     const W = this.words;
     const buf = (this.out[o] ??= new Uint32Array(PACKED_BATCH * this.stride));
     const src = this.space.staged;
@@ -122,7 +116,7 @@ export class ObjectRouter<S, L> implements Router {
 
   route(pos: number, parent: number, k: number): number {
     const key = this.space.keyOf(pos);
-    const o = ownerOf(hashKey(key), this.peers.length);
+    const o = partOf(hashKey(key), this.peers.length);
     const s = this.space.stagedState(pos);
     if (o === this.me) return this.space.internKey(key, s, parent, k);
     const b = (this.out[o] ??= { keys: [], data: [], parents: [], ks: [] });

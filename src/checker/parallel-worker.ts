@@ -9,7 +9,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { makeSpace } from './engine.js';
 import { MemoryAccount } from './memory.js';
 import type { ObjectSpace } from './object-space.js';
-import type { PackedSpace } from './packed-space.js';
+import { PackedSpace } from './packed-space.js';
 import { loadModel, type LevelReport, type ToWorker, type WorkerInit, type WorkerViolation } from './parallel-protocol.js';
 import { ObjectRouter, PackedRouter, type Router } from './parallel-route.js';
 import { noteInvariants, noteStepFailures, type Findings } from './search.js';
@@ -20,7 +20,9 @@ const me = init.index;
 const all = init.allViolations;
 const model = await loadModel(init.spec);
 const acct = new MemoryAccount(init.maxMemoryMB !== undefined ? (init.maxMemoryMB * 1024 * 1024) / P : Infinity);
-const space = makeSpace(model, acct, { hashBits: init.hashBits ?? 16, allViolations: all }, false);
+const space = model.kind === 'packed'
+  ? new PackedSpace(model, acct, { withIds: false, hashBits: init.hashBits ?? 16, collect: all, part: { me, parts: P } })
+  : makeSpace(model, acct, { allViolations: all }, false);
 const peers: (MessagePort | undefined)[] = init.peers;
 const router: Router = model.kind === 'packed'
   ? new PackedRouter(space as PackedSpace, model.words, me, peers)
@@ -29,6 +31,7 @@ const main = parentPort!;
 
 /** Progress is looked at every progressMask + 1 expansions (object states are slow to expand). */
 const progressMask = model.kind === 'packed' ? 255 : 0;
+const yieldMask = model.kind === 'packed' ? 1023 : 7;
 
 /** The global ref of local state `id` (unique over all workers). */
 const ref = (id: number): number => id * P + me;
@@ -71,7 +74,12 @@ async function exchange(): Promise<void> {
 /** The states this worker owns at the depth being expanded: ids frontier[0] .. frontier[1]-1. */
 let frontier: [number, number] = [0, 0];
 
-function expandLevel(): void {
+/**
+ * Expands the frontier. Every yieldMask + 1 states it lets the event loop run, so the batches
+ * peers send meanwhile are interned now (they are states of the next depth, like the ones
+ * found here) instead of piling up in memory until the level ends.
+ */
+async function expandLevel(): Promise<void> {
   const [from, to] = frontier;
   let lastReport = performance.now();
   for (let id = from; id < to; id++) {
@@ -92,6 +100,7 @@ function expandLevel(): void {
     }
     space.release(id);
     if (violation || acct.exceeded) return;
+    if (((id - from) & yieldMask) === yieldMask) await new Promise((r) => setImmediate(r));
     if (((id - from) & progressMask) === progressMask) {
       space.sampleMemory();
       const now = performance.now();
@@ -134,7 +143,7 @@ main.on('message', (m: ToWorker) => {
       frontier = [0, 0];
       report();
     } else if (m.t === 'level') {
-      expandLevel();
+      await expandLevel();
       await exchange();
       report();
     } else if (m.t === 'parent') {
