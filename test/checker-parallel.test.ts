@@ -107,6 +107,7 @@ describe('parallel search: the full model (docs/checker.md §2)', () => {
   });
   const configs: [string, FullSpec][] = [
     ['1 page, no holder', spec({})],
+    // Each worker meets the encoding's shapes in its own order: the keys must not depend on it.
     ['1 page, tdx, 2 requests', spec({ vmType: 'tdx', requests: 2 })],
     ['1 page, snp, next-7.4', spec({ vmType: 'snp', profile: 'next-7.4' })],
   ];

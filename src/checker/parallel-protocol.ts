@@ -22,6 +22,21 @@ export async function loadModel(spec: ModelSpec): Promise<AnyModel> {
   return (f as (arg: unknown) => AnyModel)(spec.arg);
 }
 
+/**
+ * In a worker of the parallel search: numbers that are the same in every thread for the same
+ * name (the main thread hands them out in first-asked order; the worker blocks for the answer).
+ * Undefined outside such a worker. A model whose encoding numbers things per thread uses it.
+ */
+let sharedNumbering: ((name: string) => number) | undefined;
+
+export function threadSharedNumbering(): ((name: string) => number) | undefined {
+  return sharedNumbering;
+}
+
+export function setThreadSharedNumbering(f: (name: string) => number): void {
+  sharedNumbering = f;
+}
+
 export interface WorkerInit {
   readonly spec: ModelSpec;
   readonly index: number;
@@ -32,6 +47,8 @@ export interface WorkerInit {
   readonly maxMemoryMB?: number;
   readonly hashBits?: number;
   readonly progressIntervalMs: number;
+  /** [answered flag, number]: the reply slot of threadSharedNumbering. */
+  readonly numbering: SharedArrayBuffer;
 }
 
 export type ToWorker =
@@ -70,4 +87,6 @@ export type FromWorker =
   | LevelReport
   | { readonly t: 'progress'; readonly states: number; readonly edges: number; readonly queue: number; readonly memoryBytes: number }
   | { readonly t: 'parent'; readonly parent: number; readonly k: number }
-  | { readonly t: 'error'; readonly message: string };
+  | { readonly t: 'error'; readonly message: string }
+  /** A number for `name` (threadSharedNumbering), to be written into the worker's slot. */
+  | { readonly t: 'number'; readonly name: string };

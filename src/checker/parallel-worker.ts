@@ -10,7 +10,7 @@ import { makeSpace } from './engine.js';
 import { MemoryAccount } from './memory.js';
 import type { ObjectSpace } from './object-space.js';
 import { PackedSpace } from './packed-space.js';
-import { loadModel, type LevelReport, type ToWorker, type WorkerInit, type WorkerViolation } from './parallel-protocol.js';
+import { loadModel, setThreadSharedNumbering, type LevelReport, type ToWorker, type WorkerInit, type WorkerViolation } from './parallel-protocol.js';
 import { ObjectRouter, PackedRouter, type Router } from './parallel-route.js';
 import { noteInvariants, noteStepFailures, type Findings } from './search.js';
 
@@ -18,6 +18,13 @@ const init = workerData as WorkerInit;
 const P = init.workers;
 const me = init.index;
 const all = init.allViolations;
+const slot = new Int32Array(init.numbering);
+setThreadSharedNumbering((name) => {
+  Atomics.store(slot, 0, 0);
+  parentPort!.postMessage({ t: 'number', name });
+  Atomics.wait(slot, 0, 0);
+  return slot[1]!;
+});
 const model = await loadModel(init.spec);
 const acct = new MemoryAccount(init.maxMemoryMB !== undefined ? (init.maxMemoryMB * 1024 * 1024) / P : Infinity);
 const space = model.kind === 'packed'

@@ -32,9 +32,20 @@ class Peer {
   private waiting: ((m: FromWorker) => void) | undefined;
   failure: Error | undefined;
 
-  constructor(readonly worker: Worker, private readonly onProgress: (m: FromWorker & { t: 'progress' }) => void, onFail: (e: Error) => void) {
+  constructor(
+    readonly worker: Worker, private readonly onProgress: (m: FromWorker & { t: 'progress' }) => void, onFail: (e: Error) => void,
+    slot: Int32Array, numbers: Map<string, number>,
+  ) {
     worker.on('message', (m: FromWorker) => {
       if (m.t === 'progress') { this.onProgress(m); return; }
+      if (m.t === 'number') {
+        let n = numbers.get(m.name);
+        if (n === undefined) numbers.set(m.name, (n = numbers.size));
+        slot[1] = n;
+        Atomics.store(slot, 0, 1);
+        Atomics.notify(slot, 0);
+        return;
+      }
       if (m.t === 'error') { onFail(new Error(`parallel search worker: ${m.message}`)); return; }
       if (this.waiting) {
         const w = this.waiting;
@@ -94,8 +105,11 @@ export async function checkParallel(spec: ModelSpec, opts: ParallelOptions): Pro
   let fail: (e: Error) => void = () => {};
   const failed = new Promise<never>((_r, reject) => { fail = reject; });
   failed.catch(() => {});
+  const numbers = new Map<string, number>();
   const peers = ports.map((mine, index) => {
+    const numbering = new SharedArrayBuffer(8);
     const init: WorkerInit = {
+      numbering,
       spec, index, workers: P, peers: mine, allViolations: opts.allViolations === true,
       ...(opts.maxMemoryMB !== undefined ? { maxMemoryMB: opts.maxMemoryMB } : {}),
       ...(opts.hashBits !== undefined ? { hashBits: opts.hashBits } : {}),
@@ -104,7 +118,7 @@ export async function checkParallel(spec: ModelSpec, opts: ParallelOptions): Pro
     const w = new Worker(new URL('./parallel-worker.js', import.meta.url), {
       workerData: init, transferList: mine.filter((p): p is MessagePort => p !== undefined),
     });
-    return new Peer(w, (m) => progress(index, m), (e) => fail(e));
+    return new Peer(w, (m) => progress(index, m), (e) => fail(e), new Int32Array(numbering), numbers);
   });
   const all = <T extends FromWorker>(): Promise<T[]> => Promise.race([Promise.all(peers.map((p) => p.next() as Promise<T>)), failed]);
   try {

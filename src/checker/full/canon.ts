@@ -203,7 +203,7 @@ function shapeOf(o: object): Shape {
     return sh;
   }
   const sh: Shape = {
-    prefix: `{${shapeCount++}|`,
+    prefix: `{${numberShape(ctor, keys)}|`,
     keys,
     rules: keys.map((k) => rule(o, k)),
     idLike: keys.map((k) => ID_LIKE.test(k)),
@@ -212,6 +212,16 @@ function shapeOf(o: object): Shape {
   return sh;
 }
 let shapeCount = 0;
+let numberShape: (ctor: Function, keys: readonly string[]) => number = () => shapeCount++;
+
+/**
+ * Makes new shapes take their numbers from `f` instead of this thread's counter: the parallel
+ * search's workers number them alike (full/spec.ts), so one state has one encoding in every
+ * thread. Call it before the first encoding.
+ */
+export function setShapeNumbering(f: (ctor: Function, keys: readonly string[]) => number): void {
+  numberShape = f;
+}
 
 /** Strings as written (quoted), cached: the model's strings are a small vocabulary. */
 const QUOTED = new Map<string, string>();

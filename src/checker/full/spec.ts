@@ -3,10 +3,12 @@
 // model, and the model's state transfer between workers: a state is sent as its action path
 // and its owner rebuilds the world by replaying the path (only for states new to it).
 // Replaying is sound because a replayed world is the clone the sender held (clone.ts;
-// test/checker-clone.test.ts). It must never hold model logic.
+// test/checker-clone.test.ts); keys agree across workers because the encoding's shape numbers
+// are handed out by the main thread there. It must never hold model logic.
 import { findProfile } from '../../model/profile.js';
 import { findPolicy } from '../../userspace/policies.js';
-import type { ModelSpec } from '../parallel-protocol.js';
+import { threadSharedNumbering, type ModelSpec } from '../parallel-protocol.js';
+import { setShapeNumbering } from './canon.js';
 import { FullModel, type FullState } from './model.js';
 import { findMutant } from './mutants.js';
 import type { Action, FullConfig, HolderKind } from './world.js';
@@ -60,6 +62,23 @@ export function fullSpec(s: FullSpec): ModelSpec {
   return { module: import.meta.url, factory: 'makeFullModel', arg: s };
 }
 
+/**
+ * In a worker of the parallel search, the encoding's shape numbers (canon.ts) come from the
+ * main thread, named by constructor and fields, so one state has one key in every worker.
+ */
+function numberShapesAlike(shared: (name: string) => number): void {
+  const byName = new Map<string, Function>();
+  setShapeNumbering((ctor, keys) => {
+    const name = `${ctor.name}(${keys.join(',')})`;
+    const other = byName.get(name);
+    if (other !== undefined && other !== ctor) throw new Error(`full model: two classes named ${ctor.name} with the fields ${keys.join(', ')}; the parallel search needs their names to differ`);
+    byName.set(name, ctor);
+    return shared(name);
+  });
+}
+
 export function makeFullModel(s: FullSpec): TransferFullModel {
+  const shared = threadSharedNumbering();
+  if (shared) numberShapesAlike(shared);
   return new TransferFullModel(fullConfigOf(s));
 }
