@@ -4,15 +4,17 @@
 // start-up included: `gmemkit run` in a child process, spawn to exit, of two scenarios of about
 // 12,000 steps (the selftest sweep of invalid sizes, and the generated mixed one), with and
 // without invariants (goals: 20,000 and 100,000 steps/s of the child's CPU time), and of the
-// sweep on the running kernel through the same runner when /dev/kvm is usable.
+// sweep on the running kernel through the same runner when /dev/kvm is usable. (3) The same runs
+// in process, in a fresh child each (cold, as the CLI runs them): import of the run path, load +
+// validate, run + the streamed report, after Node's own start-up (measured apart: `node -e 0`).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LinuxBackend } from '../src/linux/linux-backend.js';
-import { parseScenario } from '../src/scenario/load.js';
-import { runScenario } from '../src/scenario/run.js';
+import { loadScenarioFile, parseScenario } from '../src/scenario/load.js';
+import { HumanTrace } from '../src/scenario/report.js';
+import { runScenario, streamScenario } from '../src/scenario/run.js';
 
 const HEAD = `name: generated
 description: a long scenario for the load benchmark
@@ -84,7 +86,26 @@ export function generateSweep(): string {
   return `${lines.join('\n')}\n`;
 }
 
-function main(): void {
+/**
+ * `load.js --phases FILE on|off` (a child of the benchmark): CPU ms of importing the run path
+ * (measured by the parent as the child's start-up minus Node's), load + validate, and the run
+ * with its human report made (and dropped) step by step, as `gmemkit run` streams it.
+ */
+function phases(file: string, invariants: boolean): void {
+  const load = time(() => loadScenarioFile(file));
+  const human = new HumanTrace();
+  let chars = 0;
+  const ran = time(() => streamScenario(load.value, { invariants }, {
+    start: (scenario, identity) => { chars += human.heading(scenario, identity).length; },
+    step: (r) => { chars += human.step(r).length; },
+    end: (run) => { chars += human.verdict(run.counts).length; },
+  }));
+  if (!ran.value.every((r) => r.passed) || chars === 0) throw new Error(`bench: ${file} failed on the model`);
+  const u = process.cpuUsage();
+  console.log(JSON.stringify({ steps: load.value.steps.length, load: load.ms, run: ran.ms, total: (u.user + u.system) / 1000 }));
+}
+
+async function main(): Promise<void> {
   const small = generateScenario(10_000);
   const large = generateScenario(100_000);
   loadCost(small, 2); // warm-up
@@ -144,6 +165,38 @@ function main(): void {
     row('sweep', sweep, 'model', false, '≥ 100000');
     row('mixed', mixed, 'model', true, '≥ 20000');
     row('mixed', mixed, 'model', false, '≥ 100000');
+    // In process, cold: a fresh child per run, best of 3 by total CPU; Node's bare start-up apart.
+    const bare = (): number => {
+      let best = Infinity;
+      for (let i = 0; i < 5; i++) {
+        const r = spawnSync(process.execPath, ['-r', cpuReport, '-e', '0'], { encoding: 'utf8' });
+        best = Math.min(best, Number(/cpu-ms ([\d.]+)/.exec(r.stderr)?.[1]));
+      }
+      return best;
+    };
+    const node = bare();
+    const self = fileURLToPath(import.meta.url);
+    const inProcess = (file: string, invariants: boolean) => {
+      let best: { steps: number; load: number; run: number; total: number } | undefined;
+      for (let i = 0; i < 3; i++) {
+        const r = spawnSync(process.execPath, [self, '--phases', file, invariants ? 'on' : 'off'], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`bench: --phases ${file} exited ${r.status}: ${r.stderr.slice(0, 500)}`);
+        const x = JSON.parse(r.stdout) as { steps: number; load: number; run: number; total: number };
+        if (!best || x.total < best.total) best = x;
+      }
+      return best!;
+    };
+    console.log(`\nin process, cold (a fresh child per run, best of 3 by total): CPU ms after Node's start-up (node -e 0: ${node.toFixed(0)} ms CPU, best of 5)`);
+    console.log('| scenario | steps | invariants | import + bench set-up | load + validate | run + report | load + run | steps/s (load + run) | goal |');
+    console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|');
+    for (const [name, file] of [['sweep', sweep], ['mixed', mixed]] as const) {
+      for (const invariants of [true, false]) {
+        const x = inProcess(file, invariants);
+        const imp = x.total - x.load - x.run - node;
+        console.log(`| ${name} | ${x.steps} | ${invariants ? 'on' : 'off'} | ${imp.toFixed(0)} | ${x.load.toFixed(0)} | ${x.run.toFixed(0)} | ${(x.load + x.run).toFixed(0)} | ${rate(x.steps, x.load + x.run)} | ${invariants ? '≥ 20000' : '≥ 100000'} |`);
+      }
+    }
+    const { LinuxBackend } = await import('../src/linux/linux-backend.js'); // not in the --phases children
     const linux = LinuxBackend.probe();
     if (linux.usable) row('sweep', sweep, 'linux', true, '–');
     else console.log(`(the kernel through the same runner is skipped: ${linux.reason})`);
@@ -152,4 +205,7 @@ function main(): void {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) main();
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (process.argv[2] === '--phases') phases(process.argv[3]!, process.argv[4] === 'on');
+  else await main();
+}

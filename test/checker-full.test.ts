@@ -61,6 +61,8 @@ const EXPECTED: Record<string, { pages: number; steps: number }> = {
   'private-write-lost': { pages: 1, steps: 6 },
   'host-reads-private': { pages: 1, steps: 5 },
   'dma-reads-page-cache': { pages: 1, steps: 7 },
+  'gup-ignores-no-direct-map': { pages: 1, steps: 1 },
+  'no-host-zap': { pages: 1, steps: 4 },
 };
 
 for (const m of MUTANTS) {

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { progressSink } from '../src/cli/args.js';
-import { unwritable } from '../src/cli/check-full.js';
+import { unwritable } from '../src/cli/out-file.js';
 import { comparisonVerdict, diffReport } from '../src/cli/kernel-commands.js';
 import { LinuxBackend } from '../src/linux/linux-backend.js';
 import { compareRuns } from '../src/scenario/diff.js';

@@ -1,7 +1,7 @@
 // The model as a backend: forwards each call to the Kernel model and, unless switched off,
 // checks the invariants I1–I13 around it. Violations are collected per call, never thrown.
 import { PAGE_SIZE } from '../model/abi.js';
-import { beginStep, checkState, endStep, type ConversionIntent } from '../model/invariants.js';
+import { beginStep, checkState, ContentScratch, endStep, IncrementalStateCheck, type ConversionIntent } from '../model/invariants.js';
 import { Kernel, type KernelOptions, type MemoryAttributes2Args, type MemoryAttributesArgs, type MemoryRegion2, type MmapArgs, type U64 } from '../model/kernel.js';
 import { kvmGmemRanges } from '../model/kvm.js';
 import { OK, type KResult } from '../model/result.js';
@@ -10,12 +10,25 @@ import { MAX_BUFFERED_ACCESS, unsupported, type Backend, type BackendIdentity, t
 export interface ModelBackendOptions extends KernelOptions {
   /** Check I1–I13 after every call (default true). */
   checkInvariants?: boolean;
+  /**
+   * How the state invariants are checked: 'full' evaluates every one after every call (the
+   * default); 'incremental' evaluates only those whose inputs the call changed and reuses the
+   * last result of the others, which gives the same violations (invariants.ts, IncrementalStateCheck).
+   */
+  invariantMode?: 'full' | 'incremental';
 }
 
 const PAGE = BigInt(PAGE_SIZE);
 /** The (shared, frozen) answer of takeViolations() for a step that broke nothing: no array per step. */
 const NONE: readonly Violation[] = Object.freeze([]);
 const MIB = 1024 * 1024;
+
+// Kept outside the backend's fields, which a checker clones and encodes as state: the
+// incremental check of each backend (made on first use, so a clone starts with a fresh one),
+// and the buffer for beginStep's page copies, shared, used by one step at a time.
+const INCREMENTAL = new WeakMap<ModelBackend, IncrementalStateCheck>();
+const SCRATCH = new ContentScratch();
+let scratchBusy = false;
 
 /** An access too large to buffer: its failure if its faults fail, else "unsupported", saying why. */
 function tooLarge<T>(touched: KResult<void>, what: string, length: number): BResult<T> {
@@ -29,10 +42,20 @@ export class ModelBackend implements Backend {
   /** Check I1–I13 around each call; a checker switches this off while it replays a path. */
   checking: boolean;
   private violations: Violation[] = [];
+  readonly invariantMode: 'full' | 'incremental';
 
   constructor(opts: ModelBackendOptions = {}) {
     this.kernel = new Kernel(opts);
     this.checking = opts.checkInvariants ?? true;
+    this.invariantMode = opts.invariantMode ?? 'full';
+  }
+
+  /** The incremental state check ('incremental' mode), with its counts of evaluations and reuses. */
+  get incremental(): IncrementalStateCheck | undefined {
+    if (this.invariantMode !== 'incremental') return undefined;
+    let c = INCREMENTAL.get(this);
+    if (!c) INCREMENTAL.set(this, (c = new IncrementalStateCheck()));
+    return c;
   }
 
   identity(): BackendIdentity {
@@ -55,10 +78,20 @@ export class ModelBackend implements Backend {
   /** Run one kernel call between the step invariants and the state invariants. */
   private step<T>(call: () => BResult<T>, conversions: () => ConversionIntent[] = () => []): BResult<T> {
     if (!this.checking) return call();
-    const ctx = beginStep(this.kernel, conversions());
-    const r = call();
-    const broken = endStep(ctx, r.ok, !r.ok && 'errno' in r ? r.errno : undefined);
-    const state = checkState(this.kernel);
+    // A call made inside another (a race at a preemption point) copies into its own buffer.
+    const own = !scratchBusy;
+    scratchBusy = true;
+    let r: BResult<T>;
+    let broken: ReturnType<typeof endStep>;
+    try {
+      const ctx = beginStep(this.kernel, conversions(), own ? SCRATCH : undefined);
+      r = call();
+      broken = endStep(ctx, r.ok, !r.ok && 'errno' in r ? r.errno : undefined);
+    } finally {
+      if (own) scratchBusy = false;
+    }
+    const incremental = this.incremental;
+    const state = incremental ? incremental.check(this.kernel) : checkState(this.kernel);
     if (broken.length) this.violations.push(...broken);
     if (state.length) this.violations.push(...state);
     return r;

@@ -2,8 +2,7 @@
 // ModelBackend and Userspace code as `gmemkit run`) for a bounded configuration, optionally
 // with a seeded mutant. Prints progress on stderr, a summary or JSON on stdout, the
 // counterexample as numbered steps, and writes it as a scenario that `gmemkit run` replays.
-import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { checkLiveness } from '../checker/engine.js';
 import { FullModel } from '../checker/full/model.js';
 import { findMutant, MUTANTS } from '../checker/full/mutants.js';
@@ -11,11 +10,12 @@ import { counterexampleScenario } from '../checker/full/scenario-writer.js';
 import { fullConfigOf, fullSpec, type FullSpec } from '../checker/full/spec.js';
 import type { FullConfig, HolderKind } from '../checker/full/world.js';
 import type { Counterexample, Progress } from '../checker/types.js';
-import { PROFILES } from '../model/profile.js';
+import { DEFAULT_PROFILE, findProfile, offersNoDirectMap, PROFILES } from '../model/profile.js';
 import { POLICIES } from '../userspace/policies.js';
 import { reported, runSearch, SEARCH_OPTIONS, searchFlags, violationLines, type SearchFlags } from './check-search.js';
 import { EXIT, helpText, MAX_MEMORY_MB, parseCommand, progressSink, type CommandSpec } from './args.js';
 import { UsageError } from './usage.js';
+import { unwritable } from './out-file.js';
 import { traceCounterexample } from '../trace/scenario-trace.js';
 
 const KINDS: readonly HolderKind[] = ['odirect', 'io_uring', 'vfio'];
@@ -24,7 +24,7 @@ const CONVERTING = PROFILES.filter((p) => p.conversion === 'gmem-ioctl').map((p)
 /** What a run uses when an option is absent (the help prints these same values). */
 export const FULL_DEFAULTS = {
   vmType: 'sw_protected', pages: 2, holders: ['odirect'] as readonly HolderKind[], requests: 1,
-  profile: 'ipc-v8', policy: 'retry', maxRetries: 2, out: 'counterexample.yaml',
+  profile: DEFAULT_PROFILE.name, policy: 'retry', maxRetries: 2, out: 'counterexample.yaml',
 } as const;
 
 export const FULL_SPEC: CommandSpec = {
@@ -53,7 +53,8 @@ export const FULL_SPEC: CommandSpec = {
   notes: `Properties, on every edge: invariants I1-I11 around every kernel call, plus: a failed conversion changes no
 attribute; neither the host nor a device observes data the guest wrote while private; a
 private page keeps what the guest expects; with cooperative userspace every request
-completes (a request that fails is a violation).
+completes (a request that fails is a violation); on NO_DIRECT_MAP memory (a profile that offers
+the flag, e.g. no-direct-map) nothing is ever pinned and no conversion is ever blocked.
 Progress goes to stderr, only when it is a terminal. If the counterexample cannot be written
 after all, the summary is printed, then the error, and the exit status stays 1.`,
 };
@@ -71,8 +72,13 @@ export function parseFullConfig(argv: readonly string[]): FullFlags | 'help' {
   const holders = (v.has('holders') ? v.string('holders')! : mutant?.holders?.join(',') ?? v.string('holders')!).split(',').filter((x) => x !== '');
   for (const h of holders) if (!(KINDS as readonly string[]).includes(h)) throw new UsageError(`--holders: unknown kind '${h}'; allowed: ${KINDS.join(', ')}`);
   if (holders.length > 3) throw new UsageError(`--holders: at most 3 holders (got ${holders.length})`);
+  const vmType = v.string('vm-type') as FullSpec['vmType'];
+  const profile = mutant?.profile ?? findProfile(v.string('profile')!)!;
+  if (profile.noDirectMap && !offersNoDirectMap(profile, vmType)) {
+    throw new UsageError(`--vm-type ${vmType}: profile ${profile.name} offers NO_DIRECT_MAP only for ${profile.noDirectMap.vmTypes.join(', ')} VMs (kernel-semantics.md §1.11, §7 item 7)`);
+  }
   const spec: FullSpec = {
-    vmType: v.string('vm-type') as FullSpec['vmType'], pages: v.number('pages')!, holders: holders as HolderKind[],
+    vmType, pages: v.number('pages')!, holders: holders as HolderKind[],
     requests: v.number('requests')!, profile: v.string('profile')!, policy: v.string('policy')!,
     maxRetries: v.number('max-retries')!, ...(mutant ? { mutant: mutant.name } : {}),
   };
@@ -83,29 +89,6 @@ export function parseFullConfig(argv: readonly string[]): FullFlags | 'help' {
   const search = searchFlags(v, dfs, liveness);
   const maxMemoryMB = v.number('max-memory');
   return { config, spec, search, ...(mutant ? { mutant: mutant.name } : {}), dfs, liveness, ...(maxMemoryMB !== undefined ? { maxMemoryMB } : {}), json: v.bool('json'), out: v.string('out')!, ...(v.string('trace') !== undefined ? { trace: v.string('trace')! } : {}) };
-}
-
-/** Why `path` cannot be written (naming it and the errno), or undefined if it can. */
-export function unwritable(path: string): string | undefined {
-  const why = (e: unknown, what: string) => `--out ${path}: cannot write ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
-  if (path === '') return '--out needs a file name';
-  try {
-    if (existsSync(path)) {
-      if (statSync(path).isDirectory()) return `--out ${path}: is a directory (EISDIR)`;
-      accessSync(path, constants.W_OK);
-      return undefined;
-    }
-  } catch (e) {
-    return why(e, 'the file');
-  }
-  const dir = dirname(path);
-  try {
-    if (!statSync(dir).isDirectory()) return `--out ${path}: ${dir} is not a directory (ENOTDIR)`;
-    accessSync(dir, constants.W_OK);
-  } catch (e) {
-    return why(e, `into the directory ${dir}`);
-  }
-  return undefined;
 }
 
 export async function checkFullCommand(argv: string[]): Promise<number> {

@@ -5,7 +5,7 @@ import { findPolicy, POLICIES, type Policy } from '../userspace/policies.js';
 import { DEFAULT_SHAPE, runWorkload, type WorkloadResult } from '../workload/coco-boot.js';
 import { progressSink, type CommandSpec, type Parsed } from './args.js';
 import { UsageError } from './usage.js';
-import { TRACE_OPTION, traceTarget } from './simulate-command.js';
+import { TRACE_OPTION, traceTarget } from './out-file.js';
 import { traceHooks } from '../sim/simulate.js';
 import { TraceWriter } from '../trace/trace-events.js';
 import { writeTraceFile } from '../trace/write.js';

@@ -5,20 +5,23 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MUTANT_PROFILES, PROFILES, profileNames } from '../model/profile.js';
 import { expandPaths, formatLoadError, loadScenarioFile, ScenarioError, type Scenario } from '../scenario/load.js';
-import { formatHuman, formatTotals, toJson } from '../scenario/report.js';
-import { runScenario, type ScenarioResult } from '../scenario/run.js';
+import { formatTotals, HumanTrace, toJson } from '../scenario/report.js';
+import { runScenario, streamScenario, type RunTally, type ScenarioResult, type StepSink } from '../scenario/run.js';
+import { ChunkedWriter } from './chunked-writer.js';
 import { EXIT, EXIT_TEXT, helpText, parseCommand, progressSink, type CommandSpec, type OptionSpec, type Parsed } from './args.js';
 import { UsageError } from './usage.js';
-import { SIMULATE_SPEC, simulateCommand, TRACE_OPTION, traceTarget } from './simulate-command.js';
-import { VIEW_SPEC, viewCommand } from './view-command.js';
-import { traceScenarioRuns } from '../trace/scenario-trace.js';
-import { TraceWriter } from '../trace/trace-events.js';
-import { writeTraceFile } from '../trace/write.js';
+import { TRACE_OPTION, traceTarget } from './out-file.js';
 
 // Start-up is part of every run: the modules of the other commands (the checker, the C export,
-// the Linux backend and koffi, the workload comparison) are imported only by the command that
-// needs them.
+// the Linux backend and koffi, the workload comparison, the simulator, the page-map view) and
+// the trace recorder are imported only by the command (or option) that needs them.
 const kernelCommands = () => import('./kernel-commands.js');
+const traceModules = async () => {
+  const [{ traceScenarioRuns }, { TraceWriter }, { writeTraceFile }] = await Promise.all([
+    import('../trace/scenario-trace.js'), import('../trace/trace-events.js'), import('../trace/write.js'),
+  ]);
+  return { traceScenarioRuns, TraceWriter, writeTraceFile };
+};
 const profileOption: OptionSpec = { name: 'profile', arg: 'NAME', kind: { type: 'string' }, defaultText: "each of the scenario's profiles", help: 'run under this ABI profile' };
 const jsonOption: OptionSpec = { name: 'json', kind: { type: 'bool' }, help: 'print a machine-readable result' };
 const strictOption: OptionSpec = { name: 'strict', kind: { type: 'bool' }, help: 'exit 1 also when an unsupported or guarded step states no reason' };
@@ -80,7 +83,9 @@ const OPS_SPEC: CommandSpec = {
 
 /** Every command's spec, in the order of the usage text (loads the modules that define them). */
 async function specs(): Promise<readonly CommandSpec[]> {
-  const [{ COMPARE_SPEC }, { EXPORT_SPEC }, { SERVE_SPEC }] = await Promise.all([import('./compare.js'), import('./export-command.js'), import('./serve-command.js')]);
+  const [{ COMPARE_SPEC }, { EXPORT_SPEC }, { SERVE_SPEC }, { SIMULATE_SPEC }, { VIEW_SPEC }] = await Promise.all([
+    import('./compare.js'), import('./export-command.js'), import('./serve-command.js'), import('./simulate-command.js'), import('./view-command.js'),
+  ]);
   return [RUN_SPEC, DIFF_SPEC, CONFORM_SPEC, COMPARE_SPEC, SIMULATE_SPEC, VIEW_SPEC, EXPORT_SPEC, PROFILES_SPEC, OPS_SPEC, SERVE_SPEC];
 }
 /** The commands that have a spec (and so `gmemkit COMMAND --help`). */
@@ -159,8 +164,14 @@ export async function main(argv: string[]): Promise<number> {
         const { SERVE_SPEC, serveCommand } = await import('./serve-command.js');
         return (p = parsed(SERVE_SPEC, rest)) ? await serveCommand(p) : EXIT.OK;
       }
-      case 'simulate': return (p = parsed(SIMULATE_SPEC, rest)) ? simulateCommand(p) : EXIT.OK;
-      case 'view': return (p = parsed(VIEW_SPEC, rest)) ? viewCommand(p) : EXIT.OK;
+      case 'simulate': {
+        const { SIMULATE_SPEC, simulateCommand } = await import('./simulate-command.js');
+        return (p = parsed(SIMULATE_SPEC, rest)) ? simulateCommand(p) : EXIT.OK;
+      }
+      case 'view': {
+        const { VIEW_SPEC, viewCommand } = await import('./view-command.js');
+        return (p = parsed(VIEW_SPEC, rest)) ? viewCommand(p) : EXIT.OK;
+      }
       case '--version': case '-V':
         if (rest.length) throw new UsageError(`${cmd} takes no arguments (got ${rest.join(' ')})`);
         console.log(`gmemkit ${version()}`);
@@ -204,18 +215,27 @@ async function runCommand(p: Parsed): Promise<number> {
   }
   const backend = backendName === 'linux' ? (await kernelCommands()).linuxBackendFactory() : undefined;
   const tracePath = traceTarget(p);
-  const trace = tracePath === undefined ? undefined : new TraceWriter();
-  const results: ScenarioResult[] = [];
-  for (const s of scenarios) {
-    const rs = runScenario(s, { ...(profile ? { profile } : {}), invariants: !values['no-invariants'], ...(backend ? { backend } : {}), ...(trace ? { observe: traceScenarioRuns(trace) } : {}) });
-    results.push(...rs);
-    // One write per run: a scenario's trace is one string (formatHuman), not a write per step.
-    if (!values.json) for (const r of rs) process.stdout.write(`${formatHuman(r)}\n\n`);
+  const tracing = tracePath === undefined ? undefined : await traceModules();
+  const trace = tracing && new tracing.TraceWriter();
+  const opts = { ...(profile ? { profile } : {}), invariants: !values['no-invariants'], ...(backend ? { backend } : {}), ...(trace ? { observe: tracing.traceScenarioRuns(trace) } : {}) };
+  const results: (ScenarioResult | RunTally)[] = [];
+  if (values.json) {
+    for (const s of scenarios) results.push(...runScenario(s, opts));
+    console.log(JSON.stringify(toJson(results as ScenarioResult[]), null, 2));
+  } else {
+    // The trace is printed as the steps run (in pieces of about 64 KiB): nothing keeps a step.
+    const out = new ChunkedWriter((text) => process.stdout.write(text));
+    const human = new HumanTrace();
+    const sink: StepSink = {
+      start: (scenario, identity) => out.line(human.heading(scenario, identity)),
+      step: (r) => out.line(human.step(r)),
+      end: (run) => { out.line(human.verdict(run.counts)); out.line(''); out.flush(); },
+    };
+    for (const s of scenarios) results.push(...streamScenario(s, opts, sink));
+    console.log(formatTotals(results));
   }
   const failed = results.filter((r) => !r.passed).length;
-  if (values.json) console.log(JSON.stringify(toJson(results), null, 2));
-  else console.log(formatTotals(results));
-  const traceError = trace && writeTraceFile(tracePath!, trace);
+  const traceError = trace && tracing.writeTraceFile(tracePath!, trace);
   if (traceError) { console.error(`gmemkit run: ${traceError}`); return EXIT.USAGE; }
   return failed ? EXIT.FAILED : EXIT.OK;
 }

@@ -9,22 +9,11 @@ import { checkParams, SIM_DEFAULTS, SIM_HOLDERS, simulate, swiotlbOf, type SimHo
 import { expandSweep, formatSize, mergeShards, parseSeeds, parseShard, parseSize, shardIndices, type ShardFile, type SweepSpec } from '../sim/sweep.js';
 import { TraceWriter } from '../trace/trace-events.js';
 import { writeTraceFile } from '../trace/write.js';
-import { unwritable } from './check-full.js';
-import { EXIT, type CommandSpec, type OptionSpec, type Parsed } from './args.js';
+import { TRACE_OPTION, traceTarget, unwritable } from './out-file.js';
+import { EXIT, type CommandSpec, type Parsed } from './args.js';
 import { UsageError } from './usage.js';
 
 const CONVERTING = PROFILES.filter((p) => p.conversion === 'gmem-ioctl').map((p) => p.name);
-
-export const TRACE_OPTION: OptionSpec = { name: 'trace', arg: 'FILE', kind: { type: 'string' }, help: 'write a Chrome trace-event JSON of the run (open it in Perfetto UI, or gmemkit view)' };
-
-/** The --trace file, checked writable before anything runs. */
-export function traceTarget(p: Parsed): string | undefined {
-  const path = p.string('trace');
-  if (path === undefined) return undefined;
-  const bad = unwritable(path);
-  if (bad) throw new UsageError(bad.replace(/^--out/, '--trace'));
-  return path;
-}
 
 export const SIMULATE_SPEC: CommandSpec = {
   name: 'simulate',

@@ -5,7 +5,7 @@ import { basename } from 'node:path';
 import { renderPage } from '../view/page.js';
 import { viewDataOf } from '../view/data.js';
 import { EXIT, type CommandSpec, type Parsed } from './args.js';
-import { unwritable } from './check-full.js';
+import { unwritable } from './out-file.js';
 import { UsageError } from './usage.js';
 
 export const VIEW_SPEC: CommandSpec = {

@@ -277,6 +277,7 @@ const STATE_INVARIANTS: ReadonlyArray<(k: Kernel) => InvariantViolation[]> = [
   foliosUnmoved, bindingsUnique, referenceDirection, hugeFoliosUniform, hugeFoliosUnreferenced,
 ];
 
+/** Every state invariant, in order: the full check. */
 export function checkState(k: Kernel): InvariantViolation[] {
   let out: InvariantViolation[] | undefined;
   for (const inv of STATE_INVARIANTS) {
@@ -284,6 +285,163 @@ export function checkState(k: Kernel): InvariantViolation[] {
     if (v.length) (out ??= []).push(...v);
   }
   return out ?? [];
+}
+
+// ------------------------------------------------------------------ incremental checking
+//
+// Each state invariant is a pure function of the part of the state it reads. Its *inputs*
+// below list that part as tokens: every object it visits (by identity), every mutable scalar
+// field it reads (by value) and the version of every ExtentMap and IntervalMap it reads.
+// Equal token lists mean an equal result, so the last result is reused; this is exactly
+// checkState, step for step, with the same violations (the same objects) in the same order.
+// Why the tokens determine the inputs:
+// - ExtentMap and IntervalMap bump `version` on every change (set, delete and update go through
+//   them; the tree is private), and a version never comes back: (map, version) fixes the
+//   contents. A clone is a new map, so a restored clone never passes for the original.
+// - The values in those maps are immutable (FolioRun, Spte, folio ids, attribute strings, by
+//   the contract of extent-map.ts and interval-map.ts), except memslots, whose mutable `gmem`
+//   and `gmem.file` are tokens where an invariant reads them.
+// - Object fields declared readonly in state.ts are never reassigned (the object's identity
+//   fixes them), and so are pin.folios (the pinned blocks are fixed when the pin is taken).
+// - Collections (state.vmas, pins, imports, fds, inodes, vms, inode.files, vm.memslots) are
+//   walked in their iteration order, so an added, removed or reordered member changes the list.
+// A map is two tokens, itself and its version (a restored clone is another map).
+// A token list is a superset where it is cheaper than precision (a whole map's version for a
+// range of it): that only makes a reuse rarer, never wrong. The kernel's profile is fixed.
+// Step invariants (I3, I4, I5, I7) are not reused: they compare a step's before and after.
+
+/** The inputs of a state invariant, appended to `out` as tokens (see above). */
+type Inputs = (k: Kernel, out: unknown[]) => void;
+
+const vmaInputs = (s: KernelState, out: unknown[], withFile: boolean): void => {
+  for (const [, vma] of s.vmas.entries()) {
+    out.push(vma, vma.ptes, vma.ptes.version);
+    if (withFile && vma.file) out.push(vma.file.inode.attributes, vma.file.inode.attributes.version, vma.file.released);
+  }
+};
+
+/** Per state invariant (same order as STATE_INVARIANTS; checked below): everything it reads. */
+const STATE_INPUTS: readonly Inputs[] = [
+  // I1: VMAs, their PTEs and their inode's attributes; imports, their revocation and attributes.
+  (k, out) => {
+    vmaInputs(k.state, out, true);
+    for (const imp of k.state.imports.values()) out.push(imp, imp.revoked, imp.inode.attributes, imp.inode.attributes.version);
+  },
+  // I2: each inode's attributes and page cache; the folio table.
+  (k, out) => {
+    for (const inode of k.state.inodes) out.push(inode, inode.attributes, inode.attributes.version, inode.pages, inode.pages.version);
+    out.push(k.state.folios, k.state.folios.version);
+  },
+  // I6: PTEs, pins, pipe buffers, SPTEs; the folio table (uptodate, index).
+  (k, out) => {
+    const s = k.state;
+    vmaInputs(s, out, false);
+    for (const pin of s.pins.values()) out.push(pin);
+    for (const e of s.fds.values()) {
+      if (e.kind !== 'pipe') continue;
+      out.push(e, e.pipe.buffers.length);
+      for (const b of e.pipe.buffers) out.push(b.folio);
+    }
+    for (const vm of s.vms) out.push(vm, vm.sptes, vm.sptes.version);
+    out.push(s.folios, s.folios.version);
+  },
+  // I8: each VM's SPTEs, address space 0, per-VM attributes; each memslot's file there, with
+  // its page cache and attributes.
+  (k, out) => {
+    for (const vm of k.state.vms) {
+      out.push(vm, vm.sptes, vm.sptes.version, vm.gfnIndex[0], vm.gfnIndex[0].version, vm.attributes, vm.attributes.version);
+      for (const seg of vm.gfnIndex[0].segments()) {
+        const gmem = seg.value.gmem;
+        const file = gmem?.file;
+        out.push(seg.value, gmem, file);
+        if (file) out.push(file.inode.pages, file.inode.pages.version, file.inode.attributes, file.inode.attributes.version);
+      }
+    }
+  },
+  // I9: each inode's page cache; the folio table.
+  (k, out) => {
+    for (const inode of k.state.inodes) out.push(inode, inode.pages, inode.pages.version);
+    out.push(k.state.folios, k.state.folios.version);
+  },
+  // I10: each inode's files and their bindings (the memslots there and their file); each VM's
+  // memslots, their file and that file's bindings.
+  (k, out) => {
+    for (const inode of k.state.inodes) {
+      out.push(inode);
+      for (const file of inode.files) {
+        out.push(file, file.bindings, file.bindings.version);
+        for (const seg of file.bindings.segments()) out.push(seg.value, seg.value.gmem, seg.value.gmem?.file);
+      }
+    }
+    for (const vm of k.state.vms) {
+      out.push(vm);
+      for (const slot of vm.memslots.values()) {
+        const file = slot.gmem?.file;
+        out.push(slot, slot.gmem, file, file?.bindings, file?.bindings.version);
+      }
+    }
+  },
+  // I11: inodes (evicted), their files (released, references, their VM destroyed); VMAs' files.
+  (k, out) => {
+    for (const inode of k.state.inodes) {
+      out.push(inode, inode.evicted);
+      for (const file of inode.files) out.push(file, file.released, file.vm.destroyed, file.fdRefs, file.vmaRefs);
+    }
+    for (const [, vma] of k.state.vmas.entries()) out.push(vma, vma.file?.released);
+  },
+  // I12: each inode (hugeOrder is readonly), its page cache and attributes; the folio table.
+  (k, out) => {
+    for (const inode of k.state.inodes) out.push(inode, inode.pages, inode.pages.version, inode.attributes, inode.attributes.version);
+    out.push(k.state.folios, k.state.folios.version);
+  },
+  // I13: each inode and its page cache; the folio table (order, references).
+  (k, out) => {
+    for (const inode of k.state.inodes) out.push(inode, inode.pages, inode.pages.version);
+    out.push(k.state.folios, k.state.folios.version);
+  },
+];
+// One inputs list per state invariant: a new invariant without one is a bug here, found at load.
+if (STATE_INPUTS.length !== STATE_INVARIANTS.length) {
+  throw new Error(`invariants.ts: ${STATE_INVARIANTS.length} state invariants but ${STATE_INPUTS.length} inputs lists (STATE_INPUTS)`);
+}
+
+/**
+ * The state invariants checked incrementally: after a step, only those whose inputs changed
+ * are evaluated again; the others give their last result (the same, see above). One per
+ * kernel; it may skip steps (a checker that switches checking off meanwhile): the tokens see
+ * every change since the last check.
+ */
+export class IncrementalStateCheck {
+  private readonly tokens: unknown[][] = STATE_INVARIANTS.map(() => []);
+  private readonly results: InvariantViolation[][] = STATE_INVARIANTS.map(() => []);
+  private primed = false;
+  private scratch: unknown[] = [];
+  /** Evaluations done and reused since construction (for benchmarks and tests). */
+  evaluated = 0;
+  reused = 0;
+
+  check(k: Kernel): InvariantViolation[] {
+    let out: InvariantViolation[] | undefined;
+    for (let i = 0; i < STATE_INVARIANTS.length; i++) {
+      const now = this.scratch;
+      now.length = 0;
+      STATE_INPUTS[i]!(k, now);
+      const last = this.tokens[i]!;
+      let same = this.primed && now.length === last.length;
+      for (let j = 0; same && j < now.length; j++) same = now[j] === last[j];
+      if (same) this.reused++;
+      else {
+        this.results[i] = STATE_INVARIANTS[i]!(k);
+        this.tokens[i] = now;
+        this.scratch = last;
+        this.evaluated++;
+      }
+      const v = this.results[i]!;
+      if (v.length) (out ??= []).push(...v);
+    }
+    this.primed = true;
+    return out ?? [];
+  }
 }
 
 // ------------------------------------------------------------------ step invariants
@@ -322,15 +480,39 @@ function nonZeroPages(s: KernelState, pages: ExtentMap<number>, lo: number, hi: 
   return into;
 }
 
-export function beginStep(k: Kernel, conversions: readonly ConversionIntent[] = []): StepContext {
+/**
+ * Room for the page copies of beginStep, reused from step to step by a caller that ends each
+ * step (endStep) before it begins the next (a ModelBackend): no allocation per conversion.
+ */
+export class ContentScratch {
+  private buffer = new Uint8Array(0);
+  take(size: number): Uint8Array {
+    if (this.buffer.length < size) this.buffer = new Uint8Array(Math.max(size, 2 * this.buffer.length));
+    return this.buffer.subarray(0, size);
+  }
+}
+
+export function beginStep(k: Kernel, conversions: readonly ConversionIntent[] = [], scratch?: ContentScratch): StepContext {
   const attrs = new Map<GmemInode, IntervalMap<Attr>>();
   for (const inode of k.state.inodes) attrs.set(inode, inode.attributes.clone());
+  // Per-VM attributes matter only to a failed conversion (I4), page contents only to a
+  // conversion (I7): other steps copy neither.
   const vmAttrs = new Map<Vm, IntervalMap<Attr>>();
-  for (const vm of k.state.vms) vmAttrs.set(vm, vm.attributes.clone());
+  if (conversions.length) for (const vm of k.state.vms) vmAttrs.set(vm, vm.attributes.clone());
   const content = new Map<GmemInode, ContentBefore>();
   for (const c of conversions) {
     const before = content.get(c.inode) ?? { pages: c.inode.pages.clone(), data: new Map<number, Uint8Array>() };
-    for (const [i, d] of nonZeroPages(k.state, before.pages, c.lo, c.hi)) before.data.set(i, d.slice());
+    // The step may write these pages in place: copy them, into one buffer (the scratch's).
+    const pages = nonZeroPages(k.state, before.pages, c.lo, c.hi);
+    let size = 0;
+    for (const d of pages.values()) size += d.length;
+    const copy = scratch && conversions.length === 1 ? scratch.take(size) : new Uint8Array(size);
+    let at = 0;
+    for (const [i, d] of pages) {
+      copy.set(d, at);
+      before.data.set(i, copy.subarray(at, at + d.length));
+      at += d.length;
+    }
     content.set(c.inode, before);
   }
   return { state: k.state, conversions, attrs, vmAttrs, content };

@@ -254,9 +254,9 @@ export const HUGETLB: Profile = {
 export const PROFILES: readonly Profile[] = [MAINLINE_6_18, NEXT_7_4, IPC_V8, RFC_2024, RFC_2025, DEFERRED, REVOKE, NO_DIRECT_MAP, HUGETLB];
 export const DEFAULT_PROFILE = NEXT_7_4;
 
-const mutant = (name: string, title: string, change: Omit<Partial<Profile>, 'toPrivate'> & { toPrivate?: Partial<ToPrivatePolicy> }): Profile => ({
-  ...IPC_V8, ...change, name: `mutant-${name}`, title: `MUTANT (a seeded bug, no design): ${title}`, status: 'mutant',
-  source: 'docs/checker.md §2.3 (gmemkit check --mutant)', toPrivate: { ...IPC_V8.toPrivate, ...change.toPrivate },
+const mutant = (name: string, title: string, change: Omit<Partial<Profile>, 'toPrivate'> & { toPrivate?: Partial<ToPrivatePolicy> }, base = IPC_V8): Profile => ({
+  ...base, ...change, name: `mutant-${name}`, title: `MUTANT (a seeded bug, no design): ${title}`, status: 'mutant',
+  source: 'docs/checker.md §2.3 (gmemkit check --mutant)', toPrivate: { ...base.toPrivate, ...change.toPrivate },
 });
 
 /** A seeded bug in the huge-page rules, on the hugetlb profile. */
@@ -273,12 +273,18 @@ export const MUTANT_PROFILES: readonly Profile[] = [
   mutant('check-before-unmap', 'references are checked before host mappings are zapped (GUP-fast slips in)', { toPrivate: { checkBeforeZap: true } }),
   mutant('no-rollback', 'conversion page by page, keeping the pages before the blocked one', { toPrivate: { rollback: false } }),
   mutant('fault-accepts-private', 'the host fault path serves private pages', { faultAcceptsPrivate: true }),
+  mutant('no-host-zap', 'to-private leaves host mappings in place, so the in-use test refuses a mapped page (on no-direct-map)', { toPrivate: { zapHostMappings: false } }, NO_DIRECT_MAP),
   hugetlbMutant('merge-while-shared', 'a huge-page block is merged on to-private although one of its pages is still shared', { merge: 'always' }),
   hugetlbMutant('split-without-check', 'huge folios are split and merged before the refcount check, and stay so when it fails', { reshape: 'before-check' }),
 ];
 
 export function profileNames(): string[] {
   return [...PROFILES, ...MUTANT_PROFILES].map((p) => p.name);
+}
+
+/** Whether a guest_memfd of this VM type may be created NO_DIRECT_MAP under the profile (DMR, kernel-semantics.md §1.11). */
+export function offersNoDirectMap(p: Profile, vmType: VmType): boolean {
+  return p.noDirectMap?.vmTypes.includes(vmType) ?? false;
 }
 
 export function findProfile(name: string): Profile | undefined {

@@ -10,6 +10,7 @@ import { Userspace } from '../userspace/userspace.js';
 import { EXEC, HandleMissing, type ExecContext, type HandleValue, type MapHandle } from './exec.js';
 import { expectFor, mismatch, toOutcome, violationMismatch, type Expect, type Outcome } from './expect.js';
 import type { Scenario, Step } from './load.js';
+import type { StepCounts } from './report.js';
 import type { HandleRef } from './ops.js';
 
 export interface StepResult {
@@ -28,6 +29,18 @@ export interface ScenarioResult {
   readonly steps: readonly StepResult[];
   readonly passed: boolean;
   readonly unsupported: number;
+}
+
+/** One run without its steps: what a streaming report keeps (`counts` tallied as they passed). */
+export interface RunTally extends Omit<ScenarioResult, 'steps'> {
+  readonly counts: StepCounts;
+}
+
+/** Sees each run's steps as they are judged (a streaming report); the run then keeps none. */
+export interface StepSink {
+  start(scenario: Scenario, identity: BackendIdentity): void;
+  step(r: StepResult): void;
+  end(run: RunTally): void;
 }
 
 export interface RunOptions {
@@ -51,32 +64,54 @@ export interface RunObserver {
 
 export function modelBackendFor(invariants: boolean) {
   return (profile: Profile, scenario: Scenario): Backend =>
-    new ModelBackend({ profile, machine: scenario.machine === 'probed' ? PROBED_MACHINE : FULL_MACHINE, checkInvariants: invariants });
+    new ModelBackend({ profile, machine: scenario.machine === 'probed' ? PROBED_MACHINE : FULL_MACHINE, checkInvariants: invariants, invariantMode: 'incremental' });
 }
 
 /** Run a scenario under each requested profile. */
 export function runScenario(scenario: Scenario, opts: RunOptions = {}): ScenarioResult[] {
-  const names = opts.profile ? [opts.profile] : scenario.profiles;
-  return names.map((name) => runUnder(scenario, findProfile(name)!, opts));
+  return profilesOf(scenario, opts).map((profile) => {
+    const steps: StepResult[] = [];
+    const { counts: _, ...run } = runUnder(scenario, profile, opts, (r) => steps.push(r));
+    return { ...run, steps };
+  });
 }
 
-function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions): ScenarioResult {
+/** Run a scenario under each requested profile, handing each step to `sink` as it is judged. */
+export function streamScenario(scenario: Scenario, opts: RunOptions, sink: StepSink): RunTally[] {
+  return profilesOf(scenario, opts).map((profile) => {
+    const run = runUnder(scenario, profile, opts, (r) => sink.step(r), (identity) => sink.start(scenario, identity));
+    sink.end(run);
+    return run;
+  });
+}
+
+const profilesOf = (scenario: Scenario, opts: RunOptions): Profile[] => (opts.profile ? [opts.profile] : scenario.profiles).map((name) => findProfile(name)!);
+
+function runUnder(scenario: Scenario, profile: Profile, opts: RunOptions, each: (r: StepResult) => void, start?: (identity: BackendIdentity) => void): RunTally {
   const observer = opts.observe?.(profile, scenario);
   const raw = (opts.backend ?? modelBackendFor(opts.invariants ?? true))(profile, scenario);
   const world = new World(observer ? observer.wrap(raw) : raw, profile, scenario.manager, observer);
   observer?.attach(world.us, raw);
-  const results: StepResult[] = [];
+  const identity = world.backend.identity();
+  start?.(identity);
+  const counts = { passed: 0, failed: 0, unsupported: 0 };
+  let unsupported = 0;
+  let passed = true;
   try {
-    for (const step of scenario.steps) results.push(world.step(step));
+    for (const step of scenario.steps) {
+      const r = world.step(step);
+      if (r.outcome.kind === 'unsupported') unsupported++;
+      if (r.failure !== undefined) passed = false;
+      if (r.failure) counts.failed++; // as stepCounts counts them
+      else if (r.outcome.kind === 'unsupported') counts.unsupported++;
+      else counts.passed++;
+      each(r);
+    }
   } finally {
     observer?.finish();
     world.dispose();
   }
-  return {
-    scenario, profile: profile.name, identity: world.backend.identity(), steps: results,
-    passed: results.every((r) => r.failure === undefined),
-    unsupported: results.filter((r) => r.outcome.kind === 'unsupported').length,
-  };
+  return { scenario, profile: profile.name, identity, passed, unsupported, counts };
 }
 
 /**

@@ -6,7 +6,7 @@
 // clock it reads measures the model, it never drives it (simulated time is the step count).
 import type { Backend } from '../backend/backend.js';
 import type { ModelBackend } from '../backend/model-backend.js';
-import { findProfile, type Profile } from '../model/profile.js';
+import { DEFAULT_PROFILE, findProfile, type Profile } from '../model/profile.js';
 import { findPolicy, type Policy } from '../userspace/policies.js';
 import type { Userspace } from '../userspace/userspace.js';
 import { DEFAULT_SHAPE, runWorkload, type WorkloadHooks, type WorkloadShape } from '../workload/coco-boot.js';
@@ -41,7 +41,7 @@ export interface SimParams {
 
 export const SIM_DEFAULTS: SimParams = {
   guestSize: 4 * 1024 * MiB, vcpus: 4, chunk: 2 * MiB, swiotlb: 0, bounces: 1000, bounceSize: 64 * KiB,
-  holders: ['vfio', 'io_uring', 'odirect'], profile: 'ipc-v8', policy: 'retry', seed: 1, duration: Number.MAX_SAFE_INTEGER, invariants: false,
+  holders: ['vfio', 'io_uring', 'odirect'], profile: DEFAULT_PROFILE.name, policy: 'retry', seed: 1, duration: Number.MAX_SAFE_INTEGER, invariants: false,
 };
 
 export interface SimMetrics {

@@ -46,7 +46,8 @@
 //   state is the MemoryMap and the ModelBackend, both written), the event emitter (listeners
 //   only observe), per-call outputs (the backend's and the world's collected violations: the
 //   checker reads them on the edge that produced them), the checker's own `checking` switch,
-//   holders' display names and the manager's statistics (`stalled`, `eagains`: only counted
+//   holders' display names and bounce-buffer statistics (`copies`, `bytesCopied`: only
+//   counted and reported), the manager's statistics (`stalled`, `eagains`: only counted
 //   and reported, never read by a decision; eagains picks whether a 'retried' event is emitted).
 // - Userspace's index of every holder ever created keeps only holders that can still act
 //   (holding, or queued behind a fence): every reader of that index filters by exactly that
@@ -103,6 +104,7 @@ function rule(owner: object, key: string): Desc | undefined {
     if (key === 'id') return U;
     if (key === 'pin' || key === 'importId') return K;
     if (key === 'name') return skip('a display name (kind#id), used in messages only');
+    if (key === 'copies' || key === 'bytesCopied') return skip('bounce-buffer statistics, never read by a decision');
     return undefined;
   }
   if (owner instanceof Userspace) {

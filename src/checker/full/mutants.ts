@@ -1,11 +1,11 @@
 // Known-bad variants the checker must catch (`gmemkit check --mutant NAME`): the kernel mutants
 // are profiles (src/model/profile.ts MUTANT_PROFILES; version differences are data), the manager
 // mutants are options of the userspace half. None is a design anyone proposed: they are seeded bugs.
-import { FALLOC_FLAGS, PAGE_SIZE } from '../../model/abi.js';
+import { FALLOC_FLAGS, GMEM_FLAGS, PAGE_SIZE } from '../../model/abi.js';
 import { folioGet, folioRead, folioWrite, folioZero } from '../../model/folio.js';
 import { gmemFirstBlocker } from '../../model/gmem.js';
 import type { Kernel, MemoryAttributes2Args, U64 } from '../../model/kernel.js';
-import { findProfile, type Profile } from '../../model/profile.js';
+import { findProfile, NO_DIRECT_MAP, type Profile } from '../../model/profile.js';
 import { fail, ok } from '../../model/result.js';
 import { withRun, type Folio } from '../../model/state.js';
 import { OWN_PROPERTIES as OWN, type HolderKind } from './world.js';
@@ -67,6 +67,7 @@ export const MUTANTS: readonly Mutant[] = [
   kernel('check-before-unmap', P('I2 a private page carries no reference besides the page cache')),
   kernel('no-rollback', P('I4 a conversion changes the whole range or nothing')),
   kernel('fault-accepts-private', P('I1 no host userspace mapping of private memory')),
+  kernel('no-host-zap', OWN.noDirectMapUnblocked),
   { name: 'retry-without-waiting', title: 'the manager retries without waiting for in-flight I/O', waitForIo: false, breaks: OWN.cooperativeCompletes },
   { name: 'no-pin-fence', title: 'no pin fence: new pins in a range being made private are allowed', fence: false, breaks: OWN.cooperativeCompletes },
   {
@@ -201,6 +202,20 @@ export const MUTANTS: readonly Mutant[] = [
       const out = new Uint8Array(length);
       if (id !== undefined) folioRead(k.state, id, offset, out);
       return ok(out);
+    }),
+  },
+  {
+    name: 'gup-ignores-no-direct-map', title: 'PLANTED: pin_user_pages pins NO_DIRECT_MAP guest memory (check_vma_flags skipped; profile no-direct-map)',
+    breaks: OWN.noDirectMapUnpinned, profile: NO_DIRECT_MAP,
+    plant: (k) => around(k, 'pinUserPages', (orig) => (addr, length, longterm, write) => {
+      const inode = k.vmaAt(addr)?.file?.inode as { flags: bigint } | undefined;
+      const flags = inode?.flags;
+      if (inode) inode.flags &= ~GMEM_FLAGS.NO_DIRECT_MAP;
+      try {
+        return orig(addr, length, longterm, write);
+      } finally {
+        if (inode) inode.flags = flags!;
+      }
     }),
   },
 ];

@@ -4,7 +4,8 @@
 // It replays the trace in a World to learn the bytes written and the handles created.
 import { stringify } from 'yaml';
 import type { EdgeLabel } from '../types.js';
-import { SEC, World, type Action, type FullConfig } from './world.js';
+import { GMEM_FLAGS } from '../../model/abi.js';
+import { SEC, World, worldGmemFlags, type Action, type FullConfig } from './world.js';
 
 const K = (page: number) => `${page * 4}K`;
 
@@ -29,7 +30,7 @@ export function counterexampleScenario(config: FullConfig, labels: readonly Edge
   w.backend.checking = true;
   const steps: Record<string, unknown>[] = [
     { op: 'create_vm', type: config.vmType ?? 'sw_protected', as: 'vm' },
-    { op: 'create_guest_memfd', vm: 'vm', size: K(config.pages), flags: ['MMAP', 'INIT_SHARED'], as: 'gmem' },
+    { op: 'create_guest_memfd', vm: 'vm', size: K(config.pages), flags: Object.entries(GMEM_FLAGS).filter(([, bit]) => (worldGmemFlags(config) & bit) !== 0n).map(([name]) => name), as: 'gmem' },
     { op: 'set_user_memory_region2', vm: 'vm', slot: 0, guest_phys_addr: 0, memory_size: K(config.pages), guest_memfd: 'gmem' },
     { op: 'mmap', fd: 'gmem', length: K(config.pages), as: 'ram' },
   ];

@@ -9,7 +9,7 @@ import { ModelBackend } from '../../backend/model-backend.js';
 import { GMEM_FLAGS, MAP_FLAGS, PAGE_SIZE, PROT, VM_TYPES } from '../../model/abi.js';
 import { gmemFolio } from '../../model/gmem.js';
 import { INVARIANTS } from '../../model/invariants.js';
-import type { Profile } from '../../model/profile.js';
+import { offersNoDirectMap, type Profile } from '../../model/profile.js';
 import type { Holder } from '../../userspace/holders.js';
 import type { ODirectIo } from '../../userspace/holders.js';
 import type { ConversionTask } from '../../userspace/manager.js';
@@ -44,6 +44,8 @@ export const OWN_PROPERTIES = {
   hostNeverObserves: 'the host never observes guest-private data',
   deviceNeverObserves: 'no device observes guest-private data',
   contentKept: 'a private page keeps what the guest expects',
+  noDirectMapUnpinned: 'NO_DIRECT_MAP guest memory is never pinned',
+  noDirectMapUnblocked: 'no conversion of NO_DIRECT_MAP guest memory is blocked',
 } as const;
 
 /** Every property the full model checks, in report order: I1–I11, then the checker's own. */
@@ -56,6 +58,16 @@ export const PROPERTIES: readonly string[] = [
 export interface Violation {
   readonly property: string;
   readonly message: string;
+}
+
+/**
+ * The world's guest_memfd flags: MMAP | INIT_SHARED, and NO_DIRECT_MAP where the profile offers
+ * it for the VM type (DMR, kernel-semantics.md §1.11): GUP then refuses the memory and the
+ * holders fall back to bounce buffers.
+ */
+export function worldGmemFlags(config: FullConfig): bigint {
+  const ndm = offersNoDirectMap(config.profile, config.vmType ?? 'sw_protected');
+  return GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED | (ndm ? GMEM_FLAGS.NO_DIRECT_MAP : 0n);
 }
 
 const constantsCache = new WeakMap<FullConfig, Map<object, string>>();
@@ -96,7 +108,7 @@ export class World {
     const b = this.us.backend;
     const size = config.pages * PAGE_SIZE;
     this.vm = must(b.createVm(VM_TYPES[config.vmType ?? 'sw_protected']));
-    this.gmem = must(b.createGuestMemfd(this.vm, size, GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED));
+    this.gmem = must(b.createGuestMemfd(this.vm, size, worldGmemFlags(config)));
     must(b.setUserMemoryRegion2(this.vm, { slot: 0, flags: 4n, guest_phys_addr: 0, memory_size: size, userspace_addr: 0, guest_memfd: this.gmem, guest_memfd_offset: 0 }));
     this.ram = must(b.mmap({ fd: this.gmem, offset: 0, length: size, prot: PROT.READ | PROT.WRITE, flags: MAP_FLAGS.SHARED }));
     // Every key present from the start (undefined when unused): the encoding writes fields in order.
@@ -107,6 +119,7 @@ export class World {
   }
 
   get inode() { return this.backend.kernel.gmemFile(this.gmem)!.inode; }
+  get noDirectMap() { return (this.inode.flags & GMEM_FLAGS.NO_DIRECT_MAP) !== 0n; }
   attr(page: number) { return this.inode.attributes.get(page); }
 
   /** The actions enabled in this world, in a fixed order. */
@@ -199,10 +212,12 @@ export class World {
           };
         }
         const before = t.phase === 'call' ? this.inode.attributes.clone() : undefined;
+        const eagains = t.eagains;
         this.us.manager.step(t);
         this.backend.kernel.state.preemptionPoint = undefined;
         this.outcome = `${t.phase}${t.failure && 'errno' in t.failure ? ` ${t.failure.errno}` : ''}`;
         if (t.phase === 'failed' && before && !before.equals(this.inode.attributes)) this.fail(OWN_PROPERTIES.failedChangesNothing, 'a failed conversion changed attributes');
+        if (t.eagains > eagains && this.noDirectMap) this.fail(OWN_PROPERTIES.noDirectMapUnblocked, `request ${t.request.id} of NO_DIRECT_MAP memory was blocked (EAGAIN)`);
         if (t.phase === 'failed') this.fail(OWN_PROPERTIES.cooperativeCompletes, `request ${t.request.id} failed although userspace is cooperative: ${t.failure && 'why' in t.failure ? t.failure.why : ''}`);
         if (t.phase === 'done' && t.request.to === 'private') this.snapshotExpectations(t);
         if (t.phase === 'done' && t.request.to === 'shared') { // the guest shares on purpose
@@ -212,6 +227,14 @@ export class World {
       }
     }
     for (const v of this.backend.takeViolations()) this.fail(`${v.invariant} ${v.title}`, `${v.invariant} ${v.title}: ${v.detail}`);
+    if (this.noDirectMap) this.checkNoDirectMap();
+  }
+
+  /** NO_DIRECT_MAP (kernel-semantics.md §1.11 [DMR]): GUP refuses it, so no folio of it is ever pinned (the holders bounce). */
+  private checkNoDirectMap(): void {
+    const ino = this.inode.ino;
+    const pinned = this.backend.kernel.state.folios.find(0, Number.MAX_SAFE_INTEGER, (f) => f.ino === ino && f.pinsShort + f.pinsLong > 0);
+    if (pinned) this.fail(OWN_PROPERTIES.noDirectMapUnpinned, `folio ${pinned.lo} of the NO_DIRECT_MAP guest_memfd is pinned (${pinned.value.pinsShort} short-term, ${pinned.value.pinsLong} long-term)`);
   }
 
   private holderAction(a: Extract<Action, { who: 'holder' }>): void {
