@@ -129,13 +129,15 @@ describe('parallel search: the full model (docs/checker.md §2)', () => {
       frontier = next.slice(0, 12);
     }
   });
-  it('mutant punch-keeps-guest-mappings: found on 2 workers with the same 2-step trace', async () => {
+  it('mutant punch-keeps-guest-mappings: found on 2 workers, I8 in 2 steps as sequentially (the trace may be another of that length)', async () => {
     const s = spec({ mutant: 'punch-keeps-guest-mappings' });
     const par = await checkParallel(fullSpec(s), { workers: 2 });
     const seq = check(makeFullModel(s));
     assert.equal(par.status, 'violation');
     assert.equal(par.counterexample!.property, seq.counterexample!.property);
-    assert.deepEqual(par.counterexample!.steps.map((x) => x.text), seq.counterexample!.steps.map((x) => x.text));
+    assert.equal(par.counterexample!.steps.length, 2);
+    assert.equal(seq.counterexample!.steps.length, 2);
+    assert.equal(par.counterexample!.steps[1]!.text, 'host: punch(page=0)');
   });
   it('mutant fault-accepts-private breaks three properties: each reported once, shortest, sequential and parallel alike', async () => {
     const s = spec({ mutant: 'fault-accepts-private' });
