@@ -1,7 +1,7 @@
 // The two seeded bugs of the huge-page rules, as mutant profiles of hugetlb (kernel-semantics.md
 // §2.3, §3 I12, I13): each scenario below passes with no invariant broken on the hugetlb
 // profile, and its mutant is caught by the model's own invariants at the step where the bug
-// acts. (The full checker builds no HugeTLB world yet; these scenarios stand in for it.)
+// acts. (The full checker finds both in its HugeTLB world too: test/checker-huge.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findProfile } from '../src/model/profile.js';

@@ -8,9 +8,9 @@ import { FullModel } from '../checker/full/model.js';
 import { findMutant, MUTANTS } from '../checker/full/mutants.js';
 import { counterexampleScenario } from '../checker/full/scenario-writer.js';
 import { fullConfigOf, fullSpec, type FullSpec } from '../checker/full/spec.js';
-import type { FullConfig, HolderKind } from '../checker/full/world.js';
+import { HUGEPAGE_PAGES, type FullConfig, type HolderKind } from '../checker/full/world.js';
 import type { Counterexample, Progress } from '../checker/types.js';
-import { DEFAULT_PROFILE, findProfile, offersNoDirectMap, PROFILES } from '../model/profile.js';
+import { DEFAULT_PROFILE, findProfile, offersNoDirectMap, PROFILES, type Profile } from '../model/profile.js';
 import { POLICIES } from '../userspace/policies.js';
 import { reported, runSearch, SEARCH_OPTIONS, searchFlags, violationLines, type SearchFlags } from './check-search.js';
 import { EXIT, helpText, MAX_MEMORY_MB, parseCommand, progressSink, type CommandSpec } from './args.js';
@@ -20,6 +20,8 @@ import { traceCounterexample } from '../trace/scenario-trace.js';
 
 const KINDS: readonly HolderKind[] = ['odirect', 'io_uring', 'vfio'];
 const CONVERTING = PROFILES.filter((p) => p.conversion === 'gmem-ioctl').map((p) => p.name);
+const MAX_PAGES = 3;
+const HUGE_PROFILES = PROFILES.filter((p) => p.hugetlb).map((p) => p.name);
 
 /** What a run uses when an option is absent (the help prints these same values). */
 export const FULL_DEFAULTS = {
@@ -35,7 +37,8 @@ export const FULL_SPEC: CommandSpec = {
   options: [
     { name: 'model', arg: 'full', kind: { type: 'string', choices: ['full'] }, help: "'full' here; 'gmemkit check --help' for --model reference" },
     { name: 'vm-type', arg: 'T', kind: { type: 'string', choices: ['sw_protected', 'snp', 'tdx'] }, default: FULL_DEFAULTS.vmType, help: 'sw_protected (content kept across conversions), snp or tdx (content destroyed)' },
-    { name: 'pages', kind: { type: 'int', min: 1, max: 3 }, default: FULL_DEFAULTS.pages, help: 'guest_memfd pages' },
+    { name: 'pages', kind: { type: 'int', min: 1, max: MAX_PAGES }, default: FULL_DEFAULTS.pages, help: 'guest_memfd pages' },
+    { name: 'hugepage-pages', arg: 'K', kind: { type: 'int', min: 2, max: Number.MAX_SAFE_INTEGER }, defaultText: `${HUGEPAGE_PAGES} with a HugeTLB profile`, help: `pages per huge page of a HugeTLB profile's guest_memfd (${HUGE_PROFILES.join(', ')}):\na scaled-down huge page, a power of two >= 2 that divides --pages` },
     { name: 'holders', arg: 'K,K', kind: { type: 'string' }, default: FULL_DEFAULTS.holders.join(','), help: `pin holders by kind, at most 3: ${KINDS.join(', ')} ('' for none)` },
     { name: 'requests', arg: 'C', kind: { type: 'int', min: 0, max: 2 }, default: FULL_DEFAULTS.requests, help: 'conversion requests the guest may make' },
     { name: 'profile', arg: 'P', kind: { type: 'string', choices: CONVERTING }, default: FULL_DEFAULTS.profile, help: `kernel profile with a guest_memfd conversion ioctl: ${CONVERTING.join(', ')}` },
@@ -50,7 +53,7 @@ export const FULL_SPEC: CommandSpec = {
     { name: 'out', arg: 'FILE', kind: { type: 'string' }, default: FULL_DEFAULTS.out, help: 'where to write the counterexample scenario, checked writable before the search (--all-violations: FILE.<property>.yaml per property)' },
     { name: 'trace', arg: 'FILE', kind: { type: 'string' }, help: 'write the counterexample, replayed, as a Chrome trace-event JSON (Perfetto UI, gmemkit view)' },
   ],
-  notes: `Properties, on every edge: invariants I1-I11 around every kernel call, plus: a failed conversion changes no
+  notes: `Properties, on every edge: invariants I1-I13 around every kernel call, plus: a failed conversion changes no
 attribute; neither the host nor a device observes data the guest wrote while private; a
 private page keeps what the guest expects; with cooperative userspace every request
 completes (a request that fails is a violation); on NO_DIRECT_MAP memory (a profile that offers
@@ -77,10 +80,12 @@ export function parseFullConfig(argv: readonly string[]): FullFlags | 'help' {
   if (profile.noDirectMap && !offersNoDirectMap(profile, vmType)) {
     throw new UsageError(`--vm-type ${vmType}: profile ${profile.name} offers NO_DIRECT_MAP only for ${profile.noDirectMap.vmTypes.join(', ')} VMs (kernel-semantics.md §1.11, §7 item 7)`);
   }
+  const hugepagePages = hugePagesOption(profile, mutant?.name, v.number('pages')!, v.number('hugepage-pages'));
   const spec: FullSpec = {
     vmType, pages: v.number('pages')!, holders: holders as HolderKind[],
     requests: v.number('requests')!, profile: v.string('profile')!, policy: v.string('policy')!,
     maxRetries: v.number('max-retries')!, ...(mutant ? { mutant: mutant.name } : {}),
+    ...(hugepagePages ? { hugepagePages } : {}),
   };
   const config = fullConfigOf(spec);
   const dfs = v.bool('dfs');
@@ -89,6 +94,26 @@ export function parseFullConfig(argv: readonly string[]): FullFlags | 'help' {
   const search = searchFlags(v, dfs, liveness);
   const maxMemoryMB = v.number('max-memory');
   return { config, spec, search, ...(mutant ? { mutant: mutant.name } : {}), dfs, liveness, ...(maxMemoryMB !== undefined ? { maxMemoryMB } : {}), json: v.bool('json'), out: v.string('out')!, ...(v.string('trace') !== undefined ? { trace: v.string('trace')! } : {}) };
+}
+
+/**
+ * --hugepage-pages against the profile and --pages: the pages per huge page of a HugeTLB world
+ * (the default when absent), undefined without huge pages; a UsageError naming the allowed values.
+ */
+function hugePagesOption(profile: Profile, mutant: string | undefined, pages: number, given: number | undefined): number | undefined {
+  const which = mutant ? `--mutant ${mutant}` : `--profile ${profile.name}`;
+  if (!profile.hugetlb) {
+    if (given !== undefined) throw new UsageError(`--hugepage-pages: ${which} has no huge pages; it goes with a HugeTLB profile (--profile ${HUGE_PROFILES.join(', ')}) or mutant (--mutant ${MUTANTS.filter((m) => m.profile?.hugetlb).map((m) => m.name).join(', ')})`);
+    return undefined;
+  }
+  const k = given ?? HUGEPAGE_PAGES;
+  if (k < 2 || !Number.isInteger(Math.log2(k))) throw new UsageError(`--hugepage-pages must be a power of two >= 2 that divides --pages (got ${k})`);
+  if (pages % k === 0) return k;
+  const fitting = Array.from({ length: MAX_PAGES }, (_x, i) => i + 1).filter((n) => n % k === 0);
+  const sizes: number[] = [];
+  for (let x = 2; x <= pages; x *= 2) if (pages % x === 0) sizes.push(x);
+  throw new UsageError(`--pages ${pages}: ${which} backs the guest_memfd with whole huge pages of ${k} pages (--hugepage-pages ${k}), which do not divide it; `
+    + `allowed: --pages ${fitting.length ? fitting.join(', ') : `none up to ${MAX_PAGES}`}${sizes.length ? `, or --hugepage-pages ${sizes.join(', ')}` : ''}`);
 }
 
 export async function checkFullCommand(argv: string[]): Promise<number> {

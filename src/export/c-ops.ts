@@ -3,8 +3,8 @@
 // reason it is not exported (then the step is a TAP `# SKIP` with that reason). A new op gets
 // one entry here; an op without an entry is refused by the exporter with a clear message.
 import type { Profile } from '../model/profile.js';
-import { CAPS, HUGETLB_SIZE_SHIFT } from '../model/abi.js';
-import type { HandleRef } from '../scenario/ops.js';
+import { CAPS } from '../model/abi.js';
+import { hugepageFlagBits, type HandleRef } from '../scenario/ops.js';
 import { C_FLAGS, cAdvice, cBytes, cNum, cVmType, cWhence } from './c-values.js';
 
 type Args = Readonly<Record<string, unknown>>;
@@ -47,7 +47,7 @@ const kernel = (op: string, call: (a: Args, x: EmitContext) => string, more: rea
 export const C_OPS: Readonly<Record<string, OpEmitter>> = {
   create_vm: kernel('create_vm', (a) => `create_vm(${cVmType(big(a.type))})`),
   check_extension: kernel('check_extension', (a, x) => `check_extension(${cap(a.cap, x.profile)}, ${x.ref(a.vm)})`),
-  create_guest_memfd: kernel('create_guest_memfd', (a, x) => `create_guest_memfd(${x.ref(a.vm)}, ${n(a.size)}, ${C_FLAGS.gmem(big(a.flags) | (a.hugepage_size === undefined ? 0n : big(a.hugepage_size) << HUGETLB_SIZE_SHIFT))})`),
+  create_guest_memfd: kernel('create_guest_memfd', (a, x) => `create_guest_memfd(${x.ref(a.vm)}, ${n(a.size)}, ${C_FLAGS.gmem(big(a.flags) | hugepageFlagBits(a))})`),
   close: kernel('close', (a, x) => `close_fd(${x.ref(a.fd)})`),
   mmap: kernel('mmap', (a, x) => `map_memory(${x.ref(a.fd)}, ${n(a.offset)}, ${n(a.length)}, ${C_FLAGS.prot(big(a.prot))}, ${C_FLAGS.mapFlags(big(a.flags))}, ${x.ref(a.addr)}, ${n(a.addr_offset ?? 0n)})`),
   munmap: kernel('munmap', (a, x) => `unmap(${x.ref(a.map)}, ${n(a.offset ?? 0n)}, ${restOf(a, x)})`),

@@ -1,14 +1,14 @@
 // Executing one scenario step on a backend: resolve the step's handles to fds, addresses and
 // pin ids, make the call, and say what handle (if any) the result is. One entry per op.
 import { MAX_BUFFERED_ACCESS, unsupported, type Backend, type BResult } from '../backend/backend.js';
-import { CAPS, HUGETLB_SIZE_SHIFT, PAGE_SIZE } from '../model/abi.js';
+import { CAPS, PAGE_SIZE } from '../model/abi.js';
 import type { Profile } from '../model/profile.js';
 import { fail, ok } from '../model/result.js';
 import { Holder, ODirectIo, SplicePipe, VhostUserBackend } from '../userspace/holders.js';
 import type { ConversionTask, Direction } from '../userspace/manager.js';
 import { POLICIES, type Policy } from '../userspace/policies.js';
 import type { Userspace } from '../userspace/userspace.js';
-import type { HandleRef } from './ops.js';
+import { hugepageFlagBits, type HandleRef } from './ops.js';
 
 export interface MapHandle { readonly addr: number; readonly length: number }
 export type HandleValue = number | MapHandle | Holder | ConversionTask;
@@ -125,7 +125,7 @@ function capNumber(cap: unknown, profile: Profile): bigint {
 export const EXEC: Readonly<Record<string, Exec>> = {
   create_vm: (a, c) => produce(c.backend.createVm(big(a.type))),
   check_extension: (a, c) => call(c.backend.checkExtension(capNumber(a.cap, c.profile), a.vm === undefined ? undefined : c.num(a.vm))),
-  create_guest_memfd: (a, c) => produce(c.backend.createGuestMemfd(c.num(a.vm), big(a.size), big(a.flags) | (a.hugepage_size === undefined ? 0n : big(a.hugepage_size) << HUGETLB_SIZE_SHIFT))),
+  create_guest_memfd: (a, c) => produce(c.backend.createGuestMemfd(c.num(a.vm), big(a.size), big(a.flags) | hugepageFlagBits(a))),
   close: (a, c) => {
     const h = c.value(a.fd);
     return call(typeof h === 'object' && 'kind' in h ? h.close() : c.backend.close(c.num(a.fd)));

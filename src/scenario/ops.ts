@@ -4,7 +4,7 @@
 // of the kernel ABI they go to (kernel-semantics.md §5.5 and the syscall prototypes), so a
 // value that does not fit is refused at load time; signed types keep negative values, which
 // reach the backend (e.g. pread's negative offset is EINVAL there).
-import { CAPS, GMEM_FLAGS, MAP_FLAGS, type FlagTable } from '../model/abi.js';
+import { CAPS, GMEM_FLAGS, HUGETLB_SIZE_SHIFT, MAP_FLAGS, PAGE_SHIFT, type FlagTable } from '../model/abi.js';
 import { POLICIES } from '../userspace/policies.js';
 import { parseBytes, parseFlags, parseNamed, parseSize, TABLES, show, type CType, type Parsed } from './values.js';
 
@@ -77,18 +77,33 @@ function fixedRule(given: Readonly<Record<string, unknown>>, args: Readonly<Reco
   if (given.addr_offset !== undefined && given.addr === undefined) return { field: 'addr_offset', message: "field 'addr_offset' needs 'addr' (it is added to that address)" };
   return undefined;
 }
-/** create_guest_memfd: `hugepage_size` goes with the HUGETLB flag, and only with it. */
+/**
+ * create_guest_memfd: a huge page size (`hugepage_size`, or `hugepage_pages` for a scaled-down
+ * huge page of the model) goes with the HUGETLB flag, and only with it; one of the two.
+ */
 function hugepageRule(given: Readonly<Record<string, unknown>>, args: Readonly<Record<string, unknown>>): { field: string; message: string } | undefined {
   const huge = typeof args.flags === 'bigint' && (args.flags & GMEM_FLAGS.HUGETLB) !== 0n;
   // The name asks for HUGETLB; a raw bit (0x8) goes to the kernel as written, size or not.
   const named = Array.isArray(given.flags) ? given.flags.includes('HUGETLB') : given.flags === 'HUGETLB';
   const allowed = Object.keys(HUGEPAGE_SIZES).join(', ');
-  if (named && given.hugepage_size === undefined) return { field: 'hugepage_size', message: `flag HUGETLB needs 'hugepage_size' (allowed: ${allowed})` };
-  if (!huge && given.hugepage_size !== undefined) return { field: 'hugepage_size', message: "field 'hugepage_size' goes with flag HUGETLB only" };
+  const sized = given.hugepage_size !== undefined || given.hugepage_pages !== undefined;
+  if (named && !sized) return { field: 'hugepage_size', message: `flag HUGETLB needs 'hugepage_size' (allowed: ${allowed}) or, model only, 'hugepage_pages'` };
+  for (const field of ['hugepage_size', 'hugepage_pages']) {
+    if (!huge && given[field] !== undefined) return { field, message: `field '${field}' goes with flag HUGETLB only` };
+  }
+  if (given.hugepage_size !== undefined && given.hugepage_pages !== undefined) return { field: 'hugepage_pages', message: "fields 'hugepage_size' and 'hugepage_pages' exclude each other (one huge page size)" };
+  const n = args.hugepage_pages;
+  if (typeof n === 'bigint' && (n < 2n || (n & (n - 1n)) !== 0n)) return { field: 'hugepage_pages', message: `'hugepage_pages' must be a power of two >= 2 (4 KiB pages per huge page), got ${n}` };
   return undefined;
 }
 /** Huge page sizes a scenario may name, as log2 of bytes (the model takes any power of two: abi.ts hugetlbFlags). */
 export const HUGEPAGE_SIZES: Readonly<Record<string, number>> = { '2M': 21, '1G': 30 };
+/** create_guest_memfd's huge page size as RFC25's flag bits: `hugepage_size` (log2 bytes) or `hugepage_pages` (4 KiB pages, a power of two). */
+export function hugepageFlagBits(a: Readonly<Record<string, unknown>>): bigint {
+  const pages = a.hugepage_pages as bigint | undefined;
+  const shift = a.hugepage_size !== undefined ? BigInt(a.hugepage_size as bigint) : pages !== undefined ? BigInt(pages.toString(2).length - 1 + PAGE_SHIFT) : 0n;
+  return shift << HUGETLB_SIZE_SHIFT;
+}
 const handle = (...kinds: HandleKind[]): FieldKind => ({ type: 'handle', kinds });
 /** set_memory_attributes{,2} `flags`: no names are defined (must be 0 in v8), raw bits only. */
 const attrFlags = flags({}, 'attributes flag', 'u64');
@@ -106,8 +121,12 @@ export const KERNEL_OPS: Readonly<Record<string, OpSpec>> = {
   create_vm: { summary: 'KVM_CREATE_VM', produces: 'vm', fields: { type: opt({ type: 'named', table: TABLES.vmTypes, what: 'VM type', ctype: 'u64' }, 'default') } },
   check_extension: { summary: 'KVM_CHECK_EXTENSION', fields: { cap: req({ type: 'cap' }), vm: opt(vm) } },
   create_guest_memfd: {
-    summary: 'KVM_CREATE_GUEST_MEMFD', produces: 'gmem', check: hugepageRule, rules: "'hugepage_size' (2M or 1G) is required with flag HUGETLB (by name), and only with the HUGETLB bit",
-    fields: { vm: req(vm), size: req(u64), flags: opt(flags(TABLES.gmemFlags, 'guest_memfd flag', 'u64'), []), hugepage_size: opt({ type: 'choice', table: HUGEPAGE_SIZES, what: 'huge page size' }) },
+    summary: 'KVM_CREATE_GUEST_MEMFD', produces: 'gmem', check: hugepageRule,
+    rules: "'hugepage_size' (2M or 1G) or 'hugepage_pages' (model only: a scaled-down huge page of that many 4 KiB pages, a power of two >= 2) is required with flag HUGETLB (by name), and only with the HUGETLB bit",
+    fields: {
+      vm: req(vm), size: req(u64), flags: opt(flags(TABLES.gmemFlags, 'guest_memfd flag', 'u64'), []),
+      hugepage_size: opt({ type: 'choice', table: HUGEPAGE_SIZES, what: 'huge page size' }), hugepage_pages: opt({ type: 'size', ctype: 'u32' }),
+    },
   },
   close: { summary: 'close(2)', fields: { fd: req(fd) } },
   mmap: {

@@ -3,11 +3,11 @@
 // world (for counterexamples); successors clone the world (clone.ts) and apply each enabled
 // action to the copy with the real Kernel, ModelBackend and Userspace code.
 // Every property is a step assertion, evaluated on every edge (into a new state, a visited one,
-// or a self-loop): I1–I11 are checked by the ModelBackend around each kernel call of the
+// or a self-loop): I1–I13 are checked by the ModelBackend around each kernel call of the
 // action; the checker's own properties (no private data observed, no data lost, a failed
 // conversion changes nothing, a cooperative request never fails) are recorded by World.apply.
 import type { EdgeLabel, ObjectModel, StateInvariant, StepAssertion } from '../types.js';
-import { PROPERTIES, World, type Action, type FullConfig, type Violation } from './world.js';
+import { hugePagesOf, PROPERTIES, World, type Action, type FullConfig, type Violation } from './world.js';
 
 export interface FullState {
   readonly path: readonly Action[];
@@ -54,7 +54,7 @@ export class FullModel implements ObjectModel<FullState, Action> {
    */
   constructor(readonly config: FullConfig, readonly rebuild: 'clone' | 'replay' = 'clone') {
     this.processes = ['host', ...config.holders.map((_k, h) => `holder ${h}`), 'guest', 'vmm'];
-    this.name = `full(${config.vmType ?? 'sw_protected'}, ${config.profile.name}, ${config.policy.name}, pages ${config.pages}, holders ${config.holders.join('+') || 'none'}, requests ${config.requests})`;
+    this.name = `full(${config.vmType ?? 'sw_protected'}, ${config.profile.name}, ${config.policy.name}, pages ${config.pages}${hugePagesOf(config) ? ` (huge pages of ${hugePagesOf(config)})` : ''}, holders ${config.holders.join('+') || 'none'}, requests ${config.requests})`;
   }
 
   initialStates(): FullState[] {

@@ -67,6 +67,9 @@ export const MUTANTS: readonly Mutant[] = [
   kernel('check-before-unmap', P('I2 a private page carries no reference besides the page cache')),
   kernel('no-rollback', P('I4 a conversion changes the whole range or nothing')),
   kernel('fault-accepts-private', P('I1 no host userspace mapping of private memory')),
+  // The hugetlb mutants (kernel-semantics.md §2.3, §3): their profile has huge pages, so the world's guest_memfd has them.
+  kernel('merge-while-shared', P('I12 no huge folio spans pages of different attributes')),
+  kernel('split-without-check', P('I13 a huge folio is merged (and stays) only while no page of it carries extra references or a host mapping')),
   kernel('no-host-zap', OWN.noDirectMapUnblocked),
   { name: 'retry-without-waiting', title: 'the manager retries without waiting for in-flight I/O', waitForIo: false, breaks: OWN.cooperativeCompletes },
   { name: 'no-pin-fence', title: 'no pin fence: new pins in a range being made private are allowed', fence: false, breaks: OWN.cooperativeCompletes },

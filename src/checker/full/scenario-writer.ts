@@ -5,7 +5,7 @@
 import { stringify } from 'yaml';
 import type { EdgeLabel } from '../types.js';
 import { GMEM_FLAGS } from '../../model/abi.js';
-import { SEC, World, worldGmemFlags, type Action, type FullConfig } from './world.js';
+import { hugePagesOf, SEC, World, worldGmemFlags, type Action, type FullConfig } from './world.js';
 
 const K = (page: number) => `${page * 4}K`;
 
@@ -30,7 +30,7 @@ export function counterexampleScenario(config: FullConfig, labels: readonly Edge
   w.backend.checking = true;
   const steps: Record<string, unknown>[] = [
     { op: 'create_vm', type: config.vmType ?? 'sw_protected', as: 'vm' },
-    { op: 'create_guest_memfd', vm: 'vm', size: K(config.pages), flags: Object.entries(GMEM_FLAGS).filter(([, bit]) => (worldGmemFlags(config) & bit) !== 0n).map(([name]) => name), as: 'gmem' },
+    gmemStep(config),
     { op: 'set_user_memory_region2', vm: 'vm', slot: 0, guest_phys_addr: 0, memory_size: K(config.pages), guest_memfd: 'gmem' },
     { op: 'mmap', fd: 'gmem', length: K(config.pages), as: 'ram' },
   ];
@@ -65,7 +65,7 @@ export function counterexampleScenario(config: FullConfig, labels: readonly Edge
         if (a.what === 'zap') return { op: 'madvise', map: 'ram', offset: K(a.page), length: '4K', advice: 'DONTNEED' };
         if (a.what === 'munmap') return { op: 'munmap', map: 'ram', offset: K(a.page), length: '4K' };
         if (a.what === 'fallocate') return { op: 'fallocate', fd: 'gmem', mode: ['KEEP_SIZE'], offset: K(a.page), length: '4K' };
-        return { op: 'fallocate', fd: 'gmem', mode: ['KEEP_SIZE', 'PUNCH_HOLE'], offset: K(a.page), length: '4K' };
+        return { op: 'fallocate', fd: 'gmem', mode: ['KEEP_SIZE', 'PUNCH_HOLE'], offset: K(a.page), length: K(a.what === 'punch-huge' ? hugePagesOf(config) : 1) };
       case 'holder': {
         const kind = config.holders[a.h]!;
         if (a.what === 'pin') {
@@ -100,6 +100,16 @@ export function counterexampleScenario(config: FullConfig, labels: readonly Edge
       }
     }
   }
+}
+
+/**
+ * The world's guest_memfd (world.ts worldGmemFlags), its flags by name; with huge pages the
+ * scaled-down huge page as `hugepage_pages` (4 KiB pages per huge page; the model takes any power of two).
+ */
+function gmemStep(config: FullConfig): Record<string, unknown> {
+  const huge = hugePagesOf(config);
+  const flags = Object.entries(GMEM_FLAGS).filter(([, bit]) => (worldGmemFlags(config) & bit) !== 0n).map(([name]) => name);
+  return { op: 'create_guest_memfd', vm: 'vm', size: K(config.pages), flags, ...(huge ? { hugepage_pages: huge } : {}), as: 'gmem' };
 }
 
 /** What the last step shows: the broken kernel invariants, or the manager's failing property. */

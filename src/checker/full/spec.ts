@@ -23,6 +23,8 @@ export interface FullSpec {
   readonly policy: string;
   readonly maxRetries: number;
   readonly mutant?: string;
+  /** Pages per huge page under a HugeTLB profile (FullConfig.hugepagePages). */
+  readonly hugepagePages?: number;
 }
 
 export function fullConfigOf(s: FullSpec): FullConfig {
@@ -42,6 +44,7 @@ export function fullConfigOf(s: FullSpec): FullConfig {
     fence: mutant?.fence ?? true,
     waitForIo: mutant?.waitForIo ?? true,
     ...(mutant?.plant ? { plant: mutant.plant } : {}),
+    ...(s.hugepagePages ? { hugepagePages: s.hugepagePages } : {}),
   };
 }
 

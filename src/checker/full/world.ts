@@ -1,12 +1,14 @@
 // The world the full-model checker explores: one VM with one guest_memfd of N pages bound at
 // GPA 0 and mapped by the VMM, H pin holders of given kinds, a guest that makes up to C
 // conversion requests, and the conversion manager with a policy, all driven through the same
-// Kernel, ModelBackend and Userspace code as `gmemkit run`. A successor's world is a clone of
-// its parent's (clone.ts) with one action applied, so no state is ever copied by hand.
+// Kernel, ModelBackend and Userspace code as `gmemkit run`. Where the profile has huge-page
+// decisions the guest_memfd is HugeTLB with huge pages of K base pages (a scaled-down huge page,
+// `hugepagePages`). A successor's world is a clone of its parent's (clone.ts) with one action
+// applied, so no state is ever copied by hand.
 // Content is abstracted as in the reference protocol: ZERO, PUB (host-visible data) and SEC
 // (what the guest wrote while the page was private); ghost state tracks what the guest expects.
 import { ModelBackend } from '../../backend/model-backend.js';
-import { GMEM_FLAGS, MAP_FLAGS, PAGE_SIZE, PROT, VM_TYPES } from '../../model/abi.js';
+import { GMEM_FLAGS, hugetlbFlags, MAP_FLAGS, PAGE_SIZE, PROT, VM_TYPES } from '../../model/abi.js';
 import { gmemFolio } from '../../model/gmem.js';
 import { INVARIANTS } from '../../model/invariants.js';
 import { offersNoDirectMap, type Profile } from '../../model/profile.js';
@@ -33,11 +35,16 @@ export interface FullConfig {
   readonly policy: Policy;
   readonly fence: boolean;
   readonly waitForIo: boolean;
+  /**
+   * Pages per huge page of the guest_memfd (a scaled-down huge page, a power of two >= 2 that
+   * divides `pages`), used when the profile has HugeTLB decisions (default HUGEPAGE_PAGES).
+   */
+  readonly hugepagePages?: number;
   /** A planted bug (mutants.ts), installed on the world's kernel before setup. */
   readonly plant?: Plant;
 }
 
-/** The checker's own properties (besides I1–I11), as the names its violations carry. */
+/** The checker's own properties (besides I1–I13), as the names its violations carry. */
 export const OWN_PROPERTIES = {
   failedChangesNothing: 'a failed conversion changes no attribute',
   cooperativeCompletes: 'with cooperative userspace every request completes',
@@ -48,7 +55,7 @@ export const OWN_PROPERTIES = {
   noDirectMapUnblocked: 'no conversion of NO_DIRECT_MAP guest memory is blocked',
 } as const;
 
-/** Every property the full model checks, in report order: I1–I11, then the checker's own. */
+/** Every property the full model checks, in report order: I1–I13, then the checker's own. */
 export const PROPERTIES: readonly string[] = [
   ...Object.entries(INVARIANTS).map(([name, title]) => `${name} ${title}`),
   ...Object.values(OWN_PROPERTIES),
@@ -60,14 +67,24 @@ export interface Violation {
   readonly message: string;
 }
 
+/** Pages per huge page when a HugeTLB world does not say (the smallest huge page: 2 base pages). */
+export const HUGEPAGE_PAGES = 2;
+
+/** The guest_memfd's pages per huge page: 0 when the profile has no HugeTLB decisions (no huge pages). */
+export function hugePagesOf(config: FullConfig): number {
+  return config.profile.hugetlb ? config.hugepagePages ?? HUGEPAGE_PAGES : 0;
+}
+
 /**
- * The world's guest_memfd flags: MMAP | INIT_SHARED, and NO_DIRECT_MAP where the profile offers
+ * The world's guest_memfd flags: MMAP | INIT_SHARED, NO_DIRECT_MAP where the profile offers
  * it for the VM type (DMR, kernel-semantics.md §1.11): GUP then refuses the memory and the
- * holders fall back to bounce buffers.
+ * holders fall back to bounce buffers; HUGETLB and its huge page size where the profile has
+ * huge pages (kernel-semantics.md §2.3).
  */
 export function worldGmemFlags(config: FullConfig): bigint {
   const ndm = offersNoDirectMap(config.profile, config.vmType ?? 'sw_protected');
-  return GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED | (ndm ? GMEM_FLAGS.NO_DIRECT_MAP : 0n);
+  const huge = hugePagesOf(config);
+  return GMEM_FLAGS.MMAP | GMEM_FLAGS.INIT_SHARED | (ndm ? GMEM_FLAGS.NO_DIRECT_MAP : 0n) | (huge ? hugetlbFlags(huge * PAGE_SIZE) : 0n);
 }
 
 const constantsCache = new WeakMap<FullConfig, Map<object, string>>();
@@ -75,6 +92,8 @@ const constantsCache = new WeakMap<FullConfig, Map<object, string>>();
 /** One action: who does what with which parameters. Deterministic given the world. */
 export type Action =
   | { who: 'host'; what: 'read' | 'store' | 'zap' | 'munmap' | 'fallocate' | 'punch'; page: number }
+  /** A hole punch of one whole huge page (HugeTLB worlds only), at its first page. */
+  | { who: 'host'; what: 'punch-huge'; page: number }
   | { who: 'holder'; h: number; what: 'pin'; page: number }
   | { who: 'holder'; h: number; what: 'complete' | 'unpin' | 'dma-write' | 'dma-read' }
   | { who: 'guest'; what: 'request'; lo: number; hi: number; to: 'private' | 'shared' }
@@ -129,6 +148,8 @@ export class World {
     for (let page = 0; page < pages; page++) {
       for (const what of ['read', 'store', 'zap', 'munmap', 'fallocate', 'punch'] as const) out.push({ who: 'host', what, page });
     }
+    const huge = hugePagesOf(this.config);
+    if (huge) for (let page = 0; page < pages; page += huge) out.push({ who: 'host', what: 'punch-huge', page });
     holders.forEach((kind, h) => {
       const slot = this.slots[h]!;
       const held = slot.holder?.holding ?? false;
@@ -193,9 +214,10 @@ export class World {
         } else if (a.what === 'fallocate') {
           this.note(b.fallocate(this.gmem, 1n, BigInt(a.page * PAGE_SIZE), BigInt(PAGE_SIZE)));
         } else {
-          const r = b.fallocate(this.gmem, 3n, BigInt(a.page * PAGE_SIZE), BigInt(PAGE_SIZE));
+          const n = a.what === 'punch-huge' ? hugePagesOf(this.config) : 1;
+          const r = b.fallocate(this.gmem, 3n, BigInt(a.page * PAGE_SIZE), BigInt(n * PAGE_SIZE));
           this.note(r);
-          if (r.ok) { this.expect[a.page] = 0; this.secret[a.page] = false; }
+          if (r.ok) for (let p = a.page; p < a.page + n; p++) { this.expect[p] = 0; this.secret[p] = false; }
         }
         break;
       }
