@@ -4,10 +4,12 @@
 // the same machine load, printing states/s of each and their ratio (issue "Sound verdicts",
 // "Then fast": full model >= 10% of the engine's states/s, at least 5%).
 //
-//   node dist/bench/full-check.js [--reps K] [--pages N] [--holders K,K] [--requests C] [--ref N,H,C] [--replay]
+//   node dist/bench/full-check.js [--reps K] [--pages N] [--holders K,K] [--requests C] [--ref N,H,C] [--replay] [--workers N]
 //
 // --replay also runs the full model rebuilding every successor by replaying its path (the
 // previous implementation), for the speed-up of cloning worlds.
+// --workers N also runs the full model on N worker threads (checkParallel: a state is sent to
+// its owner as its path and replayed there), for the parallel speed-up beside one thread.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { check } from '../src/checker/engine.js';
@@ -17,13 +19,23 @@ import { ReferenceModel } from '../src/checker/reference/model.js';
 import { referenceParams } from '../src/checker/reference/params.js';
 import { IPC_V8 } from '../src/model/profile.js';
 import { RETRY } from '../src/userspace/policies.js';
+import { fullSpec, type FullSpec } from '../src/checker/full/spec.js';
+import { checkParallel } from '../src/checker/parallel.js';
 
 const self = fileURLToPath(import.meta.url);
 
 interface Run { what: string; status: string; states: number; edges: number; seconds: number; cpu: number }
 
-function child(argv: string[]): void {
+async function child(argv: string[]): Promise<void> {
   const [kind, a, b, c, mode] = argv;
+  if (kind === 'full-parallel') {
+    const spec: FullSpec = { vmType: 'sw_protected', pages: Number(a), holders: b!.split(',').filter((x) => x !== '') as HolderKind[], requests: Number(c), profile: IPC_V8.name, policy: RETRY.name, maxRetries: 2 };
+    const u0 = process.cpuUsage();
+    const r = await checkParallel(fullSpec(spec), { workers: Number(mode) });
+    const u = process.cpuUsage(u0);
+    process.stdout.write(`${JSON.stringify({ what: `${r.model} on ${r.workers} workers`, status: r.status, states: r.states, edges: r.edges, seconds: r.seconds, cpu: (u.user + u.system) / 1e6 })}\n`);
+    return;
+  }
   const model = kind === 'full'
     ? new FullModel({
       pages: Number(a), holders: b!.split(',').filter((x) => x !== '') as HolderKind[], requests: Number(c),
@@ -50,9 +62,9 @@ function opt(argv: string[], name: string, dflt: string): string {
 
 const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
 
-function main(argv: string[]): number {
+async function main(argv: string[]): Promise<number> {
   if (argv[0] === '--child') {
-    child(argv.slice(1));
+    await child(argv.slice(1));
     return 0;
   }
   const reps = Number(opt(argv, 'reps', '1'));
@@ -69,6 +81,8 @@ function main(argv: string[]): number {
     ['reference', ['reference', ...ref]],
   ];
   if (argv.includes('--replay')) jobs.push(['full (replay)', ['full', pages, holders, requests, 'replay']]);
+  const workers = opt(argv, 'workers', '');
+  if (workers !== '') jobs.push([`full (${workers} workers)`, ['full-parallel', pages, holders, requests, workers]]);
   console.log(`node ${process.version}; each search in a fresh process, interleaved; ${reps} run(s) each, the fastest kept`);
   const best = new Map<string, Run>();
   for (let i = 0; i < reps; i++) {
@@ -93,7 +107,10 @@ function main(argv: string[]): number {
   console.log(`\nfull / reference states/s: ${(100 * fs / rs).toFixed(2)}% (CPU-time based: ${(100 * (full.states / full.cpu) / (refRun.states / refRun.cpu)).toFixed(2)}%)`);
   const replay = best.get('full (replay)');
   if (replay) console.log(`clone / replay states/s: ${(fs / (replay.states / replay.seconds)).toFixed(2)}x (counts ${replay.states === full.states && replay.edges === full.edges ? 'equal' : 'DIFFER'})`);
-  return full.status === 'ok' && refRun.status === 'ok' ? 0 : 1;
+  const par = best.get(`full (${workers} workers)`);
+  const parOk = !par || (par.states === full.states && par.edges === full.edges && par.status === full.status);
+  if (par) console.log(`${workers} workers / 1: speedup ${(full.seconds / par.seconds).toFixed(2)}x wall, CPU time ${(par.cpu / full.cpu).toFixed(2)}x that of one thread (counts ${parOk ? 'equal' : 'DIFFER'})`);
+  return full.status === 'ok' && refRun.status === 'ok' && parOk ? 0 : 1;
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

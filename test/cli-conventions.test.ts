@@ -121,7 +121,7 @@ test('check --help shows the defaults a run of --model reference uses', () => {
   assert.ok(typeof f === 'object');
   const used: Record<string, string> = {
     model: f.model, pages: String(f.params.pages), holders: String(f.params.holders), requests: String(f.params.requests),
-    bug: String(f.params.bug), kinds: f.params.kinds.join(','),
+    bug: String(f.params.bug), kinds: f.params.kinds.join(','), workers: String(f.search.workers),
   };
   assert.deepEqual(Object.fromEntries(shown), used);
 });
@@ -133,7 +133,7 @@ test('check --model full --help shows the defaults a run of --model full uses', 
   const c = f.config;
   const used: Record<string, string> = {
     'vm-type': String(c.vmType), pages: String(c.pages), holders: c.holders.join(','), requests: String(c.requests),
-    profile: c.profile.name, policy: c.policy.name, 'max-retries': String(c.policy.maxRetries), out: f.out,
+    profile: c.profile.name, policy: c.policy.name, 'max-retries': String(c.policy.maxRetries), workers: String(f.search.workers), out: f.out,
   };
   assert.deepEqual(Object.fromEntries(shown), used);
 });

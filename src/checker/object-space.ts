@@ -24,10 +24,16 @@ export class ObjectSpace<S, L> implements Space {
   private stagedLabels: L[] = [];
   private readonly nInv: number;
   private lastMessage = '';
+  /** Messages of the last checkAll, by property code. */
+  private invMessages: string[] = [];
+  /** All-violations mode: (position, code) pairs of the last expand, and their messages. */
+  readonly failures: number[] = [];
+  private failMessages: string[] = [];
   private keyBytes = 0;
   private readonly heapAtStart: number;
 
-  constructor(private readonly model: ObjectModel<S, L>, private readonly acct: MemoryAccount) {
+  /** `collect`: all-violations mode (Space.failures). */
+  constructor(private readonly model: ObjectModel<S, L>, private readonly acct: MemoryAccount, private readonly collect = false) {
     this.processes = model.processes ?? [];
     this.livenessName = model.liveness?.name;
     this.nInv = model.invariants.length;
@@ -36,15 +42,16 @@ export class ObjectSpace<S, L> implements Space {
   }
 
   addInitial(): number {
-    this.model.initialStates().forEach((s, i) => {
-      this.stagedStates[0] = s;
-      this.top = 1;
-      const id = this.intern(0, -1, 0);
-      if (id >= 0) this.roots[id] = i;
-    });
-    this.top = 0;
-    this.stagedStates = [];
+    const n = this.stageInitial();
+    for (let pos = 0; pos < n; pos++) this.intern(pos, -1, pos);
+    this.truncate(0);
     return this.count;
+  }
+
+  stageInitial(): number {
+    this.truncate(0);
+    for (const s of this.model.initialStates()) this.stagedStates[this.top++] = s;
+    return this.top;
   }
 
   expand(id: number): number {
@@ -52,18 +59,28 @@ export class ObjectSpace<S, L> implements Space {
     if (s === undefined) throw new Error(`object space: state ${id} was released before expansion`);
     const asserts = this.model.stepAssertions ?? [];
     let fail = 0;
+    const collect = this.collect;
+    if (collect) {
+      this.failures.length = 0;
+      this.failMessages.length = 0;
+    }
     this.model.successors(s, (label, next) => {
       if (fail) return;
-      this.stagedStates[this.top] = next;
-      this.stagedLabels[this.top] = label;
+      const pos = this.top;
+      this.stagedStates[pos] = next;
+      this.stagedLabels[pos] = label;
       this.top++;
       for (let a = 0; a < asserts.length; a++) {
         const msg = asserts[a].check(s, label, next);
-        if (msg !== null) {
-          fail = this.nInv + a + 1;
-          this.lastMessage = msg;
-          return;
+        if (msg === null) continue;
+        if (collect) {
+          this.failures.push(pos, this.nInv + a + 1);
+          this.failMessages.push(msg);
+          continue;
         }
+        fail = this.nInv + a + 1;
+        this.lastMessage = msg;
+        return;
       }
     });
     return fail;
@@ -76,14 +93,32 @@ export class ObjectSpace<S, L> implements Space {
   }
 
   intern(pos: number, parent: number, k: number): number {
-    const s = this.stagedStates[pos];
-    const e = this.model.encode(s);
-    const key = typeof e === 'string' ? e : Buffer.from(e.buffer, e.byteOffset, e.byteLength).toString('latin1');
+    return this.internKey(this.keyOf(pos), this.stagedStates[pos], parent, k);
+  }
+
+  /** The visited-set key of staged edge `pos`'s target (its encoding; bytes as latin1). */
+  keyOf(pos: number): string {
+    const e = this.model.encode(this.stagedStates[pos]);
+    return typeof e === 'string' ? e : Buffer.from(e.buffer, e.byteOffset, e.byteLength).toString('latin1');
+  }
+
+  /** The target of staged edge `pos`, for a parallel search to send to its owner. */
+  stagedState(pos: number): S {
+    return this.stagedStates[pos];
+  }
+
+  /** The id of the state with key `key`, if it is known. */
+  idOf(key: string): number | undefined {
+    return this.ids.get(key);
+  }
+
+  /** intern() of state `s` with key `key` (from keyOf): also a parallel search's received states. */
+  internKey(key: string, s: S, parent: number, k: number): number {
     const known = this.ids.get(key);
     if (known !== undefined) return -2 - known;
     const id = this.count;
     this.ids.set(key, id);
-    const kb = key.length * (typeof e === 'string' ? 2 : 1) + ENTRY_OVERHEAD;
+    const kb = key.length * 2 + ENTRY_OVERHEAD;
     this.keyBytes += kb;
     this.acct.add(kb);
     if (id >= this.parent.length) {
@@ -93,6 +128,7 @@ export class ObjectSpace<S, L> implements Space {
     this.parent[id] = parent;
     this.pedge[id] = k;
     this.open[id] = s;
+    if (parent < 0) this.roots[id] = k;
     this.count = id + 1;
     return id;
   }
@@ -104,10 +140,23 @@ export class ObjectSpace<S, L> implements Space {
       const msg = inv[i].check(s);
       if (msg !== null) {
         this.lastMessage = msg;
+        this.invMessages[i + 1] = msg;
         return i + 1;
       }
     }
     return 0;
+  }
+
+  checkAll(id: number): number[] {
+    const s = this.open[id] as S;
+    const out: number[] = [];
+    this.model.invariants.forEach((inv, i) => {
+      const msg = inv.check(s);
+      if (msg === null) return;
+      out.push(i + 1);
+      this.invMessages[i + 1] = msg;
+    });
+    return out;
   }
 
   release(id: number): void {
@@ -130,7 +179,11 @@ export class ObjectSpace<S, L> implements Space {
     return this.model.stepAssertions?.[code - this.nInv - 1]?.name ?? `property ${code}`;
   }
 
-  explain(): string {
+  explain(_id: number, code: number, pos?: number): string {
+    if (pos === undefined) return this.invMessages[code] ?? this.lastMessage;
+    for (let i = 0; i < this.failures.length; i += 2) {
+      if (this.failures[i] === pos && this.failures[i + 1] === code) return this.failMessages[i / 2]!;
+    }
     return this.lastMessage;
   }
 

@@ -6,12 +6,19 @@ import { allocate, growTo, type MemoryAccount } from './memory.js';
 import type { Space } from './space.js';
 import { makeStep } from './trace.js';
 import type { EdgeSink, PackedModel, TraceStep } from './types.js';
-import { WordSet } from './word-set.js';
+import { partOf, WordSet } from './word-set.js';
 
 export interface PackedSpaceOptions {
   /** Keep ids in the visited set (needed by liveness). */
   readonly withIds: boolean;
   readonly hashBits: number;
+  /** All-violations mode: record failing step assertions and go on (Space.failures). */
+  readonly collect?: boolean;
+  /**
+   * Parallel search: this space holds part `me` of `parts` (word-set.ts partOf). expand() then
+   * records each staged target's part (partOfStaged) and touches only the slots of its own.
+   */
+  readonly part?: { readonly me: number; readonly parts: number };
 }
 
 export class PackedSpace implements Space {
@@ -29,6 +36,10 @@ export class PackedSpace implements Space {
   private hashes: Int32Array;
   /** Sink for the touched words, so the loads are not optimised away. */
   private touched = 0;
+  /** Parallel search: the part of each staged edge's target. */
+  private parts: Uint8Array | undefined;
+  private readonly me: number;
+  private readonly nParts: number;
 
   constructor(private readonly model: PackedModel, private readonly acct: MemoryAccount, opts: PackedSpaceOptions) {
     const W = model.words;
@@ -48,8 +59,16 @@ export class PackedSpace implements Space {
       words: allocate(model.maxEdges * 4 * W, Uint32Array, acct),
       codes: allocate(model.maxEdges * 4, Int32Array, acct),
       top: 0,
+      ...(opts.collect ? { failures: [] } : {}),
     };
     this.hashes = allocate(model.maxEdges * 4, Int32Array, acct);
+    this.me = opts.part?.me ?? 0;
+    this.nParts = opts.part?.parts ?? 1;
+    if (opts.part) this.parts = allocate(model.maxEdges * 4, Uint8Array, acct);
+  }
+
+  get failures(): readonly number[] {
+    return this.sink.failures ?? [];
   }
 
   get top(): number {
@@ -57,16 +76,19 @@ export class PackedSpace implements Space {
   }
 
   addInitial(): number {
+    const n = this.stageInitial();
+    for (let pos = 0; pos < n; pos++) this.intern(pos, -1, pos);
+    this.sink.top = 0;
+    return this.count;
+  }
+
+  stageInitial(): number {
     this.sink.top = 0;
     this.model.initial(this.sink);
     const n = this.sink.top;
     if (n > this.hashes.length) this.hashes = growTo(this.hashes, n, Int32Array, this.acct);
-    for (let pos = 0; pos < n; pos++) {
-      this.hashes[pos] = this.set.hash(this.sink.words, pos * this.W);
-      this.intern(pos, -1, 0);
-    }
-    this.sink.top = 0;
-    return this.count;
+    this.hashStaged(0, n);
+    return n;
   }
 
   expand(id: number): number {
@@ -76,21 +98,42 @@ export class PackedSpace implements Space {
     if (need * this.W > sink.words.length) sink.words = growTo(sink.words, need * this.W, Uint32Array, this.acct);
     if (need > this.hashes.length) this.hashes = growTo(this.hashes, need, Int32Array, this.acct);
     const from = sink.top;
+    if (sink.failures) sink.failures.length = 0;
     const r = this.model.expand(this.store, id * this.W, sink);
-    // Hash every target and touch its slot now: the loads are independent, so the CPU
-    // overlaps their cache misses, and the probes in intern() then mostly hit the cache.
+    this.hashStaged(from, sink.top);
+    return r;
+  }
+
+  /**
+   * Hashes staged edges from..to-1 and touches their slots now: the loads are independent, so
+   * the CPU overlaps their cache misses, and the probes in intern() then mostly hit the cache.
+   */
+  private hashStaged(from: number, to: number): void {
     const set = this.set;
     const hs = this.hashes;
-    const words = sink.words;
+    const words = this.sink.words;
     const W = this.W;
     let x = 0;
-    for (let pos = from; pos < sink.top; pos++) {
-      const h = set.hash(words, pos * W);
-      hs[pos] = h;
-      x ^= set.touch(h);
+    const parts = this.parts;
+    if (parts) {
+      // Parallel: only the targets this part owns are probed here; the others are sent.
+      if (to > parts.length) this.parts = growTo(parts, to, Uint8Array, this.acct);
+      const ps = this.parts!;
+      for (let pos = from; pos < to; pos++) {
+        const h = set.hash(words, pos * W);
+        hs[pos] = h;
+        const p = partOf(h, this.nParts);
+        ps[pos] = p;
+        if (p === this.me) x ^= set.touch(h);
+      }
+    } else {
+      for (let pos = from; pos < to; pos++) {
+        const h = set.hash(words, pos * W);
+        hs[pos] = h;
+        x ^= set.touch(h);
+      }
     }
     this.touched ^= x;
-    return r;
   }
 
   truncate(top: number): void {
@@ -98,14 +141,36 @@ export class PackedSpace implements Space {
   }
 
   intern(pos: number, parent: number, k: number): number {
+    return this.internWords(this.sink.words, pos * this.W, this.hashes[pos], parent, k);
+  }
+
+  /** The staged edge words (edge `pos` at `pos * words`) and the hash of edge `pos`'s target. */
+  get staged(): Uint32Array {
+    return this.sink.words;
+  }
+
+  hashOf(pos: number): number {
+    return this.hashes[pos];
+  }
+
+  /** Parallel search: the part that owns staged edge `pos`'s target. */
+  partOfStaged(pos: number): number {
+    return this.parts ? this.parts[pos] : 0;
+  }
+
+  /** Touches the first slot of hash `h` (see expand), for a batch about to be interned. */
+  touchHash(h: number): void {
+    this.touched ^= this.set.touch(h);
+  }
+
+  /** intern() of a state held elsewhere (`buf[s .. s + words)`, hash `h`): a parallel search's batch. */
+  internWords(src: Uint32Array, s: number, h: number, parent: number, k: number): number {
     const W = this.W;
     const id = this.count;
-    const r = this.set.addHashed(this.sink.words, pos * W, this.hashes[pos], id);
+    const r = this.set.addHashed(src, s, h, id);
     if (r !== id) return r;
     if (id >= this.cap) this.growStore(id + 1);
-    const src = this.sink.words;
     const dst = this.store;
-    const s = pos * W;
     const d = id * W;
     for (let i = 0; i < W; i++) dst[d + i] = src[s + i];
     this.parent[id] = parent;
@@ -123,6 +188,14 @@ export class PackedSpace implements Space {
 
   check(id: number): number {
     return this.model.check(this.store, id * this.W);
+  }
+
+  checkAll(id: number): number[] {
+    const m = this.model;
+    const mask = m.checkAll ? m.checkAll(this.store, id * this.W) : (1 << m.check(this.store, id * this.W)) & ~1;
+    const out: number[] = [];
+    for (let c = 1; c < 32; c++) if ((mask >>> c) & 1) out.push(c);
+    return out;
   }
 
   release(): void {

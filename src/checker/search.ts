@@ -59,10 +59,61 @@ export function checkRoots(space: Space, n: number): Stop | undefined {
   return undefined;
 }
 
-export function bfs(space: Space, ctl: Control, stats: SearchStats): Stop {
+/** A violation found by an all-violations search: enough to rebuild its counterexample. */
+export interface Found {
+  readonly kind: 'invariant' | 'step';
+  readonly code: number;
+  /** The bad state (invariant) or the state the failing edge leaves (step). */
+  readonly id: number;
+  /** The failing edge's index (step only). */
+  readonly k: number;
+  readonly message: string;
+}
+
+/** The first violation found of each property (breadth-first: the shortest), by code. */
+export type Findings = Map<number, Found>;
+
+function note(found: Findings, f: Found): void {
+  if (!found.has(f.code)) found.set(f.code, f);
+}
+
+/** All-violations mode: notes every invariant that fails in state `id`. */
+export function noteInvariants(space: Space, found: Findings, id: number, ref = id): void {
+  for (const c of space.checkAll(id)) {
+    if (!found.has(c)) note(found, { kind: 'invariant', code: c, id: ref, k: 0, message: space.explain(id, c) });
+  }
+}
+
+/**
+ * All-violations mode: notes the step failures of the last expand of `id` and returns the
+ * positions of the failing edges (they have no target state), or undefined if there are none.
+ */
+export function noteStepFailures(space: Space, found: Findings, id: number, ref = id): Set<number> | undefined {
+  const f = space.failures;
+  if (f.length === 0) return undefined;
+  const skip = new Set<number>();
+  for (let i = 0; i < f.length; i += 2) {
+    const pos = f[i]!;
+    const code = f[i + 1]!;
+    skip.add(pos);
+    if (!found.has(code)) note(found, { kind: 'step', code, id: ref, k: pos, message: space.explain(id, code, pos) });
+  }
+  return skip;
+}
+
+/**
+ * Breadth-first search. With `found` (all-violations mode, a space made with `collect`) it
+ * does not stop at a violation: it notes the first of each property and searches on, not
+ * following failing edges.
+ */
+export function bfs(space: Space, ctl: Control, stats: SearchStats, found?: Findings): Stop {
   const n0 = space.addInitial();
-  const bad = checkRoots(space, n0);
-  if (bad) return bad;
+  if (found) {
+    for (let id = 0; id < n0; id++) noteInvariants(space, found, id);
+  } else {
+    const bad = checkRoots(space, n0);
+    if (bad) return bad;
+  }
   let level = 0;
   let levelEnd = space.count;
   for (let id = 0; id < space.count; id++) {
@@ -75,10 +126,16 @@ export function bfs(space: Space, ctl: Control, stats: SearchStats): Stop {
     const n = space.top;
     stats.edges += n;
     if (fail) return { kind: 'step', code: fail, id, k: n - 1, pos: n - 1 };
+    const skip = found ? noteStepFailures(space, found, id) : undefined;
     for (let pos = 0; pos < n; pos++) {
+      if (skip?.has(pos)) continue;
       const nid = space.intern(pos, id, pos);
       if (nid >= 0) {
         stats.maxDepth = level + 1;
+        if (found) {
+          noteInvariants(space, found, nid);
+          continue;
+        }
         const c = space.check(nid);
         if (c) return { kind: 'invariant', code: c, id: nid };
       }

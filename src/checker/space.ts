@@ -12,6 +12,12 @@ export interface Space {
   /** Interns the initial states (ids 0 .. n-1); returns n. */
   addInitial(): number;
   /**
+   * Stages the initial states (from position 0) instead of interning them, for a search that
+   * routes them itself (the parallel one); returns how many. Intern them with parent -1 and
+   * k = their position: edgeIndexOf then tells which initial state a root is.
+   */
+  stageInitial(): number;
+  /**
    * Stages the edges of state `id` on top of the staging stack (edge k of `id` is at
    * position top_before + k). Returns 0, or a step-property code for the last staged edge.
    */
@@ -25,6 +31,14 @@ export interface Space {
   intern(pos: number, parent: number, k: number): number;
   /** State invariants of stored state `id`: 0, or the code of the first that fails. */
   check(id: number): number;
+  /** All-violations mode: the codes of every invariant that fails in `id` (usually none). */
+  checkAll(id: number): number[];
+  /**
+   * All-violations mode (a space made with `collect`): the step assertions that failed in the
+   * last expand, as pairs (edge position, property code). Those edges have no target state;
+   * expand then returns 0 and stages every other edge.
+   */
+  readonly failures: readonly number[];
   /** The state is expanded and no longer needed by the search (object states may be freed). */
   release(id: number): void;
   /** Liveness: process of staged edge `pos`; whether the state's request is outstanding. */

@@ -51,6 +51,13 @@ export interface ObjectModel<S, L = EdgeLabel> {
   /** Liveness only: processes in fairness order, and which process takes an edge. */
   readonly processes?: readonly string[];
   processOf?(label: L): number;
+  /**
+   * Parallel search only: a state as structured-cloneable data, to send it to the worker that
+   * owns it, and the state rebuilt from that data (`key` is its encoding). Without them the
+   * state itself is structured-cloned (fine for plain-data states).
+   */
+  pack?(s: S): unknown;
+  unpack?(data: unknown, key: string): S;
   /** Liveness only: the response property [] (pending -> <> !pending). */
   readonly liveness?: { readonly name: string; pending(s: S): boolean };
 }
@@ -64,6 +71,11 @@ export interface EdgeSink {
   words: Uint32Array;
   codes: Int32Array;
   top: number;
+  /**
+   * All-violations mode only (else absent): the model records each failing step assertion here
+   * as a pair (edge position, property code) and goes on staging the state's other edges.
+   */
+  failures?: number[];
 }
 
 /**
@@ -85,10 +97,17 @@ export interface PackedModel {
    * Stages one edge per enabled (action, parameters) pair of the state at `state[off..]`,
    * appending at `sink.top`. Returns 0, or the code of a step assertion that failed: then
    * the failing edge is the last staged one (its words are unspecified) and no more follow.
+   * If `sink.failures` is present, a failing edge is recorded there instead (its words are
+   * unspecified), the other edges follow as usual, and the return value is 0.
    */
   expand(state: Uint32Array, off: number, sink: EdgeSink): number;
   /** Checks the state invariants: 0, or the code of the first that fails. */
   check(state: Uint32Array, off: number): number;
+  /**
+   * All-violations mode: every invariant that fails, as a bit mask (bit c for property code c).
+   * Without it the mode sees only the first failing invariant of each state.
+   */
+  checkAll?(state: Uint32Array, off: number): number;
   /** Why property `code` fails in this state (or on the failing edge), for reports. */
   explain(state: Uint32Array, off: number, code: number): string;
   describeEdge(code: number): EdgeLabel;
@@ -124,6 +143,11 @@ export interface CheckOptions {
   readonly progressIntervalMs?: number;
   /** log2 of the initial hash-table size (packed models); the table grows as needed. */
   readonly hashBits?: number;
+  /**
+   * Breadth-first only: go on after a violation and report each violated property once, with
+   * its shortest counterexample (the first found in breadth-first order).
+   */
+  readonly allViolations?: boolean;
 }
 
 /** One step of a counterexample, numbered from 1. */
@@ -165,6 +189,14 @@ export interface CheckResult {
   readonly seconds: number;
   /** Bytes held by the search structures at the end (accounted, not RSS). */
   readonly memoryBytes: number;
+  /** The first (shortest) counterexample found. */
   readonly counterexample?: Counterexample;
+  /**
+   * allViolations only: one counterexample per violated property, in the order found (so by
+   * length), each the shortest for its property; empty when none is violated.
+   */
+  readonly violations?: readonly Counterexample[];
+  /** Parallel search only: the number of worker threads. */
+  readonly workers?: number;
   readonly stopReason?: string;
 }

@@ -144,6 +144,17 @@ export class WordSet {
   }
 }
 
+/**
+ * Which of `parts` partitions a key with hash `h` belongs to (the parallel search's owner).
+ * The hash is mixed again, so the part does not depend on the bits a table's slot index uses.
+ */
+export function partOf(h: number, parts: number): number {
+  let x = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+  x = Math.imul(x ^ (x >>> 15), 0x846ca68b);
+  // Multiply-shift of the top 16 bits: small integers only (no modulo of a uint32 double).
+  return (((x ^ (x >>> 16)) >>> 16) * parts) >>> 16;
+}
+
 /** Murmur3-style mix of two words. */
 function hash2(a: number, b: number): number {
   let h = Math.imul(a, 0xcc9e2d51);

@@ -2,14 +2,15 @@
 // gmemkit model is check-full.ts). Parses and validates the flags, runs the engine with
 // progress on stderr, and prints a summary (or JSON) with the counterexample as numbered steps.
 // It must never call process.exit or change global state: it returns the exit code.
-import { check, checkLiveness } from '../checker/engine.js';
+import { checkLiveness } from '../checker/engine.js';
 import { mib } from '../checker/memory.js';
 import { ReferenceModel } from '../checker/reference/model.js';
 import {
   BUG_NAMES, HOLDER_KINDS, RANGES, referenceParams, validateReferenceParams, type HolderKind, type ReferenceParams,
 } from '../checker/reference/params.js';
-import { formatCounterexample } from '../checker/trace.js';
+import { referenceSpec } from '../checker/reference/spec.js';
 import { checkFullCommand } from './check-full.js';
+import { runSearch, SEARCH_OPTIONS, searchFlags, violationLines, type SearchFlags } from './check-search.js';
 import type { CheckResult, Progress } from '../checker/types.js';
 import { EXIT, helpText, MAX_MEMORY_MB, parseCommand, progressSink, type CommandSpec } from './args.js';
 import { UsageError } from './usage.js';
@@ -35,6 +36,7 @@ export const REFERENCE_SPEC: CommandSpec = {
     { name: 'liveness', kind: { type: 'bool' }, help: "check 'every request completes' under weak fairness (SPIN -DLIVE -a -f)" },
     { name: 'symmetry', kind: { type: 'bool' }, help: 'symmetry reduction over interchangeable holders (fewer states than SPIN)' },
     { name: 'max-memory', arg: 'MB', kind: { type: 'positive', max: MAX_MEMORY_MB }, help: 'stop with the statistics so far once the search needs more than MB (exit 3)' },
+    ...SEARCH_OPTIONS,
     { name: 'json', kind: { type: 'bool' }, help: 'print the result as JSON on stdout (no progress on stderr)' },
   ],
   notes: 'Progress goes to stderr, only when it is a terminal.',
@@ -49,6 +51,7 @@ interface Flags {
   liveness: boolean;
   maxMemoryMB: number | undefined;
   json: boolean;
+  search: SearchFlags;
 }
 
 /** Parsed flags, or a usage error message naming the flag and its allowed values. */
@@ -79,10 +82,17 @@ export function parseReferenceFlags(argv: readonly string[]): Flags | string | '
   const symmetry = f.bool('symmetry');
   if (dfs && liveness) return '--dfs and --liveness cannot be combined (liveness has its own search)';
   if (symmetry && liveness) return '--symmetry and --liveness cannot be combined (fairness is per holder)';
+  let search: SearchFlags;
+  try {
+    search = searchFlags(f, dfs, liveness);
+  } catch (e) {
+    if (e instanceof UsageError) return e.message;
+    throw e;
+  }
   const params = referenceParams({ ...ints, ...(kinds ? { kinds } : {}), coop: f.bool('coop'), semantic: f.bool('semantic'), symmetry });
   const err = validateReferenceParams(params);
   if (err) return err;
-  return { model: f.string('model')!, params, dfs, liveness, maxMemoryMB: f.number('max-memory'), json: f.bool('json') };
+  return { model: f.string('model')!, params, dfs, liveness, maxMemoryMB: f.number('max-memory'), json: f.bool('json'), search };
 }
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
@@ -99,7 +109,7 @@ function summary(r: CheckResult, f: Flags): string[] {
     : 'liveness (whole graph, fair SCCs)';
   const out = [
     `model:     ${r.model}`,
-    `search:    ${search}${f.params.symmetry ? ', symmetry reduction over holders' : ''}`,
+    `search:    ${search}${f.params.symmetry ? ', symmetry reduction over holders' : ''}${r.workers ? `, ${r.workers} worker threads` : ''}${f.search.allViolations ? ', every violated property' : ''}`,
     `states:    ${fmt(r.states)}`,
     `edges:     ${fmt(r.edges)}${spinComparable ? ` (SPIN NOREDUCE reports transitions = edges + 1 = ${fmt(r.edges + 1)})` : ''}`,
     `max depth: ${fmt(r.maxDepth)}`,
@@ -113,9 +123,9 @@ function summary(r: CheckResult, f: Flags): string[] {
     out.push(`result:    ok, no violation (${props})`);
   } else if (r.status === 'incomplete') {
     out.push(`result:    INCOMPLETE: ${r.stopReason ?? ''}`);
+    if (r.violations?.length) out.push(...violationLines(r));
   } else if (r.counterexample) {
-    out.push(`result:    VIOLATION of ${r.counterexample.property}`);
-    out.push(...formatCounterexample(r.counterexample));
+    out.push(...violationLines(r));
   }
   return out;
 }
@@ -147,7 +157,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     ...(sink ? { onProgress: (p: Progress): void => sink(progressLine(p)) } : {}),
     ...(f.maxMemoryMB !== undefined ? { maxMemoryMB: f.maxMemoryMB } : {}),
   };
-  const r = f.liveness ? checkLiveness(model, opts) : check(model, opts);
+  const r = f.liveness ? checkLiveness(model, opts) : await runSearch(model, () => referenceSpec(f.params), f.search, opts);
   if (f.json) {
     process.stdout.write(`${JSON.stringify({ ...r, params: f.params }, null, 2)}\n`);
   } else {

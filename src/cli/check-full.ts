@@ -3,15 +3,16 @@
 // with a seeded mutant. Prints progress on stderr, a summary or JSON on stdout, the
 // counterexample as numbered steps, and writes it as a scenario that `gmemkit run` replays.
 import { writeFileSync } from 'node:fs';
-import { check, checkLiveness } from '../checker/engine.js';
+import { checkLiveness } from '../checker/engine.js';
 import { FullModel } from '../checker/full/model.js';
 import { findMutant, MUTANTS } from '../checker/full/mutants.js';
 import { counterexampleScenario } from '../checker/full/scenario-writer.js';
+import { fullConfigOf, fullSpec, type FullSpec } from '../checker/full/spec.js';
 import { HUGEPAGE_PAGES, type FullConfig, type HolderKind } from '../checker/full/world.js';
-import { formatCounterexample } from '../checker/trace.js';
-import type { Progress } from '../checker/types.js';
+import type { Counterexample, Progress } from '../checker/types.js';
 import { DEFAULT_PROFILE, findProfile, offersNoDirectMap, PROFILES, type Profile } from '../model/profile.js';
-import { findPolicy, POLICIES } from '../userspace/policies.js';
+import { POLICIES } from '../userspace/policies.js';
+import { reported, runSearch, SEARCH_OPTIONS, searchFlags, violationLines, type SearchFlags } from './check-search.js';
 import { EXIT, helpText, MAX_MEMORY_MB, parseCommand, progressSink, type CommandSpec } from './args.js';
 import { UsageError } from './usage.js';
 import { unwritable } from './out-file.js';
@@ -47,8 +48,9 @@ export const FULL_SPEC: CommandSpec = {
     { name: 'dfs', kind: { type: 'bool' }, help: 'iterative depth-first search (default breadth-first: shortest counterexample);\neach open state holds a world (breadth-first: the whole frontier)' },
     { name: 'liveness', kind: { type: 'bool' }, help: "check 'every guest request completes' under weak fairness per process" },
     { name: 'max-memory', arg: 'MB', kind: { type: 'positive', max: MAX_MEMORY_MB }, help: 'stop with the statistics so far once the search needs more than MB (exit 3)' },
+    ...SEARCH_OPTIONS,
     { name: 'json', kind: { type: 'bool' }, help: 'print the result as JSON (no progress on stderr)' },
-    { name: 'out', arg: 'FILE', kind: { type: 'string' }, default: FULL_DEFAULTS.out, help: 'where to write the counterexample scenario; checked writable before the search' },
+    { name: 'out', arg: 'FILE', kind: { type: 'string' }, default: FULL_DEFAULTS.out, help: 'where to write the counterexample scenario, checked writable before the search (--all-violations: FILE.<property>.yaml per property)' },
     { name: 'trace', arg: 'FILE', kind: { type: 'string' }, help: 'write the counterexample, replayed, as a Chrome trace-event JSON (Perfetto UI, gmemkit view)' },
   ],
   notes: `Properties, on every edge: invariants I1-I13 around every kernel call, plus: a failed conversion changes no
@@ -62,7 +64,7 @@ after all, the summary is printed, then the error, and the exit status stays 1.`
 
 export const FULL_USAGE = helpText(FULL_SPEC);
 
-export interface FullFlags { config: FullConfig; mutant?: string; dfs: boolean; liveness: boolean; maxMemoryMB?: number; json: boolean; out: string; trace?: string }
+export interface FullFlags { config: FullConfig; spec: FullSpec; mutant?: string; dfs: boolean; liveness: boolean; maxMemoryMB?: number; json: boolean; out: string; trace?: string; search: SearchFlags }
 
 /** The parsed options, 'help', or a UsageError naming the option and its allowed values. */
 export function parseFullConfig(argv: readonly string[]): FullFlags | 'help' {
@@ -73,30 +75,25 @@ export function parseFullConfig(argv: readonly string[]): FullFlags | 'help' {
   const holders = (v.has('holders') ? v.string('holders')! : mutant?.holders?.join(',') ?? v.string('holders')!).split(',').filter((x) => x !== '');
   for (const h of holders) if (!(KINDS as readonly string[]).includes(h)) throw new UsageError(`--holders: unknown kind '${h}'; allowed: ${KINDS.join(', ')}`);
   if (holders.length > 3) throw new UsageError(`--holders: at most 3 holders (got ${holders.length})`);
+  const vmType = v.string('vm-type') as FullSpec['vmType'];
   const profile = mutant?.profile ?? findProfile(v.string('profile')!)!;
-  const vmType = v.string('vm-type') as NonNullable<FullConfig['vmType']>;
   if (profile.noDirectMap && !offersNoDirectMap(profile, vmType)) {
     throw new UsageError(`--vm-type ${vmType}: profile ${profile.name} offers NO_DIRECT_MAP only for ${profile.noDirectMap.vmTypes.join(', ')} VMs (kernel-semantics.md §1.11, §7 item 7)`);
   }
-  const basePolicy = findPolicy(v.string('policy')!)!;
   const hugepagePages = hugePagesOption(profile, mutant?.name, v.number('pages')!, v.number('hugepage-pages'));
-  const config: FullConfig = {
-    vmType,
-    pages: v.number('pages')!,
-    holders: holders as HolderKind[],
-    requests: v.number('requests')!,
-    profile,
-    policy: { ...basePolicy, maxRetries: v.number('max-retries')! },
-    fence: mutant?.fence ?? true,
-    waitForIo: mutant?.waitForIo ?? true,
-    ...(mutant?.plant ? { plant: mutant.plant } : {}),
+  const spec: FullSpec = {
+    vmType, pages: v.number('pages')!, holders: holders as HolderKind[],
+    requests: v.number('requests')!, profile: v.string('profile')!, policy: v.string('policy')!,
+    maxRetries: v.number('max-retries')!, ...(mutant ? { mutant: mutant.name } : {}),
     ...(hugepagePages ? { hugepagePages } : {}),
   };
+  const config = fullConfigOf(spec);
   const dfs = v.bool('dfs');
   const liveness = v.bool('liveness');
   if (dfs && liveness) throw new UsageError('--dfs and --liveness exclude each other');
+  const search = searchFlags(v, dfs, liveness);
   const maxMemoryMB = v.number('max-memory');
-  return { config, ...(mutant ? { mutant: mutant.name } : {}), dfs, liveness, ...(maxMemoryMB !== undefined ? { maxMemoryMB } : {}), json: v.bool('json'), out: v.string('out')!, ...(v.string('trace') !== undefined ? { trace: v.string('trace')! } : {}) };
+  return { config, spec, search, ...(mutant ? { mutant: mutant.name } : {}), dfs, liveness, ...(maxMemoryMB !== undefined ? { maxMemoryMB } : {}), json: v.bool('json'), out: v.string('out')!, ...(v.string('trace') !== undefined ? { trace: v.string('trace')! } : {}) };
 }
 
 /**
@@ -142,36 +139,48 @@ export async function checkFullCommand(argv: string[]): Promise<number> {
   const onProgress = (p: Progress): void => {
     sink?.(`  ${p.states.toLocaleString('en')} states, ${Math.round(p.statesPerSecond).toLocaleString('en')} states/s, depth ${p.depth}, queue ${p.queue.toLocaleString('en')}, ${(p.memoryBytes / 2 ** 20).toFixed(0)} MB`);
   };
-  const r = (f.liveness ? checkLiveness : check)(model, { search: f.dfs ? 'dfs' : 'bfs', ...(sink ? { onProgress } : {}), ...(f.maxMemoryMB ? { maxMemoryMB: f.maxMemoryMB } : {}) });
-  let written: string | undefined;
+  const opts = { search: f.dfs ? 'dfs' as const : 'bfs' as const, ...(sink ? { onProgress } : {}), ...(f.maxMemoryMB ? { maxMemoryMB: f.maxMemoryMB } : {}) };
+  const r = f.liveness ? checkLiveness(model, opts) : await runSearch(model, () => fullSpec(f.spec), f.search, opts);
+  const files: { property: string; file: string }[] = [];
   let writeError: string | undefined;
-  if (r.counterexample) {
-    const ce = r.counterexample;
+  const ces = reported(r);
+  ces.forEach((ce: Counterexample, i) => {
+    const file = r.violations ? propertyFile(f.out, ce.property) : f.out;
     const text = counterexampleScenario(f.config, ce.steps.map((s) => ({ process: s.process, action: s.action, params: s.params })), ce.property, ce.message);
     try {
-      writeFileSync(f.out, text);
-      written = f.out;
+      writeFileSync(file, text);
+      files.push({ property: ce.property, file });
     } catch (e) {
-      writeError = `--out ${f.out}: cannot write the counterexample scenario (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the trace is above`;
+      writeError ??= `--out ${file}: cannot write the counterexample scenario (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the trace is above`;
     }
-    if (f.trace !== undefined) writeError ??= traceCounterexample(text, f.out, f.trace);
-  }
+    if (i === 0 && f.trace !== undefined) writeError ??= traceCounterexample(text, file, f.trace);
+  });
+  const written = r.violations ? undefined : files[0]?.file;
   if (f.json) {
-    process.stdout.write(`${JSON.stringify({ ...r, mutant: f.mutant ?? null, counterexampleScenario: written ?? null, ...(writeError ? { counterexampleError: writeError } : {}) }, null, 2)}\n`);
+    const scenarios = r.violations ? { counterexampleScenarios: files } : { counterexampleScenario: written ?? null };
+    process.stdout.write(`${JSON.stringify({ ...r, mutant: f.mutant ?? null, ...scenarios, ...(writeError ? { counterexampleError: writeError } : {}) }, null, 2)}\n`);
   } else {
     const out = [
       `model:     ${model.name}${f.mutant ? `, mutant ${f.mutant}` : ''}`,
-      `search:    ${r.search}, ${r.states.toLocaleString('en')} states, ${r.edges.toLocaleString('en')} edges, depth ${r.maxDepth}, ${r.seconds.toFixed(1)} s`,
+      `search:    ${r.search}${r.workers ? ` on ${r.workers} worker threads` : ''}${r.violations ? ', every violated property' : ''}, ${r.states.toLocaleString('en')} states, ${r.edges.toLocaleString('en')} edges, depth ${r.maxDepth}, ${r.seconds.toFixed(1)} s`,
     ];
     if (r.status === 'ok') out.push('result:    no violation (every property holds in every reachable state)');
     else if (r.status === 'incomplete') out.push(`result:    INCOMPLETE: ${r.stopReason}`);
-    else {
-      out.push(`result:    VIOLATION`, ...formatCounterexample(r.counterexample!));
-      if (written) out.push(f.config.plant ? `scenario:  ${written} (a planted bug: the model has no profile for it, so it does not replay)` : `scenario:  ${written} (replay: gmemkit run ${written})`);
-    }
+    if (ces.length) out.push(...violationLines(r));
+    const replay = (file: string) => (f.config.plant ? `${file} (a planted bug: the model has no profile for it, so it does not replay)` : `${file} (replay: gmemkit run ${file})`);
+    if (written) out.push(`scenario:  ${replay(written)}`);
+    else if (files.length) out.push('scenarios:', ...files.map((x) => `  ${x.property}: ${replay(x.file)}`));
     process.stdout.write(`${out.join('\n')}\n`);
   }
   if (writeError) process.stderr.write(`gmemkit check: ${writeError}\n`);
   return r.status === 'ok' ? EXIT.OK : r.status === 'violation' ? EXIT.FAILED : EXIT.INCOMPLETE;
 }
 
+/** --all-violations: the scenario file of one property, `FILE` with the property's slug before its extension. */
+export function propertyFile(out: string, property: string): string {
+  const full = property.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+  // Long names are cut at a word boundary.
+  const slug = full.length <= 48 ? full : full.slice(0, 49).replace(/-[^-]*$/, '');
+  const dot = out.lastIndexOf('.');
+  return dot > out.lastIndexOf('/') ? `${out.slice(0, dot)}.${slug}${out.slice(dot)}` : `${out}.${slug}`;
+}

@@ -260,14 +260,35 @@ function shapeOf(o: object, list: Shape[]): Shape {
     }
   }).join('\n');
   const writeFields = new Function('e', 'o', 'rules', body) as Shape['writeFields'];
-  const sh: Shape = { n: shapeCount++, keys, how, rules, writeFields };
+  const ctor = (Object.getPrototypeOf(o) as { constructor?: Function } | null)?.constructor ?? Object;
+  const sh: Shape = { n: numberShape(ctor, keys), keys, how, rules, writeFields };
   list.push(sh);
   return sh;
 }
 let shapeCount = 0;
+let numberShape: (ctor: Function, keys: readonly string[]) => number = () => shapeCount++;
+
+/**
+ * Makes new shapes take their numbers from `f` instead of this thread's counter: the parallel
+ * search's workers number them alike (full/spec.ts), so one state has one encoding in every
+ * thread. Call it before the first encoding.
+ */
+export function setShapeNumbering(f: (ctor: Function, keys: readonly string[]) => number): void {
+  numberShape = f;
+}
 
 /** Strings by number, assigned once per process: the model's strings are a small vocabulary. */
 const STRINGS = new Map<string, number>();
+let numberString: (v: string) => number = () => STRINGS.size;
+
+/**
+ * Makes new strings take their numbers from `f` instead of this thread's count, for the same
+ * reason as setShapeNumbering: a string's number is part of the encoding. Call it before the
+ * first encoding.
+ */
+export function setStringNumbering(f: (v: string) => number): void {
+  numberString = f;
+}
 
 type Kind = 'object' | 'bytes' | 'extents' | 'intervals' | 'tree' | 'map' | 'set' | 'array';
 
@@ -374,7 +395,7 @@ class Encoder {
 
   private str(v: string): void {
     let n = STRINGS.get(v);
-    if (n === undefined) STRINGS.set(v, (n = STRINGS.size));
+    if (n === undefined) STRINGS.set(v, (n = numberString(v)));
     this.uint(n);
   }
 

@@ -22,6 +22,13 @@ export function pathOf(t: Trail | undefined): Action[] {
   return out.reverse();
 }
 
+/** The trail of an action path (pathOf's inverse). */
+export function trailOf(path: readonly Action[]): Trail | undefined {
+  let t: Trail | undefined;
+  for (const action of path) t = { prev: t, action };
+  return t;
+}
+
 export interface FullState {
   /** The action path from the initial world (undefined for it). */
   readonly trail: Trail | undefined;

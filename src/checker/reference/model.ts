@@ -239,15 +239,15 @@ export class ReferenceModel implements PackedModel {
       const sp = this.spread[conv];
       const allocConv = this.spread[conv & alloc];
       if (((ct ^ gv) & allocConv) !== 0) {
-        sink.top = t;
-        return P.S5_TO_SHARED;
+        if (this.stepFails(sink, t, P.S5_TO_SHARED)) return P.S5_TO_SHARED;
+      } else {
+        // SEC (0b10) -> PUB (0b01) within the converted pages; ZERO and PUB stay.
+        const secHi = ct & sp & 0xaaaaaaa;
+        this.put(out, o, F.PRIV, priv & ~conv);
+        this.put(out, o, F.CONTENT, (ct & ~secHi) | (secHi >>> 1));
+        this.put(out, o, F.GV, gv & ~sp);
+        this.reset(out, o);
       }
-      // SEC (0b10) -> PUB (0b01) within the converted pages; ZERO and PUB stay.
-      const secHi = ct & sp & 0xaaaaaaa;
-      this.put(out, o, F.PRIV, priv & ~conv);
-      this.put(out, o, F.CONTENT, (ct & ~secHi) | (secHi >>> 1));
-      this.put(out, o, F.GV, gv & ~sp);
-      this.reset(out, o);
     } else if (ph === PENDING) {
       o = this.edge(st, off, sink, t++, A.LOCK);
       if (this.bug !== 2) {
@@ -259,7 +259,7 @@ export class ReferenceModel implements PackedModel {
         // BUG 2 TOCTOU: lock and check pins before unmapping; fail or go on to LOCKED
         const tm = pinmask & rmask;
         if (tm !== 0) {
-          if (this.fail(st, off, out, o, tm)) { sink.top = t; return P.S3; }
+          if (this.fail(st, off, out, o, tm)) { if (this.stepFails(sink, t, P.S3)) return P.S3; }
         } else {
           this.put(out, o, F.PH, LOCKED);
         }
@@ -271,7 +271,7 @@ export class ReferenceModel implements PackedModel {
         // check + commit: any pin in R fails the whole range, else commit
         const tm = pinmask & rmask;
         if (tm !== 0) {
-          if (this.fail(st, off, out, o, tm)) { sink.top = t; return P.S3; }
+          if (this.fail(st, off, out, o, tm)) { if (this.stepFails(sink, t, P.S3)) return P.S3; }
         } else {
           this.commit(out, o, priv, ct, gv, rmask);
         }
@@ -285,7 +285,7 @@ export class ReferenceModel implements PackedModel {
         const cur = this.get(st, off, F.CUR);
         if ((pinmask >>> cur) & 1) {
           this.put(out, o, F.CUR, 0);
-          if (this.fail(st, off, out, o, 1 << cur)) { sink.top = t; return P.S3; }
+          if (this.fail(st, off, out, o, 1 << cur)) { if (this.stepFails(sink, t, P.S3)) return P.S3; }
         } else {
           if (!((priv >>> cur) & 1)) {
             this.put(out, o, F.PRIV, priv | (1 << cur));
@@ -354,6 +354,20 @@ export class ReferenceModel implements PackedModel {
     return 0;
   }
 
+  /**
+   * A step assertion failed on the edge just staged (the last before `t`): true to stop there
+   * (sink.top = t, the caller returns the code); in all-violations mode it is recorded in
+   * sink.failures and the other edges follow.
+   */
+  private stepFails(sink: EdgeSink, t: number, code: number): boolean {
+    if (!sink.failures) {
+      sink.top = t;
+      return true;
+    }
+    sink.failures.push(t - 1, code);
+    return false;
+  }
+
   /** COMMIT: for p∈R with ¬priv[p]: priv[p] := 1; gv[p] := content[p]; then reset. */
   private commit(out: Uint32Array, o: number, priv: number, ct: number, gv: number, rmask: number): void {
     const flip = rmask & ~priv;
@@ -376,24 +390,35 @@ export class ReferenceModel implements PackedModel {
 
   /** The state invariants in the monitor's order: S1, S2, S4, S5, WF (SEMANTIC: S4, S5, WF). */
   check(st: Uint32Array, off: number): number {
+    const m = this.failing(st, off, false);
+    return m === 0 ? 0 : 31 - Math.clz32(m);
+  }
+
+  checkAll(st: Uint32Array, off: number): number {
+    return this.failing(st, off, true);
+  }
+
+  /** Bit c set for each failing invariant c; unless `all`, only the first in the monitor's order. */
+  private failing(st: Uint32Array, off: number, all: boolean): number {
     const priv = this.get(st, off, F.PRIV);
     const alloc = this.get(st, off, F.ALLOC);
     const mapped = this.get(st, off, F.MAPPED);
     const ct = this.get(st, off, F.CONTENT);
     const gv = this.get(st, off, F.GV);
     const pinmask = this.pinmask(st, off);
+    let m = 0;
     if (!this.semantic) {
-      if (mapped & priv) return P.S1;
-      if (pinmask & priv) return P.S2;
+      if (mapped & priv) { m |= 1 << P.S1; if (!all) return m; }
+      if (pinmask & priv) { m |= 1 << P.S2; if (!all) return m; }
     }
     // S4: a page reachable by the host (mapped or pinned) never holds SEC (0b10).
-    if (ct & this.spread[mapped | pinmask] & 0xaaaaaaa) return P.S4;
+    if (ct & this.spread[mapped | pinmask] & 0xaaaaaaa) { m |= 1 << P.S4; if (!all) return m; }
     // S5: an allocated PRIVATE page holds exactly gv.
-    if ((ct ^ gv) & this.spread[priv & alloc]) return P.S5;
+    if ((ct ^ gv) & this.spread[priv & alloc]) { m |= 1 << P.S5; if (!all) return m; }
     // WF: a hole is ZERO, unmapped, and gv = 0.
     const holes = ~alloc & this.all;
-    if ((mapped & holes) || ((ct | gv) & this.spread[holes])) return P.WF;
-    return 0;
+    if ((mapped & holes) || ((ct | gv) & this.spread[holes])) m |= 1 << P.WF;
+    return m;
   }
 
   private pinmask(st: Uint32Array, off: number): number {
