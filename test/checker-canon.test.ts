@@ -9,6 +9,7 @@ import { findMutant } from '../src/checker/full/mutants.js';
 import { World, type Action, type FullConfig } from '../src/checker/full/world.js';
 import { IPC_V8 } from '../src/model/profile.js';
 import { RETRY } from '../src/userspace/policies.js';
+import { mulberry32 } from '../src/workload/rng.js';
 
 const config = (over: Partial<FullConfig> = {}): FullConfig => ({
   pages: 2, holders: ['odirect', 'io_uring'], requests: 2, profile: IPC_V8, policy: { ...RETRY, maxRetries: 2 }, fence: true, waitForIo: true, ...over,
@@ -31,17 +32,6 @@ test('ids are renamed: faulting page 0 then 1 or 1 then 0 (different folio ids) 
   assert.equal(world(cfg, [hostRead(0), hostRead(1)]).encode(), world(cfg, [hostRead(1), hostRead(0)]).encode());
 });
 
-/** A small deterministic PRNG (mulberry32), so the walks are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Everything an action does, seen from outside: its outcome, its violations, the successor. */
 function behaviour(cfg: FullConfig, path: readonly Action[]): string[] {
   const here = world(cfg, path);
@@ -59,7 +49,7 @@ for (const [name, cfg] of [
   ['planted punch-keeps-guest-mappings', config({ plant: findMutant('punch-keeps-guest-mappings')!.plant! })],
 ] as const) {
   test(`completeness (${name}): random reachable worlds with equal encodings behave the same`, () => {
-    const rnd = prng(7);
+    const rnd = mulberry32(7);
     const firstPath = new Map<string, Action[]>();
     let compared = 0;
     for (let walk = 0; walk < 300 && compared < 40; walk++) {

@@ -10,21 +10,11 @@ import { findMutant } from '../src/checker/full/mutants.js';
 import { World, type Action, type FullConfig } from '../src/checker/full/world.js';
 import { IPC_V8 } from '../src/model/profile.js';
 import { RETRY } from '../src/userspace/policies.js';
+import { mulberry32 } from '../src/workload/rng.js';
 
 const config = (over: Partial<FullConfig> = {}): FullConfig => ({
   pages: 2, holders: ['odirect', 'io_uring'], requests: 2, profile: IPC_V8, policy: { ...RETRY, maxRetries: 2 }, fence: true, waitForIo: true, ...over,
 });
-
-/** A small deterministic PRNG (mulberry32), so the walks are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const replay = (cfg: FullConfig, path: readonly Action[]): World => {
   const w = new World(cfg);
@@ -40,7 +30,7 @@ for (const [name, cfg] of [
   ['planted private-write-lost', config({ plant: findMutant('private-write-lost')!.plant! })],
 ] as const) {
   test(`a clone behaves as a replay of the same path, and leaves its original untouched (${name})`, () => {
-    const rnd = prng(11);
+    const rnd = mulberry32(11);
     let steps = 0;
     for (let walk = 0; walk < 8; walk++) {
       let w = new World(cfg);

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cFileName, exportC, ExportError } from '../export/c.js';
-import { expandPaths, loadScenarioFile, ScenarioError, type Scenario } from '../scenario/load.js';
+import { loadAll } from './load-all.js';
 import type { CommandSpec, Parsed } from './args.js';
 import { UsageError } from './usage.js';
 
@@ -26,19 +26,8 @@ export function exportCommand(p: Parsed): number {
   const positionals = [...p.positionals];
   const [format, ...paths] = positionals;
   if (format !== 'c') throw new UsageError(format === undefined ? 'export: name the format (c) and at least one scenario file or directory' : `export: unknown format '${format}'; allowed: c`);
-  if (paths.length === 0) throw new UsageError('export c: name at least one scenario file or directory');
   if (values.out === '') throw new UsageError('export c: --out needs a directory');
-  const files = expandPaths(paths);
-  if (files.length === 0) throw new UsageError(`export c: no .yaml, .yml or .json files in ${paths.join(', ')}`);
-  const scenarios: Scenario[] = [];
-  const errors: ScenarioError[] = [];
-  for (const f of files) {
-    try { scenarios.push(loadScenarioFile(f)); } catch (e) {
-      if (!(e instanceof ScenarioError)) throw e;
-      errors.push(e);
-    }
-  }
-  if (errors.length) throw new ScenarioError(errors.flatMap((e) => e.errors));
+  const scenarios = loadAll('export c', paths);
   if (values.out === undefined && scenarios.length > 1) throw new UsageError(`export c: ${scenarios.length} scenarios: name --out DIR to write one .c file each`);
   const programs: { name: string; text: string }[] = [];
   const used = new Set<string>();

@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MUTANT_PROFILES, PROFILES, profileNames } from '../model/profile.js';
-import { expandPaths, formatLoadError, loadScenarioFile, ScenarioError, type Scenario } from '../scenario/load.js';
+import { formatLoadError, ScenarioError, type Scenario } from '../scenario/load.js';
+import { loadAll } from './load-all.js';
 import { formatTotals, HumanTrace, toJson } from '../scenario/report.js';
 import { runScenario, streamScenario, type RunTally, type ScenarioResult, type StepSink } from '../scenario/run.js';
 import { ChunkedWriter } from './chunked-writer.js';
@@ -245,23 +246,6 @@ function checkProfile(profile: string | undefined): string | undefined {
     throw new UsageError(`--profile: unknown profile '${profile}'; allowed: ${profileNames().join(', ')}`);
   }
   return profile;
-}
-
-/** Load and validate every scenario before anything runs. */
-function loadAll(cmd: string, paths: string[]): Scenario[] {
-  if (paths.length === 0) throw new UsageError(`${cmd}: name at least one scenario file or directory`);
-  const files = expandPaths(paths);
-  if (files.length === 0) throw new UsageError(`${cmd}: no .yaml, .yml or .json files in ${paths.join(', ')}`);
-  const scenarios: Scenario[] = [];
-  const errors: ScenarioError[] = [];
-  for (const f of files) {
-    try { scenarios.push(loadScenarioFile(f)); } catch (e) {
-      if (!(e instanceof ScenarioError)) throw e;
-      errors.push(e);
-    }
-  }
-  if (errors.length) throw new ScenarioError(errors.flatMap((e) => e.errors));
-  return scenarios;
 }
 
 async function diffCommand(p: Parsed): Promise<number> {

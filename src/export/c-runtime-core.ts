@@ -263,24 +263,33 @@ static __maybe_unused struct outcome kernel_result(long r)
 	return o;
 }
 
+/* An outcome of KIND whose reason is printf-formatted. */
+static struct outcome voutcome(enum outcome_kind kind, int err, const char *fmt, va_list ap)
+{
+	struct outcome o = { .kind = kind, .err = err, .vm_type = -1 };
+
+	vsnprintf(o.why, sizeof(o.why), fmt, ap);
+	return o;
+}
+
 static __maybe_unused struct outcome refuse(int err, const char *fmt, ...)
 {
-	struct outcome o = { .kind = OUT_ERRNO, .err = err, .vm_type = -1 };
+	struct outcome o;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(o.why, sizeof(o.why), fmt, ap);
+	o = voutcome(OUT_ERRNO, err, fmt, ap);
 	va_end(ap);
 	return o;
 }
 
 static __maybe_unused struct outcome unsupported(const char *fmt, ...)
 {
-	struct outcome o = { .kind = OUT_UNSUPPORTED, .vm_type = -1 };
+	struct outcome o;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(o.why, sizeof(o.why), fmt, ap);
+	o = voutcome(OUT_UNSUPPORTED, 0, fmt, ap);
 	va_end(ap);
 	return o;
 }
@@ -288,11 +297,11 @@ static __maybe_unused struct outcome unsupported(const char *fmt, ...)
 /* The kernel lacks something the scenario needs: the step skips, and so does the program. */
 static __maybe_unused struct outcome lacks(const char *fmt, ...)
 {
-	struct outcome o = { .kind = OUT_UNSUPPORTED, .vm_type = -1 };
+	struct outcome o;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(o.why, sizeof(o.why), fmt, ap);
+	o = voutcome(OUT_UNSUPPORTED, 0, fmt, ap);
 	va_end(ap);
 	if (!lacking[0])
 		snprintf(lacking, sizeof(lacking), "%s", o.why);

@@ -4,6 +4,23 @@
 // WRITE_FIXED/READ_FIXED against a memfd; a short-term pin is the GUP of one O_DIRECT I/O,
 // performed and released within the step. Also vmsplice pipes. Plain C text.
 
+export const USER_RANGE = String.raw`/* [offset, offset + length) of MAP as user memory inside the scenario's mappings, or the refusal in *o. */
+static __maybe_unused bool user_range(struct outcome *o, struct handle *map, __u64 offset, __u64 length, char **p)
+{
+	if (!need(o, map))
+		return false;
+	*p = map->addr + offset;
+	if ((long long)length <= 0) {
+		*o = refuse(EINVAL, "length must be positive");
+		return false;
+	}
+	if (!maps_cover(*p, *p + length)) {
+		*o = refuse(EFAULT, "range is not inside the scenario's mappings");
+		return false;
+	}
+	return true;
+}`;
+
 export const PINS = String.raw`#include <linux/io_uring.h>
 #include <sys/statfs.h>
 
@@ -186,13 +203,8 @@ static __maybe_unused struct outcome pin_user_pages(struct handle *map, __u64 of
 	struct outcome o;
 	char *p;
 
-	if (!need(&o, map))
+	if (!user_range(&o, map, offset, length, &p))
 		return o;
-	p = map->addr + offset;
-	if ((long long)length <= 0)
-		return refuse(EINVAL, "length must be positive");
-	if (!maps_cover(p, p + length))
-		return refuse(EFAULT, "range is not inside the scenario's mappings");
 	return longterm ? pin_long(p, length) : pin_short(p, length, write);
 }
 
@@ -310,13 +322,8 @@ static __maybe_unused struct outcome splice_pages(struct handle *map, __u64 offs
 	ssize_t r;
 	char *p;
 
-	if (!need(&o, map))
+	if (!user_range(&o, map, offset, length, &p))
 		return o;
-	p = map->addr + offset;
-	if ((long long)length <= 0)
-		return refuse(EINVAL, "length must be positive");
-	if (!maps_cover(p, p + length))
-		return refuse(EFAULT, "range is not inside the scenario's mappings");
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC))
 		return kernel_result(-1);
 	pages = ((uintptr_t)p % PAGE_SIZE + length + PAGE_SIZE - 1) / PAGE_SIZE;

@@ -18,7 +18,7 @@ import { CORE, INCLUDES, MAIN_SUPPORT, TAP, UAPI } from './c-runtime-core.js';
 import { GUEST } from './c-runtime-guest.js';
 import { FAULTS, HOST_ACCESS, USER_ADDR_CHECK } from './c-runtime-host.js';
 import { ABI, KVM_HELPERS, READ_LIMIT } from './c-runtime-kvm.js';
-import { HOLDERS, ODIRECT, PINS, PIPES } from './c-runtime-pins.js';
+import { HOLDERS, ODIRECT, PINS, PIPES, USER_RANGE } from './c-runtime-pins.js';
 import { C_OPS, ON_FAULT_REASON, type EmitContext } from './c-ops.js';
 import { cBytes, cComment, cIdent, cNum, cString, identifiersIn } from './c-values.js';
 import { KSELFTEST } from './c-kselftest.js';
@@ -36,10 +36,11 @@ const BLOCKS: readonly { name: string; text: string; uses?: readonly string[] }[
   { name: 'readlimit', text: READ_LIMIT },
   { name: 'host', text: HOST_ACCESS },
   { name: 'useraddr', text: USER_ADDR_CHECK },
-  { name: 'pins', text: PINS },
+  { name: 'userrange', text: USER_RANGE },
+  { name: 'pins', text: PINS, uses: ['userrange'] },
   { name: 'holders', text: HOLDERS, uses: ['pins'] },
   { name: 'odirect', text: ODIRECT, uses: ['pins'] },
-  { name: 'pipes', text: PIPES },
+  { name: 'pipes', text: PIPES, uses: ['userrange'] },
   { name: 'guest', text: GUEST },
   ...Object.entries(KVM_HELPERS).map(([op, text]) => ({ name: `op:${op}`, text })),
 ];
@@ -196,7 +197,11 @@ function machineConst(s: Scenario): string {
 }
 
 function closure(needs: Set<string>): string[] {
-  for (const b of BLOCKS) if (needs.has(b.name)) b.uses?.forEach((u) => needs.add(u));
+  // A block comes after the blocks it uses, so one pass from the last block takes in chains.
+  for (let i = BLOCKS.length - 1; i >= 0; i--) {
+    const b = BLOCKS[i]!;
+    if (needs.has(b.name)) b.uses?.forEach((u) => needs.add(u));
+  }
   return BLOCKS.filter((b) => needs.has(b.name)).map((b) => b.text);
 }
 

@@ -6,6 +6,7 @@
 // O(indices in the range): the page cache, host PTEs, guest SPTEs and the folio table of a
 // 1 TiB guest are a handful of runs. Values must be immutable (clone() shares them).
 import { newTree, type Tree as BTree } from './btree.js';
+import { withGaps } from './interval-map.js';
 
 export interface ExtentCodec<V> {
   /** The value `delta` indices after an index holding `v` (delta >= 0). */
@@ -99,15 +100,7 @@ export class ExtentMap<V> {
 
   /** Segments and the gaps between them covering exactly [lo, hi); gaps carry `undefined`. */
   cover(lo: number, hi: number): Extent<V | undefined>[] {
-    const out: Extent<V | undefined>[] = [];
-    let at = lo;
-    for (const seg of this.segments(lo, hi)) {
-      if (seg.lo > at) out.push({ lo: at, hi: seg.lo, value: undefined });
-      out.push(seg);
-      at = seg.hi;
-    }
-    if (at < hi) out.push({ lo: at, hi, value: undefined });
-    return out;
+    return withGaps(this.segments(lo, hi), lo, hi);
   }
 
   /**

@@ -10,6 +10,19 @@ interface Run<V> { readonly end: number; readonly value: V }
 
 export interface Segment<V> { lo: number; hi: number; value: V }
 
+/** Sorted, disjoint segments inside [lo, hi) and the gaps between them; gaps carry `undefined`. */
+export function withGaps<V>(segs: readonly Segment<V>[], lo: number, hi: number): Segment<V | undefined>[] {
+  const out: Segment<V | undefined>[] = [];
+  let at = lo;
+  for (const seg of segs) {
+    if (seg.lo > at) out.push({ lo: at, hi: seg.lo, value: undefined });
+    out.push(seg);
+    at = seg.hi;
+  }
+  if (at < hi) out.push({ lo: at, hi, value: undefined });
+  return out;
+}
+
 export class IntervalMap<V> {
   private tree: Tree<V>;
   /** Incremented on every change; lets invariant checks tell "unchanged" in O(1). */
@@ -75,15 +88,7 @@ export class IntervalMap<V> {
 
   /** Segments and the gaps between them covering exactly [lo, hi); gaps carry `undefined`. */
   cover(lo: number, hi: number): Segment<V | undefined>[] {
-    const out: Segment<V | undefined>[] = [];
-    let at = lo;
-    for (const seg of this.segments(lo, hi)) {
-      if (seg.lo > at) out.push({ lo: at, hi: seg.lo, value: undefined });
-      out.push(seg);
-      at = seg.hi;
-    }
-    if (at < hi) out.push({ lo: at, hi, value: undefined });
-    return out;
+    return withGaps(this.segments(lo, hi), lo, hi);
   }
 
   /** True when every index of [lo, hi) satisfies `pred` (gaps are passed `undefined`). */
